@@ -1,0 +1,28 @@
+// Lint rules, plus the folder boundaries of STYLE.md: rpc-schema imports no other top-level
+// folder; server, daemon and the frontends never reach into each other.
+import js from "@eslint/js"
+import tseslint from "typescript-eslint"
+
+const forbid = (...folders) => ({
+  "no-restricted-imports": [
+    "error",
+    { patterns: folders.map((f) => ({ group: [`**/${f}/**`, `**/${f}`], message: `this folder must not import ${f}/` })) },
+  ],
+})
+
+export default tseslint.config(
+  { ignores: ["node_modules/**", "test/bench/results/**"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      "@typescript-eslint/consistent-type-imports": "error",
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+    },
+  },
+  { files: ["rpc-schema/**"], rules: forbid("server", "daemon", "tui", "scripts", "crypto") },
+  { files: ["crypto/**"], rules: forbid("server", "daemon", "tui", "scripts") },
+  { files: ["server/**"], rules: forbid("daemon", "tui", "scripts") },
+  { files: ["daemon/**"], rules: forbid("server", "tui", "scripts") },
+  { files: ["tui/**", "scripts/**"], rules: forbid("server", "daemon/store", "daemon/mls", "daemon/pool", "crypto") },
+)

@@ -1,0 +1,181 @@
+/**
+ * Key directory: KeyPackage upload, last-resort key, reserve, spend, withdraw, status (DESIGN §2).
+ * KeyPackages travel as base64url of the bare `KeyPackage` encoding (RFC 9420 §10); an
+ * MLSMessage-wrapped one is accepted on upload too.
+ */
+import { Type, type Static } from "@sinclair/typebox"
+import { Base64Url, CipherSuiteId, KeyPackageRef, ReservationId, Strict, TimestampMs, Username } from "../../common.js"
+import { keyPackageRejections } from "../../errors.js"
+import { UserParams } from "./auth.js"
+import { route } from "./route.js"
+
+/** Most KeyPackages one user may hold on the server (available plus reserved, last resort apart). */
+export const keyPackageCap = 64
+/** Longest accepted lifetime: not_after at most this far in the future. */
+export const maxLifetimeMs = 90 * 24 * 3600 * 1000
+/** One encoded KeyPackage, at most 16 KiB. */
+export const EncodedKeyPackage = Base64Url({ minLength: 1, maxLength: 21846, description: "KeyPackage, base64url" })
+
+export const UploadBody = Strict({
+  keyPackages: Type.Array(EncodedKeyPackage, { minItems: 1, maxItems: keyPackageCap }),
+})
+export type UploadBody = Static<typeof UploadBody>
+
+export const UploadItemResult = Type.Union([
+  Type.Object({ index: Type.Integer(), status: Type.Literal("accepted"), ref: KeyPackageRef, notAfter: TimestampMs }),
+  /** The same KeyPackage is stored already; it is stored once. */
+  Type.Object({ index: Type.Integer(), status: Type.Literal("duplicate"), ref: KeyPackageRef, notAfter: TimestampMs }),
+  Type.Object({
+    index: Type.Integer(),
+    status: Type.Literal("rejected"),
+    reason: Type.Union(Object.keys(keyPackageRejections).map((r) => Type.Literal(r))),
+    message: Type.String(),
+  }),
+])
+export type UploadItemResult = Static<typeof UploadItemResult>
+export const UploadResult = Type.Object({ results: Type.Array(UploadItemResult) })
+export type UploadResult = Static<typeof UploadResult>
+
+export const upload = route({
+  method: "POST",
+  path: "/v1/users/:username/keypackages",
+  auth: true,
+  params: UserParams,
+  body: UploadBody,
+  status: 200,
+  response: UploadResult,
+  errors: ["forbidden"],
+})
+
+export const LastResortBody = Strict({ keyPackage: EncodedKeyPackage })
+export type LastResortBody = Static<typeof LastResortBody>
+
+/** Sets (or replaces) the caller's last-resort KeyPackage for its ciphersuite. */
+export const putLastResort = route({
+  method: "PUT",
+  path: "/v1/users/:username/keypackages/last-resort",
+  auth: true,
+  params: UserParams,
+  body: LastResortBody,
+  status: 200,
+  response: UploadItemResult,
+  errors: ["forbidden"],
+})
+
+export const KeyRefParams = Strict({ username: Username, ref: KeyPackageRef })
+export type KeyRefParams = Static<typeof KeyRefParams>
+export const WithdrawResult = Type.Object({ ref: KeyPackageRef, withdrawn: Type.Boolean() })
+
+/** The owner withdraws an available KeyPackage (rotation); a reserved one answers keypackage_reserved. */
+export const withdraw = route({
+  method: "DELETE",
+  path: "/v1/users/:username/keypackages/:ref",
+  auth: true,
+  params: KeyRefParams,
+  body: undefined,
+  status: 200,
+  response: WithdrawResult,
+  errors: ["forbidden", "keypackage_not_found", "keypackage_reserved", "already_spent"],
+})
+
+export const PoolHealth = Type.Union([
+  Type.Literal("good"),
+  Type.Literal("low"),
+  Type.Literal("critical"),
+  Type.Literal("exhausted"),
+])
+export type PoolHealth = Static<typeof PoolHealth>
+
+export const StatusResult = Type.Object({
+  /** Ordinary keys that can be reserved now. */
+  available: Type.Integer(),
+  /** Ordinary keys under an unexpired reservation. */
+  reserved: Type.Integer(),
+  /** Keys spent and not yet garbage-collected. */
+  spent: Type.Integer(),
+  /** Keys past not_after and not yet garbage-collected. */
+  expired: Type.Integer(),
+  /** Available keys whose not_after is less than 2 days away. */
+  expiringSoon: Type.Integer(),
+  lastUpload: Type.Union([TimestampMs, Type.Null()]),
+  /** good >= 8 available, low 3..7, critical 1..2, exhausted 0 (the last-resort key does not count). */
+  health: PoolHealth,
+  lastResort: Type.Union([Type.Object({ ref: KeyPackageRef, notAfter: TimestampMs }), Type.Null()]),
+  /** SHA-256 (base64url) over the sorted refs of available and reserved keys, for reconciliation. */
+  digest: Base64Url(),
+})
+export type StatusResult = Static<typeof StatusResult>
+
+export const status = route({
+  method: "GET",
+  path: "/v1/users/:username/keypackages/status",
+  auth: true,
+  params: UserParams,
+  body: undefined,
+  status: 200,
+  response: StatusResult,
+  errors: ["forbidden"],
+})
+
+export const RefsResult = Type.Object({
+  available: Type.Array(KeyPackageRef),
+  reserved: Type.Array(KeyPackageRef),
+})
+export type RefsResult = Static<typeof RefsResult>
+
+/** The owner's refs held by the server (available and reserved), to repair a digest mismatch. */
+export const refs = route({
+  method: "GET",
+  path: "/v1/users/:username/keypackages/refs",
+  auth: true,
+  params: UserParams,
+  body: undefined,
+  status: 200,
+  response: RefsResult,
+  errors: ["forbidden"],
+})
+
+export const ReserveBody = Strict({
+  target: Username,
+  cipherSuite: Type.Optional(CipherSuiteId),
+})
+export type ReserveBody = Static<typeof ReserveBody>
+export const ReserveResult = Type.Object({
+  ref: KeyPackageRef,
+  keyPackage: EncodedKeyPackage,
+  reservationId: ReservationId,
+  /** When the reservation lapses and the key returns to the pool. */
+  expiresAt: TimestampMs,
+  /** True when this is the target's last-resort key (not consumed by spending it). */
+  lastResort: Type.Boolean(),
+})
+export type ReserveResult = Static<typeof ReserveResult>
+
+/** Takes the oldest valid available KeyPackage of `target` for the caller, for the reservation TTL. */
+export const reserve = route({
+  method: "POST",
+  path: "/v1/keypackages/reserve",
+  auth: true,
+  params: undefined,
+  body: ReserveBody,
+  status: 201,
+  response: ReserveResult,
+  errors: ["no_keypackage_available", "rate_limited", "unknown_user"],
+})
+
+export const SpendBody = Strict({ ref: KeyPackageRef, reservationId: ReservationId })
+export type SpendBody = Static<typeof SpendBody>
+export const SpendResult = Type.Object({ ref: KeyPackageRef, spentAt: TimestampMs, lastResort: Type.Boolean() })
+export type SpendResult = Static<typeof SpendResult>
+
+/** Marks a reserved KeyPackage used; only the holder of that unexpired reservation may. */
+export const spend = route({
+  method: "POST",
+  path: "/v1/keypackages/spend",
+  auth: true,
+  params: undefined,
+  body: SpendBody,
+  status: 200,
+  response: SpendResult,
+  errors: ["keypackage_not_found", "already_spent", "reservation_invalid", "reservation_expired", "forbidden"],
+})

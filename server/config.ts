@@ -1,0 +1,38 @@
+/** Server settings with their defaults; main.ts fills them from flags, tests from their own values. */
+import type { Level } from "pino"
+import { systemClock, type Clock } from "./clock.js"
+
+export interface ServerConfig {
+  /** SQLite database file. */
+  dbPath: string
+  /** How long a reservation holds a KeyPackage before it returns to the pool. */
+  reservationTtlMs: number
+  /** Lifetime of a bearer token. */
+  sessionTtlMs: number
+  /** Lifetime of a login challenge. */
+  challengeTtlMs: number
+  /** Reservations per (requester, target) pair: a token bucket (RFC 9420 §16.8). */
+  reserveBurst: number
+  reservePerMinute: number
+  /** Below this many available keys the owner's pool is "low" and the owner is told. */
+  lowWatermark: number
+  /** Spent keys and old reservations are kept this long before garbage collection. */
+  retentionMs: number
+  /** How often expired keys, reservations, sessions and challenges are collected; 0 turns the timer off. */
+  gcIntervalMs: number
+  logLevel: Level | "silent"
+  clock: Clock
+}
+
+export const defaultConfig: Omit<ServerConfig, "dbPath"> = {
+  reservationTtlMs: 60_000,
+  sessionTtlMs: 24 * 3600_000,
+  challengeTtlMs: 60_000,
+  reserveBurst: 16,
+  reservePerMinute: 12,
+  lowWatermark: 8,
+  retentionMs: 24 * 3600_000,
+  gcIntervalMs: 60_000,
+  logLevel: "info",
+  clock: systemClock,
+}

@@ -1,0 +1,94 @@
+/** mls-server: flags, then buildApp, listen, and a graceful stop on SIGINT/SIGTERM. */
+import { parseArgs } from "node:util"
+import type { Level } from "pino"
+import { buildApp } from "./app.js"
+import { defaultConfig, type ServerConfig } from "./config.js"
+import { version } from "./routes/auth.js"
+
+const usage = `usage: mls-server [options]
+
+  --host HOST               address to listen on (default 127.0.0.1)
+  --port PORT               port to listen on; 0 picks a free one (default 4000)
+  --db PATH                 SQLite database file (default ./data/server.db)
+  --reservation-ttl SECS    how long a reserved KeyPackage is held (default ${defaultConfig.reservationTtlMs / 1000})
+  --reserve-burst N         reservations per (requester, target) pair at once (default ${defaultConfig.reserveBurst})
+  --reserve-rate N          reservations per minute per pair after the burst (default ${defaultConfig.reservePerMinute})
+  --log-level LEVEL         fatal, error, warn, info, debug, trace or silent (default info)
+  -h, --help                this text
+  --version                 the server version
+
+On start it prints one line "listening on http://HOST:PORT" to stdout.`
+
+const levels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"]
+
+function fail(message: string): never {
+  process.stderr.write(`mls-server: ${message}\n${usage}\n`)
+  process.exit(2)
+}
+
+function positiveNumber(name: string, text: string | undefined, fallback: number, allowZero = false): number {
+  if (text === undefined) return fallback
+  const n = Number(text)
+  if (!Number.isFinite(n) || n < 0 || (!allowZero && n === 0)) fail(`--${name} must be a positive number`)
+  return n
+}
+
+let parsed
+try {
+  parsed = parseArgs({
+    options: {
+      host: { type: "string", default: "127.0.0.1" },
+      port: { type: "string", default: "4000" },
+      db: { type: "string", default: "data/server.db" },
+      "reservation-ttl": { type: "string" },
+      "reserve-burst": { type: "string" },
+      "reserve-rate": { type: "string" },
+      "log-level": { type: "string", default: "info" },
+      help: { type: "boolean", short: "h" },
+      version: { type: "boolean" },
+    },
+    allowPositionals: false,
+  })
+} catch (err) {
+  fail((err as Error).message)
+}
+const flags = parsed.values
+if (flags.help) {
+  process.stdout.write(usage + "\n")
+  process.exit(0)
+}
+if (flags.version) {
+  process.stdout.write(version + "\n")
+  process.exit(0)
+}
+if (!levels.includes(flags["log-level"]!)) fail(`--log-level must be one of ${levels.join(", ")}`)
+const port = positiveNumber("port", flags.port, 4000, true)
+if (!Number.isInteger(port) || port > 65535) fail("--port must be an integer from 0 to 65535")
+
+const config: ServerConfig = {
+  ...defaultConfig,
+  dbPath: flags.db!,
+  reservationTtlMs: positiveNumber("reservation-ttl", flags["reservation-ttl"], defaultConfig.reservationTtlMs / 1000) * 1000,
+  reserveBurst: positiveNumber("reserve-burst", flags["reserve-burst"], defaultConfig.reserveBurst),
+  reservePerMinute: positiveNumber("reserve-rate", flags["reserve-rate"], defaultConfig.reservePerMinute, true),
+  logLevel: flags["log-level"] as Level | "silent",
+}
+
+const { mkdirSync } = await import("node:fs")
+const { dirname } = await import("node:path")
+mkdirSync(dirname(config.dbPath), { recursive: true, mode: 0o700 })
+
+const app = await buildApp(config)
+const address = await app.http.listen({ host: flags.host!, port })
+process.stdout.write(`listening on ${address}\n`)
+
+let stopping = false
+async function stop(signal: string) {
+  if (stopping) return
+  stopping = true
+  app.http.log.info({ signal }, "shutting down")
+  await app.close()
+  process.exit(0)
+}
+process.on("SIGINT", () => void stop("SIGINT"))
+process.on("SIGTERM", () => void stop("SIGTERM"))

@@ -1,0 +1,88 @@
+/**
+ * Authentication service: registration with proof of possession (trust on first use of a name),
+ * one-time login challenges, and bearer tokens stored only as their SHA-256.
+ */
+import { createHash, createPublicKey, randomBytes, verify } from "node:crypto"
+import { fromBase64Url, toBase64Url } from "../../rpc-schema/common.js"
+import { AppError } from "../../rpc-schema/errors.js"
+import {
+  loginMessage,
+  registrationMessage,
+  type ChallengeResult,
+  type LoginBody,
+  type LoginResult,
+  type RegisterBody,
+  type RegisterResult,
+} from "../../rpc-schema/server/http/auth.js"
+import type { Clock } from "../clock.js"
+import type { ServerStore } from "../store/types.js"
+
+/** Verifies an Ed25519 signature over a UTF-8 message with a raw 32-byte public key. */
+export function verifyEd25519(publicKey: Uint8Array, message: string, signature: Uint8Array): boolean {
+  try {
+    const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: toBase64Url(publicKey) }, format: "jwk" })
+    return verify(null, Buffer.from(message, "utf8"), key, signature)
+  } catch {
+    return false
+  }
+}
+
+const tokenPattern = /^Bearer ([A-Za-z0-9_-]{43})$/
+const hashToken = (token: string) => createHash("sha256").update(token).digest()
+
+export class AuthService {
+  constructor(
+    private readonly store: ServerStore,
+    private readonly clock: Clock,
+    private readonly ttl: { session: number; challenge: number },
+  ) {}
+
+  async register(body: RegisterBody): Promise<RegisterResult> {
+    const key = fromBase64Url(body.signatureKey)
+    if (!verifyEd25519(key, registrationMessage(body.username, body.signatureKey), fromBase64Url(body.proof))) {
+      throw new AppError("bad_signature", "the proof of possession does not verify with that key")
+    }
+    await this.store.createUser(body.username, key, this.clock.now())
+    return { username: body.username, signatureKey: body.signatureKey }
+  }
+
+  async challenge(username: string): Promise<ChallengeResult> {
+    if (!(await this.store.userKey(username))) throw new AppError("unknown_user", `no user "${username}"`)
+    const id = randomBytes(16).toString("base64url")
+    const nonce = randomBytes(32)
+    const expiresAt = this.clock.now() + this.ttl.challenge
+    await this.store.createChallenge(id, username, nonce, expiresAt)
+    return { challengeId: id, nonce: toBase64Url(nonce), expiresAt }
+  }
+
+  async login(body: LoginBody): Promise<LoginResult> {
+    const now = this.clock.now()
+    // Consumed before checking the signature: a challenge is answered once, right or wrong.
+    const challenge = await this.store.consumeChallenge(body.challengeId, now)
+    if (!challenge) throw new AppError("invalid_challenge", "challenge unknown, already used or expired")
+    const key = await this.store.userKey(challenge.username)
+    const message = loginMessage(challenge.username, toBase64Url(challenge.nonce))
+    if (!key || !verifyEd25519(key, message, fromBase64Url(body.signature))) {
+      throw new AppError("bad_signature", "the challenge signature does not verify")
+    }
+    const token = randomBytes(32).toString("base64url")
+    const expiresAt = now + this.ttl.session
+    await this.store.createSession(hashToken(token), challenge.username, expiresAt)
+    return { token, username: challenge.username, expiresAt }
+  }
+
+  /** The user an `Authorization` header belongs to; unauthenticated for anything else. */
+  async authenticate(header: string | undefined): Promise<string> {
+    const token = header && tokenPattern.exec(header)?.[1]
+    if (!token) throw new AppError("unauthenticated", "a bearer token is required")
+    const user = await this.store.sessionUser(hashToken(token), this.clock.now())
+    if (!user) throw new AppError("unauthenticated", "the token is unknown or expired")
+    return user
+  }
+
+  async signatureKey(username: string): Promise<RegisterResult> {
+    const key = await this.store.userKey(username)
+    if (!key) throw new AppError("unknown_user", `no user "${username}"`)
+    return { username, signatureKey: toBase64Url(key) }
+  }
+}

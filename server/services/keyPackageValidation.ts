@@ -1,0 +1,96 @@
+/**
+ * Server-side KeyPackage checks (RFC 9420 §10.1) before anything reaches the store: decoding
+ * (bare or MLSMessage-wrapped, canonical, no trailing bytes), credential = uploader, leaf
+ * signature key = registered key, both signatures, init key ≠ encryption key, a current lifetime
+ * of at most 90 days. The KeyPackageRef is computed here, over the exact bytes stored.
+ */
+import { ciphersuites, type CiphersuiteImpl, type CiphersuiteName } from "ts-mls"
+import { refhash } from "ts-mls/crypto/hash.js"
+import { decodeKeyPackage, encodeKeyPackage, verifyKeyPackage, type KeyPackage } from "ts-mls/keyPackage.js"
+import { verifyLeafNodeSignatureKeyPackage } from "ts-mls/leafNode.js"
+import { decodeMlsMessage } from "ts-mls/message.js"
+import { toBase64Url } from "../../rpc-schema/common.js"
+import { keyPackageRejections, type KeyPackageRejection } from "../../rpc-schema/errors.js"
+import { maxLifetimeMs } from "../../rpc-schema/server/http/keys.js"
+import type { ValidKeyPackage } from "../store/types.js"
+
+/** Clock skew tolerated on not_before. */
+const notBeforeSkewMs = 5 * 60_000
+
+export type Validation = { ok: true; kp: ValidKeyPackage } | { ok: false; reason: KeyPackageRejection; message: string }
+
+const reject = (reason: KeyPackageRejection, detail?: string): Validation => ({
+  ok: false,
+  reason,
+  message: detail ? `${keyPackageRejections[reason]}: ${detail}` : keyPackageRejections[reason],
+})
+
+/** Runs a ts-mls decoder over all of `bytes`; undefined on failure or trailing bytes (its decoders can throw). */
+function decodeWhole<T>(decode: (b: Uint8Array, offset: number) => [T, number] | undefined, bytes: Uint8Array) {
+  try {
+    const r = decode(bytes, 0)
+    return r && r[1] === bytes.length ? r[0] : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The bare KeyPackage in `bytes`, which may also be an MLSMessage wrapping one. */
+function decodeEither(bytes: Uint8Array): { kp: KeyPackage; bare: Uint8Array } | undefined {
+  const bare = decodeWhole(decodeKeyPackage, bytes)
+  if (bare) return { kp: bare, bare: bytes }
+  const wrapped = decodeWhole(decodeMlsMessage, bytes)
+  if (wrapped?.wireformat === "mls_key_package") return { kp: wrapped.keyPackage, bare: bytes.subarray(4) }
+  return undefined
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0
+}
+
+export interface Uploader {
+  username: string
+  signatureKey: Uint8Array
+}
+
+export async function validateKeyPackage(
+  bytes: Uint8Array,
+  uploader: Uploader,
+  now: number,
+  suite: (name: CiphersuiteName) => Promise<CiphersuiteImpl | undefined>,
+): Promise<Validation> {
+  const decoded = decodeEither(bytes)
+  if (!decoded) return reject("malformed")
+  const { kp, bare } = decoded
+  // Re-encoding must give the same bytes, so that everyone computes the same KeyPackageRef.
+  if (!equalBytes(encodeKeyPackage(kp), bare)) return reject("malformed", "non-canonical encoding")
+  if (kp.version !== "mls10") return reject("malformed", "protocol version is not mls10")
+  const cs = await suite(kp.cipherSuite)
+  if (!cs) return reject("unsupported_ciphersuite", kp.cipherSuite)
+
+  const leaf = kp.leafNode
+  const cred = leaf.credential
+  if (cred.credentialType !== "basic" || Buffer.from(cred.identity).toString("utf8") !== uploader.username) {
+    return reject("credential_mismatch")
+  }
+  if (!equalBytes(leaf.signaturePublicKey, uploader.signatureKey)) return reject("signature_key_mismatch")
+  if (equalBytes(kp.initKey, leaf.hpkePublicKey)) return reject("malformed", "init key equals the encryption key")
+
+  const notBefore = Number(leaf.lifetime.notBefore) * 1000
+  const notAfter = Number(leaf.lifetime.notAfter) * 1000
+  if (notAfter <= now || notBefore > now + notBeforeSkewMs) return reject("expired")
+  if (notAfter > now + maxLifetimeMs) return reject("lifetime_too_long")
+
+  const [kpOk, leafOk] = await Promise.all([
+    verifyKeyPackage(kp, cs.signature),
+    verifyLeafNodeSignatureKeyPackage(leaf, cs.signature),
+  ]).catch(() => [false, false])
+  if (!kpOk) return reject("bad_signature", "KeyPackage signature")
+  if (!leafOk) return reject("bad_signature", "leaf node signature")
+
+  const ref = await refhash("MLS 1.0 KeyPackage Reference", bare, cs.hash)
+  return {
+    ok: true,
+    kp: { ref: toBase64Url(ref), initKey: kp.initKey, cipherSuite: ciphersuites[kp.cipherSuite], data: bare, notAfter },
+  }
+}

@@ -1,0 +1,29 @@
+/** Opens the server's SQLite file: WAL, full durability, foreign keys, migrations applied. */
+import Database from "better-sqlite3"
+import { migrations } from "./migrations.js"
+
+export type Db = Database.Database
+
+export function openDatabase(path: string): Db {
+  const db = new Database(path)
+  db.pragma("journal_mode = WAL")
+  // FULL: an acknowledged spend must survive power loss, or the same key could be handed out twice.
+  db.pragma("synchronous = FULL")
+  db.pragma("foreign_keys = ON")
+  db.pragma("busy_timeout = 5000")
+  migrate(db)
+  return db
+}
+
+function migrate(db: Db): void {
+  const current = db.pragma("user_version", { simple: true }) as number
+  if (current > migrations.length) {
+    throw new Error(`database schema version ${current} is newer than this server (${migrations.length})`)
+  }
+  for (let v = current; v < migrations.length; v++) {
+    db.transaction(() => {
+      db.exec(migrations[v]!)
+      db.pragma(`user_version = ${v + 1}`)
+    }).immediate()
+  }
+}

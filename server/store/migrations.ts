@@ -1,0 +1,75 @@
+/**
+ * Versioned schema of the server database. Each entry runs once, in order, in one transaction,
+ * and bumps PRAGMA user_version. Never edit a shipped migration: append a new one.
+ */
+export const migrations: readonly string[] = [
+  // 1: authentication and key directory
+  `
+  CREATE TABLE users (
+    username      TEXT PRIMARY KEY,
+    signature_key BLOB NOT NULL,
+    created_at    INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE challenges (
+    id         TEXT PRIMARY KEY,
+    username   TEXT NOT NULL REFERENCES users(username),
+    nonce      BLOB NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE sessions (
+    token_hash BLOB PRIMARY KEY,
+    username   TEXT NOT NULL REFERENCES users(username),
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  -- state: available | reserved | spent | retired (a replaced last-resort key)
+  CREATE TABLE keypackages (
+    ref            BLOB PRIMARY KEY,
+    owner          TEXT NOT NULL REFERENCES users(username),
+    cipher_suite   INTEGER NOT NULL,
+    data           BLOB NOT NULL,
+    not_after      INTEGER NOT NULL,
+    last_resort    INTEGER NOT NULL DEFAULT 0,
+    state          TEXT NOT NULL,
+    uploaded_at    INTEGER NOT NULL,
+    seq            INTEGER NOT NULL,
+    reservation_id TEXT,
+    reserved_by    TEXT,
+    reserved_until INTEGER,
+    spent_at       INTEGER
+  );
+  CREATE INDEX keypackages_pick ON keypackages(owner, cipher_suite, state, last_resort, seq);
+  CREATE INDEX keypackages_expiry ON keypackages(not_after);
+
+  -- every HPKE init key ever accepted, so that none is accepted twice (RFC 9420 §16.8)
+  CREATE TABLE init_keys (
+    init_key BLOB PRIMARY KEY,
+    ref      BLOB NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE reservations (
+    id         TEXT PRIMARY KEY,
+    ref        BLOB NOT NULL,
+    owner      TEXT NOT NULL,
+    requester  TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    spent_at   INTEGER
+  ) WITHOUT ROWID;
+  CREATE INDEX reservations_expiry ON reservations(expires_at);
+
+  CREATE TABLE audit (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    at             INTEGER NOT NULL,
+    action         TEXT NOT NULL,
+    owner          TEXT NOT NULL,
+    ref            BLOB,
+    actor          TEXT,
+    reservation_id TEXT
+  );
+  CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+  CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+  `,
+]
