@@ -40,6 +40,7 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
   })
   http.decorateRequest("user", "")
+  http.removeContentTypeParser("text/plain") // JSON only: anything else is 415
   http.setErrorHandler(errorHandler)
   http.setNotFoundHandler((request, reply) =>
     sendError(reply, new AppError("not_found", `no route ${request.method} ${request.url.split("?")[0]}`)),

@@ -68,7 +68,8 @@ if (!Number.isInteger(port) || port > 65535) fail("--port must be an integer fro
 const config: ServerConfig = {
   ...defaultConfig,
   dbPath: flags.db!,
-  reservationTtlMs: positiveNumber("reservation-ttl", flags["reservation-ttl"], defaultConfig.reservationTtlMs / 1000) * 1000,
+  reservationTtlMs:
+    positiveNumber("reservation-ttl", flags["reservation-ttl"], defaultConfig.reservationTtlMs / 1000) * 1000,
   reserveBurst: positiveNumber("reserve-burst", flags["reserve-burst"], defaultConfig.reserveBurst),
   reservePerMinute: positiveNumber("reserve-rate", flags["reserve-rate"], defaultConfig.reservePerMinute, true),
   logLevel: flags["log-level"] as Level | "silent",

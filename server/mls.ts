@@ -1,5 +1,11 @@
 /** The ciphersuite implementations the server verifies with, memoised. */
-import { ciphersuites, getCiphersuiteFromName, getCiphersuiteImpl, type CiphersuiteImpl, type CiphersuiteName } from "ts-mls"
+import {
+  ciphersuites,
+  getCiphersuiteFromName,
+  getCiphersuiteImpl,
+  type CiphersuiteImpl,
+  type CiphersuiteName,
+} from "ts-mls"
 
 const impls = new Map<CiphersuiteName, Promise<CiphersuiteImpl | undefined>>()
 

@@ -135,7 +135,11 @@ export class DirectoryService {
 
 /** SHA-256 over the sorted refs joined by newlines: equal digests mean both sides hold the same keys. */
 export function refsDigest(refs: readonly string[]): string {
-  return toBase64Url(createHash("sha256").update([...refs].sort().join("\n")).digest())
+  return toBase64Url(
+    createHash("sha256")
+      .update([...refs].sort().join("\n"))
+      .digest(),
+  )
 }
 
 function pick(c: Extract<Validation, { ok: false }>) {
@@ -143,6 +147,7 @@ function pick(c: Extract<Validation, { ok: false }>) {
 }
 
 function toItem(index: number, o: StoreUploadOutcome): UploadItemResult {
-  if (o.status === "rejected") return { index, status: "rejected", reason: o.reason, message: keyPackageRejections[o.reason] }
+  if (o.status === "rejected")
+    return { index, status: "rejected", reason: o.reason, message: keyPackageRejections[o.reason] }
   return { index, status: o.status, ref: o.ref, notAfter: o.notAfter }
 }

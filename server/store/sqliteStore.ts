@@ -92,9 +92,7 @@ export class SqliteStore implements ServerStore {
       spendKey: db.prepare("UPDATE keypackages SET state = 'spent', spent_at = ? WHERE ref = ?"),
       spendReservation: db.prepare("UPDATE reservations SET spent_at = ? WHERE id = ?"),
       deleteKey: db.prepare("DELETE FROM keypackages WHERE ref = ?"),
-      audit: db.prepare(
-        "INSERT INTO audit (at, action, owner, ref, actor, reservation_id) VALUES (?, ?, ?, ?, ?, ?)",
-      ),
+      audit: db.prepare("INSERT INTO audit (at, action, owner, ref, actor, reservation_id) VALUES (?, ?, ?, ?, ?, ?)"),
       counts: db.prepare<
         [{ now: number; soon: number; owner: string }],
         { available: number; reserved: number; spent: number; expired: number; soon: number; last: number | null }
@@ -232,7 +230,8 @@ export class SqliteStore implements ServerStore {
       if (!key) throw new AppError("keypackage_not_found", "no KeyPackage with that ref")
       if (key.state === "spent") throw new AppError("already_spent", "that KeyPackage was spent already")
       const r = this.s.reservation.get(reservationId)
-      if (!r || r.ref !== ref) throw new AppError("reservation_invalid", "that reservation is not one of this KeyPackage")
+      if (!r || r.ref !== ref)
+        throw new AppError("reservation_invalid", "that reservation is not one of this KeyPackage")
       if (r.requester !== requester) throw new AppError("forbidden", "the reservation belongs to another user")
       if (r.spent_at !== null) throw new AppError("already_spent", "that reservation was spent already")
       const lastResort = key.last_resort === 1

@@ -34,7 +34,10 @@ export function newIdentity(): Identity {
 }
 
 export function signText(id: Identity, text: string): string {
-  const key = { key: { kty: "OKP", crv: "Ed25519", d: toBase64Url(id.seed), x: toBase64Url(id.publicKey) }, format: "jwk" }
+  const key = {
+    key: { kty: "OKP", crv: "Ed25519", d: toBase64Url(id.seed), x: toBase64Url(id.publicKey) },
+    format: "jwk",
+  }
   return toBase64Url(sign(null, Buffer.from(text, "utf8"), key as never))
 }
 
@@ -79,7 +82,10 @@ export interface KeyPackageOptions {
   now?: number
 }
 
-export async function makeKeyPackage(user: Identity & { name: string }, opts: KeyPackageOptions = {}): Promise<KeyPackage> {
+export async function makeKeyPackage(
+  user: Identity & { name: string },
+  opts: KeyPackageOptions = {},
+): Promise<KeyPackage> {
   const now = opts.now ?? Date.now()
   const signer = opts.signer ?? user
   const { publicPackage } = await generateKeyPackageWithKey(

@@ -85,15 +85,39 @@ describe("key directory upload", () => {
     flipped[flipped.length - 5]! ^= 0x01 // inside the trailing signature
     // A different, correctly signed package around an init key seen before.
     const other = await makeKeyPackage(alice, { now })
-    const reusedInit = await signKeyPackage({ ...other, initKey: good.initKey }, alice.seed, (await testSuite()).signature)
+    const reusedInit = await signKeyPackage(
+      { ...other, initKey: good.initKey },
+      alice.seed,
+      (await testSuite()).signature,
+    )
 
     const cases: Array<[string, string, string]> = [
-      ["credential naming another user", await makeEncodedKeyPackage(alice, { now, identity: "bob" }), "credential_mismatch"],
-      ["signed by another key", await makeEncodedKeyPackage(alice, { now, signer: newIdentity() }), "signature_key_mismatch"],
-      ["signed by bob's registered key", await makeEncodedKeyPackage(alice, { now, signer: bob }), "signature_key_mismatch"],
+      [
+        "credential naming another user",
+        await makeEncodedKeyPackage(alice, { now, identity: "bob" }),
+        "credential_mismatch",
+      ],
+      [
+        "signed by another key",
+        await makeEncodedKeyPackage(alice, { now, signer: newIdentity() }),
+        "signature_key_mismatch",
+      ],
+      [
+        "signed by bob's registered key",
+        await makeEncodedKeyPackage(alice, { now, signer: bob }),
+        "signature_key_mismatch",
+      ],
       ["one flipped signature byte", toBase64Url(flipped), "bad_signature"],
-      ["expired", await makeEncodedKeyPackage(alice, { now, notBefore: now - 10 * day, notAfter: now - day }), "expired"],
-      ["not_after beyond 90 days", await makeEncodedKeyPackage(alice, { now, notAfter: now + 91 * day }), "lifetime_too_long"],
+      [
+        "expired",
+        await makeEncodedKeyPackage(alice, { now, notBefore: now - 10 * day, notAfter: now - day }),
+        "expired",
+      ],
+      [
+        "not_after beyond 90 days",
+        await makeEncodedKeyPackage(alice, { now, notAfter: now + 91 * day }),
+        "lifetime_too_long",
+      ],
       ["reused HPKE init key", encodeKp(reusedInit), "init_key_reused"],
       ["garbage bytes", toBase64Url(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])), "malformed"],
       ["trailing bytes", encodeKp(good) + "AAAA", "malformed"],
@@ -175,7 +199,7 @@ describe("key directory reserve", () => {
     assert.equal(sp.body.lastResort, true)
     const st = await status(s.url, alice)
     assert.equal(st.lastResort.ref, put.body.ref)
-    const again = await reserve(s.url, (await newUser(s.url, "late")), "alice")
+    const again = await reserve(s.url, await newUser(s.url, "late"), "alice")
     assert.equal(again.status, 201)
     assert.equal(again.body.ref, put.body.ref)
   })
@@ -294,7 +318,9 @@ describe("key directory spend", () => {
       n: number
     }
     assert.equal(rows.n, 1)
-    const audit = s.app.store.db.prepare("SELECT action, count(*) AS n FROM audit GROUP BY action ORDER BY action").all()
+    const audit = s.app.store.db
+      .prepare("SELECT action, count(*) AS n FROM audit GROUP BY action ORDER BY action")
+      .all()
     assert.deepEqual(audit, [
       { action: "expire", n: 3 },
       { action: "reserve", n: 1 },

@@ -1,0 +1,49 @@
+/** Starts `server/main.ts` as a child process on a free loopback port, for benchmarks that load it from outside. */
+import { spawn, type ChildProcess } from "node:child_process"
+import { once } from "node:events"
+import { dirname, join } from "node:path"
+import { createInterface } from "node:readline"
+import { fileURLToPath } from "node:url"
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..")
+
+export interface ServerProcess {
+  url: string
+  child: ChildProcess
+  stop(): Promise<void>
+}
+
+export async function spawnServer(args: string[]): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(root, "server/main.ts"), "--port", "0", ...args], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "inherit"],
+  })
+  const lines = createInterface({ input: child.stdout! })
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`server exited with ${code} before listening`)))
+    lines.on("line", (line) => {
+      const m = /^listening on (\S+)/.exec(line)
+      if (m) resolve(m[1]!)
+    })
+  })
+  return {
+    url,
+    child,
+    async stop() {
+      if (child.exitCode !== null) return
+      child.kill("SIGTERM")
+      await once(child, "exit")
+    },
+  }
+}
+
+/** Runs a TypeScript file as a child process, hands it `input` as JSON on stdin, returns its stdout parsed. */
+export async function runChild<T>(file: string, input: unknown): Promise<T> {
+  const child = spawn(process.execPath, ["--import", "tsx", file], { cwd: root, stdio: ["pipe", "pipe", "inherit"] })
+  child.stdin.end(JSON.stringify(input))
+  let out = ""
+  child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d))
+  const [code] = (await once(child, "exit")) as [number]
+  if (code !== 0) throw new Error(`${file} exited with ${code}`)
+  return JSON.parse(out) as T
+}

@@ -1,0 +1,87 @@
+/**
+ * keydir: reserve+spend pairs over HTTP against a server in its own process, with the load from a
+ * third process. Enough users with full pools (64 keys each) that the keys outlast the run.
+ */
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import Database from "better-sqlite3"
+import { makeEncodedKeyPackages, newUser, uploadKeyPackages } from "../helpers/users.js"
+import { quantile, report } from "./report.js"
+import { runChild, spawnServer } from "./_spawnServer.js"
+
+const users = Number(process.env.KEYDIR_USERS ?? 800)
+const clients = 64
+const durationMs = Number(process.env.KEYDIR_SECONDS ?? 10) * 1000
+
+export default async function keydir(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "bench-keydir-"))
+  const dbPath = join(dir, "server.db")
+  const server = await spawnServer([
+    "--db",
+    dbPath,
+    "--log-level",
+    "warn",
+    "--reserve-burst",
+    "1e9",
+    "--reserve-rate",
+    "1e9",
+  ])
+  try {
+    const t0 = performance.now()
+    const all = []
+    for (let i = 0; i < users; i += 50) {
+      all.push(
+        ...(await Promise.all(
+          Array.from({ length: Math.min(50, users - i) }, (_, j) => newUser(server.url, `u${i + j}`)),
+        )),
+      )
+    }
+    let keys = 0
+    for (const u of all) {
+      const r = await uploadKeyPackages(server.url, u, await makeEncodedKeyPackages(u, 64))
+      keys += r.body.results.filter((x: { status: string }) => x.status === "accepted").length
+    }
+    console.log(`setup: ${users} users, ${keys} keys in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+
+    const load = await runChild<{
+      latencies: number[]
+      elapsedMs: number
+      doubleHanded: number
+      errors: number
+      exhausted: number
+    }>(join(dirname(fileURLToPath(import.meta.url)), "_keydirLoad.ts"), {
+      url: server.url,
+      tokens: all.slice(0, clients).map((u) => u.token),
+      targets: all.map((u) => u.name),
+      durationMs,
+    })
+    await server.stop()
+    const db = new Database(dbPath, { readonly: true })
+    const spentInDb = (db.prepare("SELECT count(*) AS n FROM keypackages WHERE state = 'spent'").get() as { n: number })
+      .n
+    db.close()
+
+    const pairs = load.latencies.length
+    const result = {
+      pairs_per_s: Math.round(pairs / (load.elapsedMs / 1000)),
+      p50_ms: quantile(load.latencies, 0.5),
+      p99_ms: quantile(load.latencies, 0.99),
+      double_handed: load.doubleHanded,
+      pairs,
+      spent_in_db: spentInDb,
+      errors: load.errors,
+      elapsed_s: load.elapsedMs / 1000,
+      users,
+      clients,
+      synchronous: "FULL",
+    }
+    report("keydir", [result], result)
+    if (spentInDb !== pairs)
+      console.log(`WARNING: ${pairs} pairs acknowledged but ${spentInDb} keys spent in the database`)
+  } finally {
+    await server.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
