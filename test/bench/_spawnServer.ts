@@ -14,7 +14,10 @@ export interface ServerProcess {
 }
 
 export async function spawnServer(args: string[]): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(root, "server/main.ts"), "--port", "0", ...args], {
+  // BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof") profiles the server under load.
+  const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? []
+  const serverArgs = [...nodeArgs, "--import", "tsx", join(root, "server/main.ts"), "--port", "0", ...args]
+  const child = spawn(process.execPath, serverArgs, {
     cwd: root,
     stdio: ["ignore", "pipe", "inherit"],
   })
