@@ -1,22 +1,9 @@
-/** The ciphersuite implementations the server verifies with, memoised. */
-import {
-  ciphersuites,
-  getCiphersuiteFromName,
-  getCiphersuiteImpl,
-  type CiphersuiteImpl,
-  type CiphersuiteName,
-} from "ts-mls"
-
-const impls = new Map<CiphersuiteName, Promise<CiphersuiteImpl | undefined>>()
+/** The ciphersuite implementations the server verifies with: the native provider, memoised there. */
+import { ciphersuites, type CiphersuiteImpl, type CiphersuiteName } from "ts-mls"
+import { getSuite } from "../crypto/index.js"
 
 /** The implementation of a suite, or undefined when this build cannot do that suite. */
 export function suiteImpl(name: CiphersuiteName): Promise<CiphersuiteImpl | undefined> {
-  let impl = impls.get(name)
-  if (!impl) {
-    impl = Object.hasOwn(ciphersuites, name)
-      ? getCiphersuiteImpl(getCiphersuiteFromName(name)).catch(() => undefined)
-      : Promise.resolve(undefined)
-    impls.set(name, impl)
-  }
-  return impl
+  if (!Object.hasOwn(ciphersuites, name)) return Promise.resolve(undefined)
+  return getSuite(name).catch(() => undefined)
 }

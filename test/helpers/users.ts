@@ -1,21 +1,14 @@
 /** Test users: an Ed25519 identity, registration and login against a real server, KeyPackages made with ts-mls. */
 import { generateKeyPairSync, sign, type JsonWebKey } from "node:crypto"
-import {
-  defaultCapabilities,
-  generateKeyPackageWithKey,
-  getCiphersuiteFromName,
-  getCiphersuiteImpl,
-  type CiphersuiteImpl,
-  type KeyPackage,
-} from "ts-mls"
+import { defaultCapabilities, generateKeyPackageWithKey, type CiphersuiteImpl, type KeyPackage } from "ts-mls"
 import { encodeKeyPackage } from "ts-mls/keyPackage.js"
+import { getSuite } from "../../crypto/index.js"
 import { fromBase64Url, toBase64Url } from "../../rpc-schema/common.js"
 import { loginMessage, registrationMessage } from "../../rpc-schema/server/http/auth.js"
 import { http } from "./http.js"
 
-let suite: Promise<CiphersuiteImpl> | undefined
-export const testSuite = () =>
-  (suite ??= getCiphersuiteImpl(getCiphersuiteFromName("MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519")))
+/** The ciphersuite tests make KeyPackages with: the native provider, as the daemon uses. */
+export const testSuite = (): Promise<CiphersuiteImpl> => getSuite()
 
 export interface Identity {
   /** 32-byte Ed25519 seed. */

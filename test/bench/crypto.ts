@@ -1,0 +1,154 @@
+// `npm run bench -- crypto`: ts-mls with its stock (WebCrypto) provider vs our node:crypto provider, ciphersuite 1.
+// Each figure is the median of 3 repeats (for Commits, of the median of 3 Commits each); ratio is the native
+// speed-up, higher is better for both kinds of figure.
+import {
+  createApplicationMessage,
+  createCommit,
+  createGroup,
+  defaultCapabilities,
+  defaultCryptoProvider,
+  defaultLifetime,
+  emptyPskIndex,
+  generateKeyPackage,
+  generateKeyPackageWithKey,
+  getCiphersuiteFromName,
+  joinGroup,
+  processPrivateMessage,
+} from "ts-mls"
+import type { CiphersuiteImpl, ClientState, CryptoProvider, KeyPackage, PrivateKeyPackage } from "ts-mls"
+import { defaultSuite, nodeCryptoProvider } from "../../crypto/index.js"
+import { median, report } from "./report.js"
+
+const metrics = ["keypackages_per_s", "encrypt_per_s", "decrypt_per_s", "commit_add99_ms", "process_add99_ms"] as const
+type Metric = (typeof metrics)[number]
+type Figures = Record<Metric, number>
+
+/** OpenMLS (core-crypto 10.3, in-memory keystore) on the same machine: the targets of issue 5. */
+const openMls: Figures = {
+  keypackages_per_s: 3600,
+  encrypt_per_s: 2900,
+  decrypt_per_s: 3300,
+  commit_add99_ms: 32,
+  process_add99_ms: 17.5,
+}
+const repeats = 3
+const commitTrials = 3
+const minSeconds = 0.5
+const utf8 = (s: string) => new TextEncoder().encode(s)
+const credential = (name: string) => ({ credentialType: "basic" as const, identity: utf8(name) })
+
+/** Runs `op` one at a time until at least `minSeconds` have passed; returns operations per second. */
+async function rate(op: (i: number) => Promise<void>): Promise<number> {
+  const start = performance.now()
+  let n = 0
+  while (performance.now() - start < minSeconds * 1000) await op(n++)
+  return n / ((performance.now() - start) / 1000)
+}
+
+async function timed(op: () => Promise<void>): Promise<number> {
+  const start = performance.now()
+  await op()
+  return performance.now() - start
+}
+
+function keyPackage(name: string, cs: CiphersuiteImpl) {
+  return generateKeyPackage(credential(name), defaultCapabilities(), defaultLifetime, [], cs)
+}
+
+function addProposals(kps: { publicPackage: KeyPackage }[]) {
+  return kps.map((kp) => ({ proposalType: "add" as const, add: { keyPackage: kp.publicPackage } }))
+}
+
+/** Alice and Bob in one group, each with their own state. */
+async function pair(cs: CiphersuiteImpl): Promise<{ alice: ClientState; bob: ClientState }> {
+  const a = await keyPackage("alice", cs)
+  const b = await keyPackage("bob", cs)
+  const alice0 = await createGroup(utf8("bench"), a.publicPackage, a.privatePackage, [], cs)
+  const added = await createCommit(
+    { state: alice0, cipherSuite: cs },
+    { extraProposals: addProposals([b]), ratchetTreeExtension: true },
+  )
+  if (added.welcome === undefined) throw new Error("no Welcome")
+  const bob = await joinGroup(added.welcome, b.publicPackage, b.privatePackage, emptyPskIndex, cs)
+  return { alice: added.newState, bob }
+}
+
+async function measure(cs: CiphersuiteImpl): Promise<Figures> {
+  const signatureKeys = await cs.signature.keygen()
+  const keypackages_per_s = await rate(async (i) => {
+    await generateKeyPackageWithKey(credential(`m${i}`), defaultCapabilities(), defaultLifetime, [], signatureKeys, cs)
+  })
+
+  let { alice, bob } = await pair(cs)
+  const body = new Uint8Array(100).fill(0x61)
+  const sent: Awaited<ReturnType<typeof createApplicationMessage>>["privateMessage"][] = []
+  const encrypt_per_s = await rate(async () => {
+    const r = await createApplicationMessage(alice, body, cs)
+    alice = r.newState
+    sent.push(r.privateMessage)
+  })
+  // Bob reads every message Alice wrote, in order.
+  const decrypt_ms = await timed(async () => {
+    for (const m of sent) {
+      const r = await processPrivateMessage(bob, m, emptyPskIndex, cs)
+      if (r.kind !== "applicationMessage") throw new Error("expected an application message")
+      bob = r.newState
+    }
+  })
+  const decrypt_per_s = sent.length / (decrypt_ms / 1000)
+
+  // Single Commits are at the mercy of GC pauses, so each repeat takes the median of a few.
+  const commits = []
+  for (let i = 0; i < commitTrials; i++) commits.push(await addNinetyNine(cs))
+  const commit_add99_ms = median(commits.map((c) => c.commitMs))
+  const process_add99_ms = median(commits.map((c) => c.processMs))
+
+  return { keypackages_per_s, encrypt_per_s, decrypt_per_s, commit_add99_ms, process_add99_ms }
+}
+
+/** A fresh pair, then one Commit adding 99 members, which Bob processes. */
+async function addNinetyNine(cs: CiphersuiteImpl): Promise<{ commitMs: number; processMs: number }> {
+  const group = await pair(cs)
+  const joiners: { publicPackage: KeyPackage; privatePackage: PrivateKeyPackage }[] = []
+  for (let i = 0; i < 99; i++) joiners.push(await keyPackage(`joiner${i}`, cs))
+  let commit: Awaited<ReturnType<typeof createCommit>> | undefined
+  const commitMs = await timed(async () => {
+    commit = await createCommit(
+      { state: group.alice, cipherSuite: cs },
+      { extraProposals: addProposals(joiners), ratchetTreeExtension: true },
+    )
+  })
+  if (commit === undefined || commit.commit.wireformat !== "mls_private_message") throw new Error("no private commit")
+  const { privateMessage } = commit.commit
+  const epoch = commit.newState.groupContext.epoch
+  const processMs = await timed(async () => {
+    const r = await processPrivateMessage(group.bob, privateMessage, emptyPskIndex, cs)
+    if (r.newState.groupContext.epoch !== epoch) throw new Error("epochs differ")
+  })
+  return { commitMs, processMs }
+}
+
+async function run(provider: CryptoProvider): Promise<Figures> {
+  const cs = await provider.getCiphersuiteImpl(getCiphersuiteFromName(defaultSuite))
+  await keyPackage("warm-up", cs)
+  const samples: Figures[] = []
+  for (let i = 0; i < repeats; i++) samples.push(await measure(cs))
+  return Object.fromEntries(metrics.map((m) => [m, median(samples.map((s) => s[m]))])) as Figures
+}
+
+export default async function (): Promise<void> {
+  const stock = await run(defaultCryptoProvider)
+  const native = await run(nodeCryptoProvider)
+  const ratio = Object.fromEntries(
+    metrics.map((m) => [m, m.endsWith("_ms") ? stock[m] / native[m] : native[m] / stock[m]]),
+  ) as Figures
+  const rows = metrics.map((m) => ({
+    metric: m,
+    stock: stock[m],
+    native: native[m],
+    "speed-up": ratio[m],
+    openmls: openMls[m],
+    "meets openmls": (m.endsWith("_ms") ? native[m] <= openMls[m] : native[m] >= openMls[m]) ? "yes" : "no",
+  }))
+  report("crypto", rows, { stock, native, ratio })
+}
