@@ -8,7 +8,8 @@
  * - -32020..-32039: authentication and authorisation
  * - -32040..-32059: key directory and KeyPackage pool
  * - -32060..-32079: groups and delivery
- * - -32080..-32099: reserved
+ * - -32080..-32089: the daemon's own state (profile, identity, local store)
+ * - -32090..-32099: reserved
  */
 export const errorTable = {
   /** The request is malformed: bad JSON, wrong types, unknown fields, bad base64url. */
@@ -57,6 +58,22 @@ export const errorTable = {
   keypackage_reserved: { http: 409, rpc: -32045, doc: "KeyPackage is reserved" },
   /** The target's pool is exhausted (the daemon's name for no_keypackage_available). */
   pool_exhausted: { http: 404, rpc: -32046, doc: "the target's KeyPackage pool is exhausted" },
+
+  /** identity.register on a profile that has an identity already (one identity per profile). */
+  already_registered: { http: 409, rpc: -32080, doc: "this profile is registered already" },
+
+  /** A Commit names an epoch other than the group's current one; `details.currentEpoch` says which is. */
+  epoch_conflict: { http: 409, rpc: -32060, doc: "the group is at another epoch" },
+  /** The caller is not (or is no longer) on the group's roster. */
+  not_member: { http: 403, rpc: -32061, doc: "not a member of that group" },
+  /** No group with that id. */
+  group_not_found: { http: 404, rpc: -32062, doc: "group not found" },
+  /** A group with that id exists already. */
+  group_exists: { http: 409, rpc: -32063, doc: "group exists already" },
+  /** An MLS message is larger than the server's message size limit; `details.maxBytes` says the limit. */
+  message_too_large: { http: 413, rpc: -32064, doc: "message too large" },
+  /** Not a well-formed MLSMessage of the expected kind, or for another group. */
+  malformed_message: { http: 400, rpc: -32065, doc: "malformed MLS message" },
 } as const
 
 /** A stable snake_case error code. */

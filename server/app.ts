@@ -4,11 +4,16 @@ import { AppError } from "../rpc-schema/errors.js"
 import type { ServerConfig } from "./config.js"
 import { errorHandler, sendError } from "./errors.js"
 import { authRoutes } from "./routes/auth.js"
+import { deliveryRoutes } from "./routes/groups.js"
 import { keyRoutes } from "./routes/keys.js"
 import { AuthService } from "./services/auth.js"
+import { DeliveryService } from "./services/delivery.js"
 import { DirectoryService } from "./services/directory.js"
 import { DirectoryEvents } from "./services/events.js"
+import { SqliteDeliveryStore } from "./store/sqliteDeliveryStore.js"
 import { SqliteStore } from "./store/sqliteStore.js"
+import { StreamHub } from "./ws/hub.js"
+import { attachStream } from "./ws/stream.js"
 
 /** Largest accepted request body. */
 export const bodyLimit = 1024 * 1024
@@ -19,6 +24,8 @@ export interface ServerApp {
   auth: AuthService
   directory: DirectoryService
   events: DirectoryEvents
+  delivery: DeliveryService
+  hub: StreamHub
   /** Stops accepting requests, finishes the ones in flight, closes the database. */
   close(): Promise<void>
 }
@@ -48,10 +55,24 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
   authRoutes(http, auth)
   keyRoutes(http, auth, directory)
 
+  // The delivery store shares the database and its one WriteBatcher: a Commit spends keys and
+  // appends itself in one transaction.
+  const deliveryStore = new SqliteDeliveryStore(store.db, store.writes)
+  const hub = new StreamHub(config.wsPingIntervalMs)
+  const delivery = new DeliveryService(deliveryStore, config.clock, hub, events, config)
+  deliveryRoutes(http, auth, delivery)
+  const stream = attachStream(http, auth, deliveryStore, hub, {
+    maxBufferedBytes: config.wsMaxBufferedBytes,
+    highWaterBytes: Math.min(256 * 1024, config.wsMaxBufferedBytes / 4),
+    pageSize: 200,
+  })
+
   const gc =
     config.gcIntervalMs > 0
       ? setInterval(() => {
-          directory.collectGarbage().catch((err: unknown) => http.log.error({ err }, "garbage collection failed"))
+          Promise.all([directory.collectGarbage(), delivery.collectGarbage()]).catch((err: unknown) =>
+            http.log.error({ err }, "garbage collection failed"),
+          )
         }, config.gcIntervalMs).unref()
       : undefined
 
@@ -61,8 +82,11 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
     auth,
     directory,
     events,
+    delivery,
+    hub,
     async close() {
       clearInterval(gc)
+      stream.close()
       await http.close()
       store.close()
     },

@@ -20,6 +20,17 @@ export interface ServerConfig {
   retentionMs: number
   /** How often expired keys, reservations, sessions and challenges are collected; 0 turns the timer off. */
   gcIntervalMs: number
+  /** Group log entries and unacknowledged inbox items are kept this long. */
+  deliveryRetentionMs: number
+  /** Largest MLS message (Commit, Welcome, proposal or application message), in bytes. */
+  maxMessageBytes: number
+  /** Posts (messages, Commits, new groups) per user: a token bucket. */
+  postBurst: number
+  postPerMinute: number
+  /** How often the stream pings; a connection that missed the previous ping is dropped. 0 turns pings off. */
+  wsPingIntervalMs: number
+  /** A stream client with more than this many bytes waiting in its socket buffer is disconnected. */
+  wsMaxBufferedBytes: number
   logLevel: Level | "silent"
   clock: Clock
 }
@@ -33,6 +44,12 @@ export const defaultConfig: Omit<ServerConfig, "dbPath"> = {
   lowWatermark: 8,
   retentionMs: 24 * 3600_000,
   gcIntervalMs: 60_000,
+  deliveryRetentionMs: 30 * 24 * 3600_000,
+  maxMessageBytes: 256 * 1024,
+  postBurst: 200,
+  postPerMinute: 1200,
+  wsPingIntervalMs: 30_000,
+  wsMaxBufferedBytes: 8 * 1024 * 1024,
   logLevel: "info",
   clock: systemClock,
 }

@@ -13,6 +13,12 @@ const usage = `usage: mls-server [options]
   --reservation-ttl SECS    how long a reserved KeyPackage is held (default ${defaultConfig.reservationTtlMs / 1000})
   --reserve-burst N         reservations per (requester, target) pair at once (default ${defaultConfig.reserveBurst})
   --reserve-rate N          reservations per minute per pair after the burst (default ${defaultConfig.reservePerMinute})
+  --retention-days N        days group logs and unacknowledged inbox items are kept (default ${defaultConfig.deliveryRetentionMs / 86_400_000})
+  --max-message-kib N       largest MLS message in KiB (default ${defaultConfig.maxMessageBytes / 1024})
+  --post-burst N            posts (messages, Commits, new groups) per user at once (default ${defaultConfig.postBurst})
+  --post-rate N             posts per minute per user after the burst (default ${defaultConfig.postPerMinute})
+  --ws-ping SECS            stream ping interval; a connection silent for two is dropped; 0 = off (default ${defaultConfig.wsPingIntervalMs / 1000})
+  --ws-max-buffer-kib N     disconnect a stream client with more than this buffered (default ${defaultConfig.wsMaxBufferedBytes / 1024})
   --log-level LEVEL         fatal, error, warn, info, debug, trace or silent (default info)
   -h, --help                this text
   --version                 the server version
@@ -43,6 +49,12 @@ try {
       "reservation-ttl": { type: "string" },
       "reserve-burst": { type: "string" },
       "reserve-rate": { type: "string" },
+      "retention-days": { type: "string" },
+      "max-message-kib": { type: "string" },
+      "post-burst": { type: "string" },
+      "post-rate": { type: "string" },
+      "ws-ping": { type: "string" },
+      "ws-max-buffer-kib": { type: "string" },
       "log-level": { type: "string", default: "info" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },
@@ -72,6 +84,16 @@ const config: ServerConfig = {
     positiveNumber("reservation-ttl", flags["reservation-ttl"], defaultConfig.reservationTtlMs / 1000) * 1000,
   reserveBurst: positiveNumber("reserve-burst", flags["reserve-burst"], defaultConfig.reserveBurst),
   reservePerMinute: positiveNumber("reserve-rate", flags["reserve-rate"], defaultConfig.reservePerMinute, true),
+  deliveryRetentionMs:
+    positiveNumber("retention-days", flags["retention-days"], defaultConfig.deliveryRetentionMs / 86_400_000) *
+    86_400_000,
+  maxMessageBytes:
+    positiveNumber("max-message-kib", flags["max-message-kib"], defaultConfig.maxMessageBytes / 1024) * 1024,
+  postBurst: positiveNumber("post-burst", flags["post-burst"], defaultConfig.postBurst),
+  postPerMinute: positiveNumber("post-rate", flags["post-rate"], defaultConfig.postPerMinute, true),
+  wsPingIntervalMs: positiveNumber("ws-ping", flags["ws-ping"], defaultConfig.wsPingIntervalMs / 1000, true) * 1000,
+  wsMaxBufferedBytes:
+    positiveNumber("ws-max-buffer-kib", flags["ws-max-buffer-kib"], defaultConfig.wsMaxBufferedBytes / 1024) * 1024,
   logLevel: flags["log-level"] as Level | "silent",
 }
 

@@ -8,6 +8,7 @@ type In<S> = S extends TSchema ? Static<S> : undefined
 
 export interface RouteInput<D extends RouteDescriptor> {
   params: In<D["params"]>
+  query: In<NonNullable<D["query"]>>
   body: In<D["body"]>
   /** The authenticated user; empty on routes without authentication. */
   user: string
@@ -24,6 +25,7 @@ export function addRoute<D extends RouteDescriptor>(
     url: d.path,
     schema: {
       ...(d.params && { params: d.params }),
+      ...(d.query && { querystring: d.query }),
       ...(d.body && { body: d.body }),
       response: { [d.status]: d.response },
     },
@@ -36,6 +38,7 @@ export function addRoute<D extends RouteDescriptor>(
     handler: async (request, reply) => {
       const result = await handler({
         params: request.params as In<D["params"]>,
+        query: request.query as In<NonNullable<D["query"]>>,
         body: request.body as In<D["body"]>,
         user: request.user,
       })

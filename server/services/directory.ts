@@ -3,12 +3,13 @@
  * the reservation holder, withdraw, status, garbage collection. Cryptographic checks run before
  * the store is touched; each state change is one store transaction; events follow the commit.
  */
-import { createHash, randomBytes } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import { ciphersuites } from "ts-mls"
 import { fromBase64Url, toBase64Url } from "../../rpc-schema/common.js"
 import { AppError } from "../../rpc-schema/errors.js"
 import {
   keyPackageCap,
+  refsDigest,
   type PoolHealth,
   type RefsResult,
   type ReserveResult,
@@ -83,7 +84,8 @@ export class DirectoryService {
     }
     const now = this.clock.now()
     const id = randomBytes(16).toString("base64url")
-    const r = await this.store.reserve(target, cipherSuite, requester, id, now, now + this.config.reservationTtlMs)
+    const expiresAt = now + this.config.reservationTtlMs
+    const r = await this.store.reserve(target, cipherSuite, requester, id, now, expiresAt, this.config.lowWatermark)
     const event = { owner: target, ref: r.ref, by: requester, lastResort: r.lastResort }
     this.events.emit("reserved", { ...event, remainingAvailable: r.remainingAvailable })
     if (r.remainingAvailable < this.config.lowWatermark) {
@@ -131,15 +133,6 @@ export class DirectoryService {
     this.reserveLimiter.prune()
     return this.store.collectGarbage(this.clock.now(), this.config.retentionMs)
   }
-}
-
-/** SHA-256 over the sorted refs joined by newlines: equal digests mean both sides hold the same keys. */
-export function refsDigest(refs: readonly string[]): string {
-  return toBase64Url(
-    createHash("sha256")
-      .update([...refs].sort().join("\n"))
-      .digest(),
-  )
 }
 
 function pick(c: Extract<Validation, { ok: false }>) {

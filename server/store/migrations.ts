@@ -72,4 +72,47 @@ export const migrations: readonly string[] = [
   CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
   CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
   `,
+  // 2: delivery service: groups, rosters, group logs, per-user inboxes
+  `
+  CREATE TABLE groups (
+    id         TEXT PRIMARY KEY,           -- MLS group id, canonical base64url
+    epoch      INTEGER NOT NULL,
+    last_seq   INTEGER NOT NULL,           -- kept here so that seqs never repeat after retention deletes entries
+    created_by TEXT NOT NULL REFERENCES users(username),
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  -- removed_seq NULL: on the roster. Otherwise the member may still read entries up to the removing Commit.
+  CREATE TABLE group_members (
+    group_id    TEXT NOT NULL REFERENCES groups(id),
+    username    TEXT NOT NULL REFERENCES users(username),
+    joined_seq  INTEGER NOT NULL,
+    removed_seq INTEGER,
+    PRIMARY KEY (group_id, username)
+  ) WITHOUT ROWID;
+  CREATE INDEX group_members_user ON group_members(username);
+
+  CREATE TABLE group_log (
+    group_id    TEXT NOT NULL REFERENCES groups(id),
+    seq         INTEGER NOT NULL,
+    epoch       INTEGER NOT NULL,
+    kind        TEXT NOT NULL,             -- commit | proposal | application
+    sender      TEXT NOT NULL,
+    data        BLOB NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (group_id, seq)
+  ) WITHOUT ROWID;
+  CREATE INDEX group_log_age ON group_log(received_at);
+
+  CREATE TABLE inbox (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,  -- the cursor: never reused
+    username   TEXT NOT NULL REFERENCES users(username),
+    kind       TEXT NOT NULL,
+    group_id   TEXT,                               -- welcome and removed items
+    item       TEXT NOT NULL,                      -- the InboxItem as JSON, sent as is
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX inbox_user ON inbox(username, id);
+  CREATE INDEX inbox_age ON inbox(created_at);
+  `,
 ]

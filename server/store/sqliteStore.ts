@@ -1,6 +1,8 @@
 /** ServerStore on better-sqlite3. Writes go through the WriteBatcher (group commit); reads run directly. */
 import { AppError } from "../../rpc-schema/errors.js"
 import { openDatabase, type Db } from "./database.js"
+import { InboxWriter } from "./inboxWriter.js"
+import { KeySpender } from "./keySpending.js"
 import type {
   GcReport,
   KeyCounts,
@@ -24,12 +26,17 @@ interface KeyRow {
 
 export class SqliteStore implements ServerStore {
   readonly db: Db
-  private readonly writes: WriteBatcher
+  /** The database's one group-commit queue; the delivery store shares it (one batcher per database). */
+  readonly writes: WriteBatcher
+  private readonly spender: KeySpender
+  private readonly inbox: InboxWriter
   private readonly s
 
   constructor(path: string) {
     this.db = openDatabase(path)
     this.writes = new WriteBatcher(this.db)
+    this.spender = new KeySpender(this.db)
+    this.inbox = new InboxWriter(this.db)
     const db = this.db
     this.s = {
       insertUser: db.prepare("INSERT INTO users (username, signature_key, created_at) VALUES (?, ?, ?)"),
@@ -85,12 +92,6 @@ export class SqliteStore implements ServerStore {
       insertReservation: db.prepare(
         "INSERT INTO reservations (id, ref, owner, requester, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
       ),
-      reservation: db.prepare<
-        [string],
-        { ref: string; requester: string; expires_at: number; spent_at: number | null }
-      >("SELECT ref, requester, expires_at, spent_at FROM reservations WHERE id = ?"),
-      spendKey: db.prepare("UPDATE keypackages SET state = 'spent', spent_at = ? WHERE ref = ?"),
-      spendReservation: db.prepare("UPDATE reservations SET spent_at = ? WHERE id = ?"),
       deleteKey: db.prepare("DELETE FROM keypackages WHERE ref = ?"),
       audit: db.prepare("INSERT INTO audit (at, action, owner, ref, actor, reservation_id) VALUES (?, ?, ?, ?, ?, ?)"),
       counts: db.prepare<
@@ -198,6 +199,7 @@ export class SqliteStore implements ServerStore {
     reservationId: string,
     now: number,
     expiresAt: number,
+    lowWatermark: number,
   ): Promise<StoredReservation> {
     return this.writes.run((): StoredReservation => {
       if (!this.s.userKey.get(owner)) throw new AppError("unknown_user", `no user "${owner}"`)
@@ -213,37 +215,18 @@ export class SqliteStore implements ServerStore {
       if (!key) throw new AppError("no_keypackage_available", `${owner} has no KeyPackage available`)
       this.s.insertReservation.run(reservationId, key.ref, owner, requester, now, expiresAt)
       this.s.audit.run(now, "reserve", owner, key.ref, requester, reservationId)
-      return {
-        ref: key.ref,
-        data: new Uint8Array(key.data),
-        reservationId,
-        expiresAt,
-        lastResort,
-        remainingAvailable: this.s.availableCount.get(owner, cipherSuite, now)!.n,
-      }
+      const remainingAvailable = this.s.availableCount.get(owner, cipherSuite, now)!.n
+      // The owner's notifications are stored with the reservation itself (its stream pushes them).
+      const event = { ref: key.ref, by: requester, lastResort, remainingAvailable }
+      this.inbox.add(owner, { kind: "keyReserved", ...event }, now)
+      if (remainingAvailable < lowWatermark)
+        this.inbox.add(owner, { kind: "poolLow", available: remainingAvailable }, now)
+      return { ref: key.ref, data: new Uint8Array(key.data), reservationId, expiresAt, lastResort, remainingAvailable }
     })
   }
 
   spend(ref: string, reservationId: string, requester: string, now: number): Promise<StoredSpend> {
-    return this.writes.run((): StoredSpend => {
-      const key = this.s.keyByRef.get(ref)
-      if (!key) throw new AppError("keypackage_not_found", "no KeyPackage with that ref")
-      if (key.state === "spent") throw new AppError("already_spent", "that KeyPackage was spent already")
-      const r = this.s.reservation.get(reservationId)
-      if (!r || r.ref !== ref)
-        throw new AppError("reservation_invalid", "that reservation is not one of this KeyPackage")
-      if (r.requester !== requester) throw new AppError("forbidden", "the reservation belongs to another user")
-      if (r.spent_at !== null) throw new AppError("already_spent", "that reservation was spent already")
-      const lastResort = key.last_resort === 1
-      if (r.expires_at <= now || (!lastResort && key.reservation_id !== reservationId)) {
-        throw new AppError("reservation_expired", "the reservation expired; reserve again")
-      }
-      // A last-resort key is never consumed (RFC 9750 practice): only its reservation is.
-      if (!lastResort) this.s.spendKey.run(now, ref)
-      this.s.spendReservation.run(now, reservationId)
-      this.s.audit.run(now, "spend", key.owner, ref, requester, reservationId)
-      return { ref, owner: key.owner, spentAt: now, lastResort }
-    })
+    return this.writes.run(() => this.spender.spend(ref, reservationId, requester, now))
   }
 
   withdraw(owner: string, ref: string, now: number): Promise<void> {

@@ -68,6 +68,7 @@ export interface ServerStore {
 
   addKeyPackages(owner: string, items: ValidKeyPackage[], cap: number, now: number): Promise<StoreUploadOutcome[]>
   setLastResort(owner: string, item: ValidKeyPackage, now: number): Promise<StoreUploadOutcome>
+  /** Reserves a key; the owner's keyReserved (and poolLow) inbox items are written in the same transaction. */
   reserve(
     owner: string,
     cipherSuite: number,
@@ -75,7 +76,10 @@ export interface ServerStore {
     reservationId: string,
     now: number,
     expiresAt: number,
+    /** Below this many available keys after the reservation, a poolLow item goes to the owner's inbox. */
+    lowWatermark: number,
   ): Promise<StoredReservation>
+  /** Spends a reserved key (store/keySpending.ts), with the owner's keySpent inbox item. */
   spend(ref: string, reservationId: string, requester: string, now: number): Promise<StoredSpend>
   withdraw(owner: string, ref: string, now: number): Promise<void>
   keyCounts(owner: string, now: number, soonMs: number): Promise<KeyCounts>
@@ -83,4 +87,90 @@ export interface ServerStore {
   keyRefs(owner: string, now: number): Promise<{ available: string[]; reserved: string[] }>
   collectGarbage(now: number, retentionMs: number): Promise<GcReport>
   close(): void
+}
+
+/** One stored group log entry. */
+export interface StoredEntry {
+  groupId: string
+  seq: number
+  epoch: number
+  kind: "commit" | "proposal" | "application"
+  sender: string
+  data: Uint8Array
+  receivedAt: number
+}
+
+export interface StoredGroup {
+  groupId: string
+  epoch: number
+  lastSeq: number
+  /** The roster, sorted. */
+  members: string[]
+}
+
+/** A user's membership of a group, current or ended. */
+export interface StoredMembership {
+  groupId: string
+  epoch: number
+  lastSeq: number
+  /** The user reads entries with a seq above this. */
+  joinedSeq: number
+  /** The seq of the Commit that removed the user (still readable); null while on the roster. */
+  removedSeq: number | null
+}
+
+export interface CommitInput {
+  groupId: string
+  sender: string
+  /** The epoch the Commit names. */
+  epoch: number
+  data: Uint8Array
+  consumed: { user: string; ref: string; reservationId: string }[]
+  removes: string[]
+  /** The Welcome MLSMessage, base64url, for each added user's inbox. */
+  welcome: string | undefined
+  now: number
+}
+
+export interface CommitOutcome {
+  entry: StoredEntry
+  spent: StoredSpend[]
+  added: string[]
+  removed: string[]
+}
+
+/** An inbox item; `item` is the wire InboxItem as JSON text, stored and sent as is. */
+export interface StoredInboxItem {
+  id: number
+  item: string
+  createdAt: number
+}
+
+/**
+ * Storage of the delivery service: groups, rosters, logs, inboxes. Reads that take a user name
+ * return only what that user may read, so access control lives in one place.
+ */
+export interface DeliveryStore {
+  createGroup(groupId: string, creator: string, now: number): Promise<StoredGroup>
+  group(groupId: string): Promise<StoredGroup | undefined>
+  membership(groupId: string, username: string): Promise<StoredMembership | undefined>
+  memberships(username: string): Promise<StoredMembership[]>
+  /** The whole Commit transaction of DESIGN §2; throws (changing nothing) to refuse. */
+  commit(input: CommitInput): Promise<CommitOutcome>
+  /** Appends a proposal or application message from a roster member; the epoch may not be ahead. */
+  append(
+    groupId: string,
+    sender: string,
+    epoch: number,
+    kind: "proposal" | "application",
+    data: Uint8Array,
+    now: number,
+  ): Promise<StoredEntry>
+  /** Entries after `after` that `username` may read (joined < seq <= removed), in seq order. */
+  readLog(groupId: string, username: string, after: number, limit: number): Promise<StoredEntry[]>
+  /** Welcome groups waiting in `username`'s inbox after a cursor: they are streamed only after that item. */
+  pendingWelcomes(username: string, after: number): Promise<Set<string>>
+  readInbox(username: string, after: number, limit: number): Promise<StoredInboxItem[]>
+  ack(username: string, upTo: number): Promise<number>
+  collectGarbage(now: number, retentionMs: number): Promise<{ logEntries: number; inboxItems: number }>
 }

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url"
 import Database from "better-sqlite3"
 import { makeEncodedKeyPackages, newUser, uploadKeyPackages } from "../helpers/users.js"
 import { quantile, report } from "./report.js"
-import { runChild, spawnServer } from "./_spawnServer.js"
+import { runChild, spawnServer } from "../helpers/spawnServer.js"
 
 const users = Number(process.env.KEYDIR_USERS ?? 800)
 const clients = 64

@@ -3,8 +3,18 @@
  * KeyPackages travel as base64url of the bare `KeyPackage` encoding (RFC 9420 §10); an
  * MLSMessage-wrapped one is accepted on upload too.
  */
+import { createHash } from "node:crypto"
 import { Type, type Static } from "@sinclair/typebox"
-import { Base64Url, CipherSuiteId, KeyPackageRef, ReservationId, Strict, TimestampMs, Username } from "../../common.js"
+import {
+  Base64Url,
+  CipherSuiteId,
+  KeyPackageRef,
+  ReservationId,
+  Strict,
+  TimestampMs,
+  toBase64Url,
+  Username,
+} from "../../common.js"
 import { keyPackageRejections } from "../../errors.js"
 import { UserParams } from "./auth.js"
 import { route } from "./route.js"
@@ -101,10 +111,22 @@ export const StatusResult = Type.Object({
   /** good >= 8 available, low 3..7, critical 1..2, exhausted 0 (the last-resort key does not count). */
   health: PoolHealth,
   lastResort: Type.Union([Type.Object({ ref: KeyPackageRef, notAfter: TimestampMs }), Type.Null()]),
-  /** SHA-256 (base64url) over the sorted refs of available and reserved keys, for reconciliation. */
+  /** `refsDigest` of the refs of available and reserved ordinary keys, for reconciliation. */
   digest: Base64Url(),
 })
 export type StatusResult = Static<typeof StatusResult>
+
+/**
+ * SHA-256 (base64url) over the sorted refs joined by "\n": the server's `digest` of the keys it holds and the
+ * daemon's of the keys it believes uploaded. Equal digests mean both sides hold the same keys.
+ */
+export function refsDigest(refs: readonly string[]): string {
+  return toBase64Url(
+    createHash("sha256")
+      .update([...refs].sort().join("\n"))
+      .digest(),
+  )
+}
 
 export const status = route({
   method: "GET",

@@ -6,6 +6,7 @@ export interface RouteDescriptor<
   Params extends TSchema | undefined = TSchema | undefined,
   Body extends TSchema | undefined = TSchema | undefined,
   Response extends TSchema = TSchema,
+  Query extends TSchema | undefined = TSchema | undefined,
 > {
   method: "GET" | "POST" | "PUT" | "DELETE"
   /** Fastify-style path with `:name` parameters, under /v1. */
@@ -13,6 +14,8 @@ export interface RouteDescriptor<
   /** Whether a bearer token is required. */
   auth: boolean
   params: Params
+  /** Query-string parameters, if any. Always strings on the wire: integers are declared as digit patterns. */
+  query?: Query
   body: Body
   /** Success status and its body. */
   status: 200 | 201
@@ -21,6 +24,11 @@ export interface RouteDescriptor<
   errors: readonly ErrorCode[]
 }
 
-export const route = <P extends TSchema | undefined, B extends TSchema | undefined, R extends TSchema>(
-  d: RouteDescriptor<P, B, R>,
-): RouteDescriptor<P, B, R> => d
+export const route = <
+  P extends TSchema | undefined,
+  B extends TSchema | undefined,
+  R extends TSchema,
+  Q extends TSchema | undefined = undefined,
+>(
+  d: RouteDescriptor<P, B, R, Q>,
+): RouteDescriptor<P, B, R, Q> => d

@@ -1,4 +1,4 @@
-/** Starts `server/main.ts` as a child process on a free loopback port, for benchmarks that load it from outside. */
+/** Starts `server/main.ts` as a child process on a free loopback port: for benchmarks, and for tests that kill it. */
 import { spawn, type ChildProcess } from "node:child_process"
 import { once } from "node:events"
 import { dirname, join } from "node:path"

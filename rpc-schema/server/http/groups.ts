@@ -1,0 +1,234 @@
+/**
+ * Delivery service, groups (DESIGN §2 Delivery): create a group, post Commits and messages, read
+ * a group's log. Group ids are the MLS group ids chosen by clients, opaque to the server. MLS
+ * messages travel as base64url of the MLSMessage encoding (RFC 9420 §6); the server reads only
+ * their cleartext framing (group id, epoch, content type), never their content.
+ */
+import { Type, type Static } from "@sinclair/typebox"
+import { Base64Url, KeyPackageRef, ReservationId, Strict, TimestampMs, Username } from "../../common.js"
+import { route } from "./route.js"
+
+/** Most entries one page of a group log or of an inbox holds. */
+export const maxPageSize = 500
+
+/** An MLS group id (RFC 9420 §8.1), base64url; 1 to 255 bytes. */
+export const GroupId = Base64Url({ minLength: 2, maxLength: 340, description: "MLS group id, base64url" })
+export type GroupId = Static<typeof GroupId>
+
+/** A position in a group log: entries are numbered 1, 2, 3… with no gap; 0 is "before the first". */
+export const Seq = Type.Integer({ minimum: 0, description: "log sequence number" })
+
+/** An MLS epoch (RFC 9420 §8). */
+export const Epoch = Type.Integer({ minimum: 0, description: "MLS epoch" })
+
+/** One MLSMessage, base64url. Its size limit is the server's (256 KiB by default): larger is message_too_large. */
+export const EncodedMlsMessage = Base64Url({ minLength: 4, description: "MLSMessage, base64url" })
+
+/** A non-negative integer in a query string (the server does not coerce types). */
+export const QueryInt = Type.String({ pattern: "^[0-9]{1,15}$", description: "decimal integer" })
+
+/** What kind of handshake or application message a log entry is (the MLS content type). */
+export const EntryKind = Type.Union([Type.Literal("commit"), Type.Literal("proposal"), Type.Literal("application")])
+export type EntryKind = Static<typeof EntryKind>
+
+/** One entry of a group log, as HTTP catch-up and the stream both carry it. */
+export const LogEntry = Type.Object({
+  groupId: GroupId,
+  /** Strictly increasing per group, without gaps. */
+  seq: Seq,
+  /** The epoch the MLS message names. */
+  epoch: Epoch,
+  kind: EntryKind,
+  /** The authenticated user who posted it. */
+  sender: Username,
+  /** The MLSMessage as posted. */
+  message: EncodedMlsMessage,
+  /** When the server stored it. */
+  receivedAt: TimestampMs,
+})
+export type LogEntry = Static<typeof LogEntry>
+
+export const GroupParams = Strict({ groupId: GroupId })
+export type GroupParams = Static<typeof GroupParams>
+
+export const CreateGroupBody = Strict({ groupId: GroupId })
+export type CreateGroupBody = Static<typeof CreateGroupBody>
+
+/** A group as its members see it. */
+export const GroupInfoResult = Type.Object({
+  groupId: GroupId,
+  /** The current epoch: the next Commit must be made at it. */
+  epoch: Epoch,
+  /** The seq of the newest log entry ever appended (0 for none). */
+  lastSeq: Seq,
+  /** The roster: who may post and read. */
+  members: Type.Array(Username),
+})
+export type GroupInfoResult = Static<typeof GroupInfoResult>
+
+/** Creates a group at epoch 0 with the caller as its only member. */
+export const createGroup = route({
+  method: "POST",
+  path: "/v1/groups",
+  auth: true,
+  params: undefined,
+  body: CreateGroupBody,
+  status: 201,
+  response: GroupInfoResult,
+  errors: ["group_exists", "rate_limited"],
+})
+
+/** A group's epoch, head and roster; members only. */
+export const getGroup = route({
+  method: "GET",
+  path: "/v1/groups/:groupId",
+  auth: true,
+  params: GroupParams,
+  body: undefined,
+  status: 200,
+  response: GroupInfoResult,
+  errors: ["group_not_found", "not_member"],
+})
+
+/** The caller's membership of one group. */
+export const Membership = Type.Object({
+  groupId: GroupId,
+  epoch: Epoch,
+  lastSeq: Seq,
+  /** The caller reads entries after this seq (0 for the creator; the adding Commit's seq for others). */
+  joinedSeq: Seq,
+  /** The seq of the Commit that removed the caller, whose entries up to it stay readable; null while a member. */
+  removedSeq: Type.Union([Seq, Type.Null()]),
+})
+export type Membership = Static<typeof Membership>
+export const ListGroupsResult = Type.Object({ groups: Type.Array(Membership) })
+export type ListGroupsResult = Static<typeof ListGroupsResult>
+
+/** The groups the caller is on the roster of, or was removed from and may still read up to the removal. */
+export const listGroups = route({
+  method: "GET",
+  path: "/v1/groups",
+  auth: true,
+  params: undefined,
+  body: undefined,
+  status: 200,
+  response: ListGroupsResult,
+  errors: [],
+})
+
+/** A KeyPackage the Commit consumes: it adds `user` with the key reserved under `reservationId`. */
+export const ConsumedKeyPackage = Strict({
+  /** The owner of the KeyPackage, who joins the group. */
+  user: Username,
+  ref: KeyPackageRef,
+  /** The caller's unexpired reservation of that key. */
+  reservationId: ReservationId,
+})
+export type ConsumedKeyPackage = Static<typeof ConsumedKeyPackage>
+
+export const CommitBody = Strict({
+  /** The Commit, PublicMessage or PrivateMessage framing; its epoch must be the group's current epoch. */
+  commit: EncodedMlsMessage,
+  /** KeyPackages the Commit's Add proposals consume; each is spent with the Commit (one per added user). */
+  keyPackages: Type.Array(ConsumedKeyPackage, { maxItems: 256 }),
+  /** Users the Commit removes from the roster. */
+  removes: Type.Array(Username, { maxItems: 256 }),
+  /** The Welcome for the added users (an MLSMessage); required when keyPackages is not empty. */
+  welcome: Type.Optional(EncodedMlsMessage),
+})
+export type CommitBody = Static<typeof CommitBody>
+
+export const PostResult = Type.Object({
+  /** Where the message sits in the group log. */
+  seq: Seq,
+  /** The epoch the message names. */
+  epoch: Epoch,
+})
+export type PostResult = Static<typeof PostResult>
+
+export const CommitResult = Type.Object({
+  seq: Seq,
+  /** The epoch the Commit was made at. */
+  epoch: Epoch,
+  /** The group's epoch after the Commit (epoch + 1). */
+  newEpoch: Epoch,
+})
+export type CommitResult = Static<typeof CommitResult>
+
+/**
+ * Posts a Commit. In one transaction: the epoch must be the current one (first wins; else
+ * epoch_conflict with `details.currentEpoch`), every consumed KeyPackage is spent under the
+ * caller's unexpired reservation, the roster gains the added and loses the removed users, the
+ * Welcome goes to each added user's inbox, a removal notice to each removed user's, the Commit
+ * is appended to the log and the epoch advances. Any failure refuses the whole Commit.
+ */
+export const commit = route({
+  method: "POST",
+  path: "/v1/groups/:groupId/commits",
+  auth: true,
+  params: GroupParams,
+  body: CommitBody,
+  status: 201,
+  response: CommitResult,
+  errors: [
+    "epoch_conflict",
+    "not_member",
+    "group_not_found",
+    "malformed_message",
+    "message_too_large",
+    "keypackage_not_found",
+    "already_spent",
+    "reservation_invalid",
+    "reservation_expired",
+    "forbidden",
+    "conflict",
+    "rate_limited",
+  ],
+})
+
+export const MessageBody = Strict({
+  /** An application message (PrivateMessage) or a proposal; its epoch may not be ahead of the group's. */
+  message: EncodedMlsMessage,
+})
+export type MessageBody = Static<typeof MessageBody>
+
+/** Appends an application or proposal message to the log; roster members only. */
+export const postMessage = route({
+  method: "POST",
+  path: "/v1/groups/:groupId/messages",
+  auth: true,
+  params: GroupParams,
+  body: MessageBody,
+  status: 201,
+  response: PostResult,
+  errors: ["not_member", "group_not_found", "malformed_message", "message_too_large", "epoch_conflict", "rate_limited"],
+})
+
+export const LogQuery = Strict({
+  /** Entries after this seq (default 0). */
+  after: Type.Optional(QueryInt),
+  /** At most this many entries, 1..500 (default 500). */
+  limit: Type.Optional(QueryInt),
+})
+export type LogQuery = Static<typeof LogQuery>
+
+export const LogResult = Type.Object({
+  /** In seq order. Only entries the caller may read: after it joined, up to its removal. */
+  entries: Type.Array(LogEntry),
+  /** The seq of the newest entry of the group; more pages follow while the last entry's seq is below it. */
+  lastSeq: Seq,
+})
+export type LogResult = Static<typeof LogResult>
+
+/** Catch-up: a page of a group's log after a seq. Entries older than the retention period are gone. */
+export const readLog = route({
+  method: "GET",
+  path: "/v1/groups/:groupId/log",
+  auth: true,
+  params: GroupParams,
+  query: LogQuery,
+  body: undefined,
+  status: 200,
+  response: LogResult,
+  errors: ["group_not_found", "not_member"],
+})

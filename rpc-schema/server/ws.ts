@@ -1,0 +1,96 @@
+/**
+ * The WebSocket stream at `GET /v1/stream` (upgrade), authenticated with `Authorization: Bearer`
+ * on the upgrade request (a bad token is answered 401 with the error body, no upgrade). Frames are
+ * JSON text, one message per frame.
+ *
+ * 1. The client sends `hello` with where it is: per group the last seq it has, and its inbox cursor.
+ * 2. The server sends what the client missed (inbox items and log entries), then `caughtUp`, then
+ *    live frames as they are stored. There is no gap and no duplicate at that boundary: per group,
+ *    entries arrive in seq order, each once per connection.
+ * 3. A Welcome's group is streamed only after its `welcome` inbox frame; its entries start after the
+ *    adding Commit. A removed member receives entries up to and including the removing Commit, then
+ *    the `removed` inbox frame, and nothing of that group after it.
+ *
+ * The server pings every 30 s (configurable) and drops a connection that did not answer the previous
+ * ping. A client that reads too slowly for the server's buffer limit is disconnected (the socket
+ * is cut, no close frame: 1006 on its side) and resumes from its cursors.
+ */
+import { Type, type Static } from "@sinclair/typebox"
+import { Strict } from "../common.js"
+import { errorTable } from "../errors.js"
+import { GroupId, LogEntry, Seq } from "./http/groups.js"
+import { InboxId, InboxItem } from "./http/inbox.js"
+
+/** The stream's path (an HTTP GET with Upgrade: websocket). */
+export const streamPath = "/v1/stream"
+
+/** Close codes the server uses besides the standard ones. */
+export const closeCodes = {
+  /** The client sent a frame that is not valid JSON or not a client frame, or a second hello. */
+  protocolError: 4000,
+  /** The server is shutting down (1001, going away). */
+  goingAway: 1001,
+} as const
+
+/** Where the client is in one group. */
+export const GroupCursor = Strict({
+  groupId: GroupId,
+  /** The last seq the client has of this group (0 for none). */
+  after: Seq,
+})
+export type GroupCursor = Static<typeof GroupCursor>
+
+/** client → server, first frame: where the client is. Groups it does not name start at its join point. */
+export const HelloFrame = Strict({
+  type: Type.Literal("hello"),
+  groups: Type.Array(GroupCursor, { maxItems: 10_000 }),
+  /** The last inbox cursor the client has seen (0 for none). */
+  inboxAfter: InboxId,
+})
+export type HelloFrame = Static<typeof HelloFrame>
+
+/** client → server: acknowledge (delete) inbox items up to and including `upTo`. */
+export const AckFrame = Strict({ type: Type.Literal("ack"), upTo: InboxId })
+export type AckFrame = Static<typeof AckFrame>
+
+/** Every frame a client may send. */
+export const ClientFrame = Type.Union([HelloFrame, AckFrame])
+export type ClientFrame = Static<typeof ClientFrame>
+
+/** server → client: one group log entry. */
+export const EntryFrame = Type.Composite([Type.Object({ type: Type.Literal("entry") }), LogEntry])
+export type EntryFrame = Static<typeof EntryFrame>
+
+/** server → client: one inbox item with its cursor. */
+export const InboxFrame = Type.Object({
+  type: Type.Literal("inbox"),
+  id: InboxId,
+  item: InboxItem,
+  createdAt: Type.Integer({ minimum: 0 }),
+})
+export type InboxFrame = Static<typeof InboxFrame>
+
+/** server → client, once per connection: everything stored before this frame has been sent. */
+export const CaughtUpFrame = Type.Object({
+  type: Type.Literal("caughtUp"),
+  /** The client's position per streamed group at that moment. */
+  groups: Type.Array(Type.Object({ groupId: GroupId, seq: Seq })),
+  /** The last inbox cursor sent. */
+  inbox: InboxId,
+})
+export type CaughtUpFrame = Static<typeof CaughtUpFrame>
+
+/** server → client: a request of the client could not be honoured (the connection stays open). */
+export const ErrorFrame = Type.Object({
+  type: Type.Literal("error"),
+  /** A stable snake_case code of rpc-schema/errors.ts, e.g. not_member for a hello naming a foreign group. */
+  code: Type.Union(Object.keys(errorTable).map((c) => Type.Literal(c))),
+  message: Type.String(),
+  /** The group concerned, if any. */
+  groupId: Type.Optional(GroupId),
+})
+export type ErrorFrame = Static<typeof ErrorFrame>
+
+/** Every frame the server sends. */
+export const ServerFrame = Type.Union([EntryFrame, InboxFrame, CaughtUpFrame, ErrorFrame])
+export type ServerFrame = Static<typeof ServerFrame>

@@ -1,0 +1,175 @@
+/**
+ * Delivery service (DESIGN §2): groups, Commits, messages, catch-up and inboxes. It checks the
+ * MLS framing and the limits, leaves every state change to one store transaction, and tells the
+ * stream hub only after that transaction is committed.
+ */
+import { fromBase64Url, toBase64Url } from "../../rpc-schema/common.js"
+import { AppError } from "../../rpc-schema/errors.js"
+import {
+  maxPageSize,
+  type CommitBody,
+  type CommitResult,
+  type GroupInfoResult,
+  type ListGroupsResult,
+  type LogResult,
+  type PostResult,
+} from "../../rpc-schema/server/http/groups.js"
+import type { InboxItem, InboxResult } from "../../rpc-schema/server/http/inbox.js"
+import type { Clock } from "../clock.js"
+import type { ServerConfig } from "../config.js"
+import type { DeliveryStore } from "../store/types.js"
+import type { StreamHub } from "../ws/hub.js"
+import { toLogEntry } from "../ws/frames.js"
+import type { DirectoryEvents } from "./events.js"
+import { checkWelcome, readFraming } from "./mlsFraming.js"
+import { RateLimiter } from "./rateLimiter.js"
+
+export type DeliveryConfig = Pick<
+  ServerConfig,
+  "maxMessageBytes" | "postBurst" | "postPerMinute" | "deliveryRetentionMs"
+>
+
+/** A group id from a route: canonical base64url of its bytes, so one group has one spelling. */
+function canonicalGroupId(text: string): string {
+  try {
+    return toBase64Url(fromBase64Url(text))
+  } catch {
+    throw new AppError("invalid_request", "the group id is not base64url")
+  }
+}
+
+export function pageArgs(q: { after?: string; limit?: string }): { after: number; limit: number } {
+  const limit = q.limit === undefined ? maxPageSize : Number(q.limit)
+  if (limit < 1 || limit > maxPageSize) throw new AppError("invalid_request", `limit must be 1..${maxPageSize}`)
+  return { after: q.after === undefined ? 0 : Number(q.after), limit }
+}
+
+export class DeliveryService {
+  private readonly postLimiter: RateLimiter
+
+  constructor(
+    private readonly store: DeliveryStore,
+    private readonly clock: Clock,
+    private readonly hub: StreamHub,
+    private readonly events: DirectoryEvents,
+    private readonly config: DeliveryConfig,
+  ) {
+    this.postLimiter = new RateLimiter(clock, config.postBurst, config.postPerMinute)
+    // The directory stored the owner's inbox items with the change itself; its events (raised after
+    // that commit) only wake the owner's stream connections.
+    const wake = (e: { owner: string }) => hub.inbox(e.owner)
+    events.on("reserved", wake).on("spent", wake).on("poolLow", wake)
+  }
+
+  private limitPosts(user: string): void {
+    const waitMs = this.postLimiter.take(user)
+    if (waitMs > 0) {
+      const retryAfterS = Math.ceil(waitMs / 1000)
+      throw new AppError("rate_limited", `too many messages; retry in ${retryAfterS} s`, { retryAfterS })
+    }
+  }
+
+  private decodeMessage(text: string): Uint8Array {
+    const max = this.config.maxMessageBytes
+    // Checked on the text first, so an oversized message is never decoded.
+    if (Math.floor((text.length * 3) / 4) > max) {
+      throw new AppError("message_too_large", `an MLS message may have at most ${max} bytes`, { maxBytes: max })
+    }
+    return fromBase64Url(text)
+  }
+
+  /** The framing of a handshake or application message for `groupId`, or malformed_message. */
+  private framing(groupId: string, bytes: Uint8Array) {
+    const f = readFraming(bytes)
+    if (toBase64Url(f.groupId) !== groupId) throw new AppError("malformed_message", "the message is for another group")
+    return f
+  }
+
+  async createGroup(user: string, groupIdText: string): Promise<GroupInfoResult> {
+    this.limitPosts(user)
+    const groupId = canonicalGroupId(groupIdText)
+    const g = await this.store.createGroup(groupId, user, this.clock.now())
+    this.hub.groupCreated(groupId, user)
+    return g
+  }
+
+  async getGroup(user: string, groupIdText: string): Promise<GroupInfoResult> {
+    const groupId = canonicalGroupId(groupIdText)
+    const g = await this.store.group(groupId)
+    if (!g) throw new AppError("group_not_found", "no group with that id")
+    if (!g.members.includes(user)) throw new AppError("not_member", `${user} is not a member of that group`)
+    return g
+  }
+
+  async listGroups(user: string): Promise<ListGroupsResult> {
+    return { groups: await this.store.memberships(user) }
+  }
+
+  async commit(user: string, groupIdText: string, body: CommitBody): Promise<CommitResult> {
+    this.limitPosts(user)
+    const groupId = canonicalGroupId(groupIdText)
+    const data = this.decodeMessage(body.commit)
+    const f = this.framing(groupId, data)
+    if (f.contentType !== "commit") throw new AppError("malformed_message", `expected a Commit, not ${f.contentType}`)
+    // RFC 9420 §12.4.3.1: added members join by the Welcome, so it travels with the Commit that adds them.
+    if (body.keyPackages.length > 0 && body.welcome === undefined) {
+      throw new AppError("malformed_message", "a Commit that consumes KeyPackages needs its Welcome")
+    }
+    if (body.keyPackages.length === 0 && body.welcome !== undefined) {
+      throw new AppError("malformed_message", "a Welcome without consumed KeyPackages adds nobody")
+    }
+    if (body.welcome !== undefined) checkWelcome(this.decodeMessage(body.welcome))
+    const outcome = await this.store.commit({
+      groupId,
+      sender: user,
+      epoch: f.epoch,
+      data,
+      consumed: body.keyPackages,
+      removes: body.removes,
+      welcome: body.welcome,
+      now: this.clock.now(),
+    })
+    this.hub.commit(outcome)
+    for (const s of outcome.spent)
+      this.events.emit("spent", { owner: s.owner, ref: s.ref, by: user, lastResort: s.lastResort })
+    return { seq: outcome.entry.seq, epoch: f.epoch, newEpoch: f.epoch + 1 }
+  }
+
+  async post(user: string, groupIdText: string, message: string): Promise<PostResult> {
+    this.limitPosts(user)
+    const groupId = canonicalGroupId(groupIdText)
+    const data = this.decodeMessage(message)
+    const f = this.framing(groupId, data)
+    if (f.contentType === "commit") throw new AppError("malformed_message", "a Commit goes to the commits route")
+    const entry = await this.store.append(groupId, user, f.epoch, f.contentType, data, this.clock.now())
+    this.hub.entry(entry)
+    return { seq: entry.seq, epoch: entry.epoch }
+  }
+
+  async readLog(user: string, groupIdText: string, q: { after?: string; limit?: string }): Promise<LogResult> {
+    const groupId = canonicalGroupId(groupIdText)
+    const { after, limit } = pageArgs(q)
+    const m = await this.store.membership(groupId, user)
+    if (!m) {
+      if (!(await this.store.group(groupId))) throw new AppError("group_not_found", "no group with that id")
+      throw new AppError("not_member", `${user} is not a member of that group`)
+    }
+    const entries = await this.store.readLog(groupId, user, after, limit)
+    return { entries: entries.map(toLogEntry), lastSeq: m.removedSeq ?? m.lastSeq }
+  }
+
+  async readInbox(user: string, q: { after?: string; limit?: string }): Promise<InboxResult> {
+    const { after, limit } = pageArgs(q)
+    const items = await this.store.readInbox(user, after, limit)
+    return { items: items.map((i) => ({ id: i.id, item: JSON.parse(i.item) as InboxItem, createdAt: i.createdAt })) }
+  }
+
+  async ack(user: string, upTo: number): Promise<number> {
+    return this.store.ack(user, upTo)
+  }
+
+  async collectGarbage() {
+    this.postLimiter.prune()
+    return this.store.collectGarbage(this.clock.now(), this.config.deliveryRetentionMs)
+  }
+}

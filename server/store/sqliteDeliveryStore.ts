@@ -1,0 +1,241 @@
+/**
+ * DeliveryStore on better-sqlite3, on the same database and the same WriteBatcher as the key
+ * directory, so that a Commit spends its KeyPackages and appends itself in ONE transaction.
+ */
+import { AppError } from "../../rpc-schema/errors.js"
+import type { Db } from "./database.js"
+import { InboxWriter } from "./inboxWriter.js"
+import { KeySpender } from "./keySpending.js"
+import type {
+  CommitInput,
+  CommitOutcome,
+  DeliveryStore,
+  StoredEntry,
+  StoredGroup,
+  StoredInboxItem,
+  StoredMembership,
+} from "./types.js"
+import type { WriteBatcher } from "./writeBatcher.js"
+
+interface GroupRow {
+  epoch: number
+  last_seq: number
+}
+interface MemberRow {
+  joined_seq: number
+  removed_seq: number | null
+}
+interface EntryRow {
+  seq: number
+  epoch: number
+  kind: StoredEntry["kind"]
+  sender: string
+  data: Buffer
+  received_at: number
+}
+
+export class SqliteDeliveryStore implements DeliveryStore {
+  private readonly spender: KeySpender
+  private readonly inbox: InboxWriter
+  private readonly s
+
+  constructor(
+    db: Db,
+    private readonly writes: WriteBatcher,
+  ) {
+    this.spender = new KeySpender(db)
+    this.inbox = new InboxWriter(db)
+    this.s = {
+      group: db.prepare<[string], GroupRow>("SELECT epoch, last_seq FROM groups WHERE id = ?"),
+      insertGroup: db.prepare(
+        "INSERT INTO groups (id, epoch, last_seq, created_by, created_at) VALUES (?, 0, 0, ?, ?)",
+      ),
+      advance: db.prepare("UPDATE groups SET epoch = ?, last_seq = ? WHERE id = ?"),
+      roster: db.prepare<[string], { username: string }>(
+        "SELECT username FROM group_members WHERE group_id = ? AND removed_seq IS NULL ORDER BY username",
+      ),
+      member: db.prepare<[string, string], MemberRow>(
+        "SELECT joined_seq, removed_seq FROM group_members WHERE group_id = ? AND username = ?",
+      ),
+      memberships: db.prepare<[string], MemberRow & GroupRow & { group_id: string }>(
+        `SELECT m.group_id, m.joined_seq, m.removed_seq, g.epoch, g.last_seq
+         FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.username = ? ORDER BY m.group_id`,
+      ),
+      join: db.prepare(
+        `INSERT INTO group_members (group_id, username, joined_seq, removed_seq) VALUES (?, ?, ?, NULL)
+         ON CONFLICT (group_id, username) DO UPDATE SET joined_seq = excluded.joined_seq, removed_seq = NULL`,
+      ),
+      remove: db.prepare("UPDATE group_members SET removed_seq = ? WHERE group_id = ? AND username = ?"),
+      insertEntry: db.prepare(
+        "INSERT INTO group_log (group_id, seq, epoch, kind, sender, data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      ),
+      entries: db.prepare<[string, number, number, number], EntryRow>(
+        `SELECT seq, epoch, kind, sender, data, received_at FROM group_log
+         WHERE group_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+      ),
+      inbox: db.prepare<[string, number, number], { id: number; item: string; created_at: number }>(
+        "SELECT id, item, created_at FROM inbox WHERE username = ? AND id > ? ORDER BY id LIMIT ?",
+      ),
+      welcomes: db.prepare<[string, number], { group_id: string }>(
+        "SELECT group_id FROM inbox WHERE username = ? AND id > ? AND kind = 'welcome'",
+      ),
+      ack: db.prepare("DELETE FROM inbox WHERE username = ? AND id <= ?"),
+      oldEntries: db.prepare("DELETE FROM group_log WHERE received_at <= ?"),
+      oldInbox: db.prepare("DELETE FROM inbox WHERE created_at <= ?"),
+    }
+  }
+
+  createGroup(groupId: string, creator: string, now: number): Promise<StoredGroup> {
+    return this.writes.run((): StoredGroup => {
+      if (this.s.group.get(groupId)) throw new AppError("group_exists", "a group with that id exists already")
+      this.s.insertGroup.run(groupId, creator, now)
+      this.s.join.run(groupId, creator, 0)
+      return { groupId, epoch: 0, lastSeq: 0, members: [creator] }
+    })
+  }
+
+  async group(groupId: string): Promise<StoredGroup | undefined> {
+    const g = this.s.group.get(groupId)
+    if (!g) return undefined
+    const members = this.s.roster.all(groupId).map((r) => r.username)
+    return { groupId, epoch: g.epoch, lastSeq: g.last_seq, members }
+  }
+
+  async membership(groupId: string, username: string): Promise<StoredMembership | undefined> {
+    const g = this.s.group.get(groupId)
+    const m = g && this.s.member.get(groupId, username)
+    if (!g || !m) return undefined
+    return { groupId, epoch: g.epoch, lastSeq: g.last_seq, joinedSeq: m.joined_seq, removedSeq: m.removed_seq }
+  }
+
+  async memberships(username: string): Promise<StoredMembership[]> {
+    return this.s.memberships.all(username).map((r) => ({
+      groupId: r.group_id,
+      epoch: r.epoch,
+      lastSeq: r.last_seq,
+      joinedSeq: r.joined_seq,
+      removedSeq: r.removed_seq,
+    }))
+  }
+
+  /** The group, with `sender` checked to be on its roster; inside a transaction. */
+  private postable(groupId: string, sender: string): GroupRow {
+    const g = this.s.group.get(groupId)
+    if (!g) throw new AppError("group_not_found", "no group with that id")
+    const m = this.s.member.get(groupId, sender)
+    if (!m || m.removed_seq !== null) throw new AppError("not_member", `${sender} is not a member of that group`)
+    return g
+  }
+
+  commit(c: CommitInput): Promise<CommitOutcome> {
+    return this.writes.run((): CommitOutcome => {
+      const g = this.postable(c.groupId, c.sender)
+      if (c.epoch !== g.epoch) {
+        throw new AppError("epoch_conflict", `the group is at epoch ${g.epoch}, not ${c.epoch}`, {
+          currentEpoch: g.epoch,
+        })
+      }
+      const added = c.consumed.map((k) => k.user)
+      const all = [...added, ...c.removes]
+      if (new Set(all).size !== all.length) throw new AppError("conflict", "a user is named twice in the Commit")
+      // RFC 9420 §12.4.2: a Commit cannot remove its own sender.
+      if (c.removes.includes(c.sender)) throw new AppError("conflict", "a Commit cannot remove its sender")
+      const seq = g.last_seq + 1
+
+      // Every consumed key under the committer's own unexpired reservation, or the whole Commit is refused.
+      const spent = c.consumed.map((k) => {
+        const s = this.spender.spend(k.ref, k.reservationId, c.sender, c.now)
+        if (s.owner !== k.user) throw new AppError("reservation_invalid", `that KeyPackage is not ${k.user}'s`)
+        return s
+      })
+      for (const user of added) {
+        const m = this.s.member.get(c.groupId, user)
+        if (m && m.removed_seq === null) throw new AppError("conflict", `${user} is a member already`)
+        this.s.join.run(c.groupId, user, seq)
+      }
+      for (const user of c.removes) {
+        const m = this.s.member.get(c.groupId, user)
+        if (!m || m.removed_seq !== null) throw new AppError("conflict", `${user} is not a member`)
+        this.s.remove.run(seq, c.groupId, user)
+      }
+
+      this.s.insertEntry.run(c.groupId, seq, c.epoch, "commit", c.sender, c.data, c.now)
+      this.s.advance.run(c.epoch + 1, seq, c.groupId)
+      const by = c.sender
+      for (const user of added) {
+        const welcome = c.welcome ?? ""
+        this.inbox.add(user, { kind: "welcome", groupId: c.groupId, seq, epoch: c.epoch + 1, by, welcome }, c.now)
+      }
+      for (const user of c.removes) {
+        this.inbox.add(user, { kind: "removed", groupId: c.groupId, seq, epoch: c.epoch, by }, c.now)
+      }
+      const entry: StoredEntry = {
+        groupId: c.groupId,
+        seq,
+        epoch: c.epoch,
+        kind: "commit",
+        sender: c.sender,
+        data: c.data,
+        receivedAt: c.now,
+      }
+      return { entry, spent, added, removed: c.removes }
+    })
+  }
+
+  append(
+    groupId: string,
+    sender: string,
+    epoch: number,
+    kind: "proposal" | "application",
+    data: Uint8Array,
+    now: number,
+  ): Promise<StoredEntry> {
+    return this.writes.run((): StoredEntry => {
+      const g = this.postable(groupId, sender)
+      // An older epoch is allowed (a message sent just before a Commit landed); a future one cannot exist.
+      if (epoch > g.epoch) {
+        throw new AppError("epoch_conflict", `the group is at epoch ${g.epoch}, not ${epoch}`, {
+          currentEpoch: g.epoch,
+        })
+      }
+      const seq = g.last_seq + 1
+      this.s.insertEntry.run(groupId, seq, epoch, kind, sender, data, now)
+      this.s.advance.run(g.epoch, seq, groupId)
+      return { groupId, seq, epoch, kind, sender, data, receivedAt: now }
+    })
+  }
+
+  async readLog(groupId: string, username: string, after: number, limit: number): Promise<StoredEntry[]> {
+    const m = this.s.member.get(groupId, username)
+    if (!m) return []
+    const upper = m.removed_seq ?? Number.MAX_SAFE_INTEGER
+    return this.s.entries.all(groupId, Math.max(after, m.joined_seq), upper, limit).map((r) => ({
+      groupId,
+      seq: r.seq,
+      epoch: r.epoch,
+      kind: r.kind,
+      sender: r.sender,
+      data: r.data,
+      receivedAt: r.received_at,
+    }))
+  }
+
+  async pendingWelcomes(username: string, after: number): Promise<Set<string>> {
+    return new Set(this.s.welcomes.all(username, after).map((r) => r.group_id))
+  }
+
+  async readInbox(username: string, after: number, limit: number): Promise<StoredInboxItem[]> {
+    return this.s.inbox.all(username, after, limit).map((r) => ({ id: r.id, item: r.item, createdAt: r.created_at }))
+  }
+
+  ack(username: string, upTo: number): Promise<number> {
+    return this.writes.run(() => this.s.ack.run(username, upTo).changes)
+  }
+
+  collectGarbage(now: number, retentionMs: number): Promise<{ logEntries: number; inboxItems: number }> {
+    return this.writes.run(() => ({
+      logEntries: this.s.oldEntries.run(now - retentionMs).changes,
+      inboxItems: this.s.oldInbox.run(now - retentionMs).changes,
+    }))
+  }
+}

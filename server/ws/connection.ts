@@ -1,0 +1,237 @@
+/**
+ * One authenticated stream connection. It keeps, per streamed group, the last seq it sent and,
+ * for the inbox, the last cursor it sent. Two ways to send:
+ * - the fast path: a live entry whose seq is exactly the next one of its group, while nothing is
+ *   pending, goes out at once as the frame the hub serialised for every subscriber;
+ * - the pump: anything else (catch-up, a gap, inbox changes, a slow reader) marks the connection
+ *   dirty, and the pump reads the store from the cursors until it finds nothing new, a page at a
+ *   time and only while the socket's buffer is under the high-water mark.
+ * Cursors only move forward, so nothing is sent twice; the pump reads committed state after every
+ * notification, so nothing is skipped.
+ */
+import type { FastifyBaseLogger } from "fastify"
+import { TypeCompiler } from "@sinclair/typebox/compiler"
+import { WebSocket, type RawData } from "ws"
+import { closeCodes, ClientFrame, type HelloFrame } from "../../rpc-schema/server/ws.js"
+import type { InboxItem } from "../../rpc-schema/server/http/inbox.js"
+import type { DeliveryStore } from "../store/types.js"
+import { caughtUpFrame, entryFrame, errorFrame, inboxFrame } from "./frames.js"
+
+const clientFrame = TypeCompiler.Compile(ClientFrame)
+
+export interface StreamLimits {
+  /** Above this many buffered bytes a live frame disconnects the client (it resumes from its cursors). */
+  maxBufferedBytes: number
+  /** The pump sends only while fewer bytes than this are buffered. */
+  highWaterBytes: number
+  /** Entries or inbox items read per store query. */
+  pageSize: number
+}
+
+interface Subscription {
+  /** Last seq sent. */
+  cursor: number
+  /** Last seq this user may receive (the Commit that removed it), else Infinity. */
+  upper: number
+}
+
+/** What a connection tells the hub about its subscriptions. */
+export interface SubscriptionIndex {
+  subscribe(conn: StreamConnection, groupId: string): void
+  unsubscribe(conn: StreamConnection, groupId: string): void
+}
+
+export class StreamConnection {
+  /** False once a ping went unanswered; the hub's next ping round then drops the connection. */
+  alive = true
+  private readonly subs = new Map<string, Subscription>()
+  private inboxCursor = 0
+  private greeted = false
+  private closed = false
+  private dirty = true
+  private pumping = false
+  /** Bumped by every notification the fast path did not serve, so that a running pump goes round again. */
+  private generation = 0
+  private caughtUp = false
+  private drainTimer: NodeJS.Timeout | undefined
+
+  constructor(
+    private readonly ws: WebSocket,
+    readonly user: string,
+    private readonly store: DeliveryStore,
+    private readonly index: SubscriptionIndex,
+    private readonly limits: StreamLimits,
+    private readonly log: FastifyBaseLogger,
+  ) {
+    ws.on("message", (data, isBinary) => this.onMessage(data, isBinary))
+    ws.on("pong", () => (this.alive = true))
+  }
+
+  /** Called by the hub once the socket is closed. */
+  dispose(): void {
+    this.closed = true
+    clearTimeout(this.drainTimer)
+    for (const groupId of this.subs.keys()) this.index.unsubscribe(this, groupId)
+    this.subs.clear()
+  }
+
+  /** A live entry of a group this connection may be subscribed to, as the hub serialised it. */
+  entry(groupId: string, seq: number, frame: Buffer): void {
+    const sub = this.subs.get(groupId)
+    if (!sub || seq <= sub.cursor || seq > sub.upper) return
+    if (this.dirty || this.pumping || seq !== sub.cursor + 1) return this.changed()
+    sub.cursor = seq
+    this.ws.send(frame, { binary: false })
+    if (this.ws.bufferedAmount > this.limits.maxBufferedBytes) this.tooSlow()
+  }
+
+  /** The user was removed by the Commit at `seq`: nothing of the group after it is sent. */
+  ended(groupId: string, seq: number): void {
+    const sub = this.subs.get(groupId)
+    if (sub) sub.upper = Math.min(sub.upper, seq)
+  }
+
+  /** The user created a group: stream it from its start. */
+  created(groupId: string): void {
+    if (this.greeted) this.subscribe(groupId, 0)
+  }
+
+  /** Something new may be in the store for this connection (inbox items, a missed entry). */
+  changed(): void {
+    this.dirty = true
+    this.generation++
+    void this.pump()
+  }
+
+  private subscribe(groupId: string, after: number, upper = Number.POSITIVE_INFINITY): void {
+    if (this.subs.has(groupId)) return
+    this.subs.set(groupId, { cursor: after, upper })
+    this.index.subscribe(this, groupId)
+  }
+
+  private unsubscribe(groupId: string): void {
+    if (this.subs.delete(groupId)) this.index.unsubscribe(this, groupId)
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    this.alive = true
+    let frame: unknown
+    try {
+      frame = isBinary ? undefined : JSON.parse(data.toString())
+    } catch {
+      frame = undefined
+    }
+    if (!clientFrame.Check(frame)) return this.protocolError("not a client frame of rpc-schema/server/ws.ts")
+    if (frame.type === "hello") {
+      if (this.greeted) return this.protocolError("hello was sent already")
+      this.greeted = true
+      this.hello(frame).catch((err: unknown) => this.fail(err))
+    } else {
+      this.store.ack(this.user, frame.upTo).catch((err: unknown) => this.fail(err))
+    }
+  }
+
+  private async hello(h: HelloFrame): Promise<void> {
+    const memberships = await this.store.memberships(this.user)
+    // A group whose Welcome the client has not seen yet starts streaming right after that Welcome.
+    const pending = await this.store.pendingWelcomes(this.user, h.inboxAfter)
+    const asked = new Map(h.groups.map((g) => [g.groupId, g.after]))
+    for (const m of memberships) {
+      // A cursor past the head (a client's bug, or a restored database) is taken as the head.
+      const after = Math.max(Math.min(asked.get(m.groupId) ?? 0, m.lastSeq), m.joinedSeq)
+      asked.delete(m.groupId)
+      if (pending.has(m.groupId)) continue
+      if (m.removedSeq !== null && after >= m.removedSeq) continue
+      this.subscribe(m.groupId, after, m.removedSeq ?? Number.POSITIVE_INFINITY)
+    }
+    for (const groupId of asked.keys()) {
+      this.ws.send(errorFrame("not_member", "not a member of that group (or no such group)", groupId))
+    }
+    this.inboxCursor = h.inboxAfter
+    this.changed()
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping || this.closed || !this.greeted) return
+    this.pumping = true
+    try {
+      for (;;) {
+        if (this.closed) return
+        if (this.ws.bufferedAmount > this.limits.highWaterBytes) return this.waitForDrain()
+        const generation = this.generation
+        // Group entries before inbox items: a removal notice follows the removing Commit.
+        const sent = (await this.pumpGroups()) || (await this.pumpInbox())
+        if (sent === 0 && generation === this.generation) break
+      }
+      this.dirty = false
+      if (!this.caughtUp) {
+        this.caughtUp = true
+        const groups = [...this.subs].map(([groupId, s]) => ({ groupId, seq: s.cursor }))
+        this.ws.send(caughtUpFrame(groups, this.inboxCursor))
+      }
+    } catch (err) {
+      this.fail(err)
+    } finally {
+      this.pumping = false
+    }
+  }
+
+  private async pumpGroups(): Promise<number> {
+    let sent = 0
+    for (const [groupId, sub] of this.subs) {
+      if (sub.cursor >= sub.upper) continue
+      const entries = await this.store.readLog(groupId, this.user, sub.cursor, this.limits.pageSize)
+      for (const e of entries) {
+        if (this.closed || this.subs.get(groupId) !== sub) return sent
+        this.ws.send(entryFrame(e))
+        sub.cursor = e.seq
+        sent++
+        if (this.ws.bufferedAmount > this.limits.highWaterBytes) return sent
+      }
+    }
+    return sent
+  }
+
+  private async pumpInbox(): Promise<number> {
+    const items = await this.store.readInbox(this.user, this.inboxCursor, this.limits.pageSize)
+    let sent = 0
+    for (const i of items) {
+      if (this.closed) return sent
+      this.ws.send(inboxFrame(i))
+      this.inboxCursor = i.id
+      sent++
+      const item = JSON.parse(i.item) as InboxItem
+      if (item.kind === "welcome") this.subscribe(item.groupId, item.seq)
+      if (item.kind === "removed") this.unsubscribe(item.groupId)
+      if (this.ws.bufferedAmount > this.limits.highWaterBytes) return sent
+    }
+    return sent
+  }
+
+  private waitForDrain(): void {
+    // ws has no drain event of its own; the buffer is checked again shortly.
+    this.drainTimer ??= setTimeout(() => {
+      this.drainTimer = undefined
+      void this.pump()
+    }, 5)
+  }
+
+  private tooSlow(): void {
+    // The close frame would wait behind the backlog: cut the socket; the client resumes from its cursors.
+    this.log.info({ user: this.user, buffered: this.ws.bufferedAmount }, "stream client too slow, disconnected")
+    this.ws.terminate()
+    this.closed = true
+  }
+
+  private protocolError(message: string): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(errorFrame("invalid_request", message))
+    this.ws.close(closeCodes.protocolError, message.slice(0, 120))
+    this.closed = true
+  }
+
+  private fail(err: unknown): void {
+    this.log.error({ err, user: this.user }, "stream failed")
+    this.ws.close(1011, "internal error")
+    this.closed = true
+  }
+}

@@ -1,0 +1,104 @@
+/** A WebSocket stream client for tests: collects frames, tracks cursors, waits on conditions with a bound. */
+import WebSocket from "ws"
+import type { ServerFrame } from "../../rpc-schema/server/ws.js"
+
+export class StreamClient {
+  readonly frames: ServerFrame[] = []
+  /** Last seq received per group, and the inbox cursor: what a reconnect resumes from. */
+  readonly cursors = new Map<string, number>()
+  inboxCursor = 0
+  closed = false
+  closeCode = 0
+  private waiters: (() => void)[] = []
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on("message", (data) => {
+      const f = JSON.parse(data.toString()) as ServerFrame
+      this.frames.push(f)
+      if (f.type === "entry") this.cursors.set(f.groupId, f.seq)
+      if (f.type === "inbox") this.inboxCursor = f.id
+      this.wake()
+    })
+    ws.on("close", (code) => {
+      this.closed = true
+      this.closeCode = code
+      this.wake()
+    })
+    ws.on("error", () => {})
+  }
+
+  /** Opens a stream with `token` and sends hello from the given cursors. */
+  static async connect(
+    base: string,
+    token: string,
+    from: { groups?: Map<string, number>; inboxAfter?: number } = {},
+  ): Promise<StreamClient> {
+    const ws = new WebSocket(base.replace(/^http/, "ws") + "/v1/stream", {
+      headers: { authorization: `Bearer ${token}` },
+      perMessageDeflate: false,
+    })
+    await new Promise<void>((resolve, reject) => {
+      ws.once("open", resolve)
+      ws.once("error", reject)
+      ws.once("unexpected-response", (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)))
+    })
+    const c = new StreamClient(ws)
+    for (const [g, s] of from.groups ?? []) c.cursors.set(g, s)
+    c.inboxCursor = from.inboxAfter ?? 0
+    ws.send(
+      JSON.stringify({
+        type: "hello",
+        groups: [...c.cursors].map(([groupId, after]) => ({ groupId, after })),
+        inboxAfter: c.inboxCursor,
+      }),
+    )
+    return c
+  }
+
+  private wake(): void {
+    const w = this.waiters
+    this.waiters = []
+    for (const f of w) f()
+  }
+
+  /** Resolves once `pred()` holds; fails after `timeoutMs`. */
+  async until(pred: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (!pred()) {
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`timed out waiting for ${what}`)
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left)
+        this.waiters.push(() => {
+          clearTimeout(t)
+          resolve()
+        })
+      })
+    }
+  }
+
+  entries(groupId?: string) {
+    return this.frames.flatMap((f) =>
+      f.type === "entry" && (groupId === undefined || f.groupId === groupId) ? [f] : [],
+    )
+  }
+
+  inbox() {
+    return this.frames.flatMap((f) => (f.type === "inbox" ? [f] : []))
+  }
+
+  caughtUp(): boolean {
+    return this.frames.some((f) => f.type === "caughtUp")
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.ws.close()
+    await this.until(() => this.closed, "close")
+  }
+
+  /** Cuts the TCP connection without a close handshake (a killed client). */
+  kill(): void {
+    this.ws.terminate()
+  }
+}
