@@ -14,6 +14,10 @@ export interface TestServer {
   dbPath: string
   /** Closes the server and opens a new one on the same database file and port-free address. */
   restart(): Promise<void>
+  /** Closes the server (the URL stops answering) without removing its database. */
+  stop(): Promise<void>
+  /** Opens the server again on the same database file and the same port, so `url` is unchanged. */
+  start(): Promise<void>
 }
 
 export async function startServer(t: TestContext, overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
@@ -27,11 +31,12 @@ export async function startServer(t: TestContext, overrides: Partial<ServerConfi
     clock,
     ...overrides,
   }
-  const open = async () => {
+  const open = async (port = 0) => {
     const app = await buildApp(config)
-    const url = await app.http.listen({ host: "127.0.0.1", port: 0 })
+    const url = await app.http.listen({ host: "127.0.0.1", port })
     return { app, url }
   }
+  let stopped = false
   const server: TestServer = {
     ...(await open()),
     clock,
@@ -40,9 +45,19 @@ export async function startServer(t: TestContext, overrides: Partial<ServerConfi
       await server.app.close()
       Object.assign(server, await open())
     },
+    async stop() {
+      if (stopped) return
+      stopped = true
+      await server.app.close()
+    },
+    async start() {
+      if (!stopped) return
+      Object.assign(server, await open(Number(new URL(server.url).port)))
+      stopped = false
+    },
   }
   t.after(async () => {
-    await server.app.close()
+    if (!stopped) await server.app.close()
     rmSync(dir, { recursive: true, force: true })
   })
   return server

@@ -1,0 +1,132 @@
+/**
+ * A typed client for mlsd's socket: newline-delimited JSON-RPC 2.0 over a Unix socket, typed by the registry of
+ * rpc-schema/daemon. Used by the TUI, mlsctl and the tests. Depends only on node:net, json-rpc-2.0 and rpc-schema
+ * (rpc-schema itself does no I/O, so the client lives here).
+ */
+import { connect, type Socket } from "node:net"
+import { JSONRPCClient, JSONRPCErrorException, type JSONRPCResponse } from "json-rpc-2.0"
+import type {
+  MethodName,
+  MethodParams,
+  MethodResult,
+  NotificationName,
+  NotificationParams,
+} from "../rpc-schema/daemon/index.js"
+
+/** An error answer from the daemon: `code` is the JSON-RPC number, `appCode` the snake_case code when there is one. */
+export class DaemonError extends Error {
+  override readonly name = "DaemonError"
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data: unknown,
+  ) {
+    super(message)
+  }
+  get appCode(): string | undefined {
+    const c = (this.data as { code?: unknown } | undefined)?.code
+    return typeof c === "string" ? c : undefined
+  }
+}
+
+type Listener<N extends NotificationName> = (params: NotificationParams<N>) => void
+
+export class DaemonClient {
+  private readonly rpc: JSONRPCClient
+  private readonly listeners = new Map<string, Set<(params: never) => void>>()
+  private closedError: Error | undefined
+
+  private constructor(private readonly socket: Socket) {
+    let nextId = 1
+    this.rpc = new JSONRPCClient(
+      (request) => {
+        if (this.closedError) return Promise.reject(this.closedError)
+        socket.write(JSON.stringify(request) + "\n")
+        return Promise.resolve()
+      },
+      () => nextId++,
+    )
+    let rest = ""
+    socket.setEncoding("utf8")
+    socket.on("data", (chunk: string) => {
+      const lines = (rest + chunk).split("\n")
+      rest = lines.pop() ?? ""
+      for (const line of lines) if (line.trim() !== "") this.onLine(line)
+    })
+    socket.on("close", () => {
+      this.closedError ??= new Error("connection to the daemon closed")
+      this.rpc.rejectAllPendingRequests(this.closedError.message)
+    })
+    socket.on("error", (err) => (this.closedError = err))
+  }
+
+  /** Connects to the daemon's socket. */
+  static connect(path: string): Promise<DaemonClient> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(path)
+      socket.once("connect", () => {
+        socket.off("error", reject)
+        resolve(new DaemonClient(socket))
+      })
+      socket.once("error", reject)
+    })
+  }
+
+  private onLine(line: string): void {
+    let msg: { method?: string; params?: unknown; id?: unknown }
+    try {
+      msg = JSON.parse(line) as typeof msg
+    } catch {
+      return
+    }
+    if (typeof msg.method === "string" && msg.id === undefined) {
+      for (const l of this.listeners.get(msg.method) ?? []) (l as (p: unknown) => void)(msg.params)
+    } else this.rpc.receive(msg as JSONRPCResponse)
+  }
+
+  /** Calls a method; an error answer rejects with a DaemonError. */
+  async call<M extends MethodName>(
+    method: M,
+    ...params: Record<never, never> extends MethodParams<M> ? [MethodParams<M>?] : [MethodParams<M>]
+  ): Promise<MethodResult<M>> {
+    try {
+      return (await this.rpc.request(method, params[0] ?? {})) as MethodResult<M>
+    } catch (err) {
+      if (err instanceof JSONRPCErrorException) throw new DaemonError(err.code, err.message, err.data)
+      throw err
+    }
+  }
+
+  /** Listens to a notification (after `events.subscribe`); returns the function that stops listening. */
+  on<N extends NotificationName>(name: N, listener: Listener<N>): () => void {
+    let set = this.listeners.get(name)
+    if (!set) this.listeners.set(name, (set = new Set()))
+    set.add(listener as (params: never) => void)
+    return () => set.delete(listener as (params: never) => void)
+  }
+
+  /** Resolves with the first `name` notification that satisfies `predicate`, or rejects after `timeoutMs`. */
+  next<N extends NotificationName>(
+    name: N,
+    predicate: (params: NotificationParams<N>) => boolean = () => true,
+    timeoutMs = 10_000,
+  ): Promise<NotificationParams<N>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off()
+        reject(new Error(`no ${name} notification within ${timeoutMs} ms`))
+      }, timeoutMs)
+      const off = this.on(name, (p) => {
+        if (!predicate(p)) return
+        clearTimeout(timer)
+        off()
+        resolve(p)
+      })
+    })
+  }
+
+  close(): void {
+    this.closedError ??= new Error("client closed")
+    this.socket.destroy()
+  }
+}

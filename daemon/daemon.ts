@@ -1,0 +1,259 @@
+/**
+ * The daemon's core, one per profile: the store, the identity, the server session, pool maintenance and the
+ * event bus. The RPC handlers call into it; main.ts builds it and tears it down.
+ */
+import type { Logger } from "pino"
+import type { CiphersuiteImpl } from "ts-mls"
+import { getSuite } from "../crypto/index.js"
+import { toBase64Url } from "../rpc-schema/common.js"
+import type { ConnectionState, DaemonStatusResult } from "../rpc-schema/daemon/daemon.js"
+import type { IdentityResult } from "../rpc-schema/daemon/identity.js"
+import type { PoolStatusResult } from "../rpc-schema/daemon/pool.js"
+import { AppError } from "../rpc-schema/errors.js"
+import type { Clock } from "./clock.js"
+import { EventBus } from "./events.js"
+import { newSignatureKeyPair, textSigner, type SignatureKeyPair } from "./mls/identity.js"
+import { PoolMaintainer } from "./pool/maintainer.js"
+import type { MaintenancePolicy } from "./pool/policy.js"
+import { openDatabase, type Db } from "./store/database.js"
+import { EventStore } from "./store/eventStore.js"
+import { IdentityStore, type StoredIdentity } from "./store/identityStore.js"
+import { PoolStore } from "./store/poolStore.js"
+import { ServerClient } from "./sync/httpClient.js"
+import { registerUser } from "./sync/registration.js"
+import { Session } from "./sync/session.js"
+import { ServerStream, type StreamEvents } from "./sync/stream.js"
+import { CursorStore } from "./store/cursorStore.js"
+
+export interface DaemonOptions {
+  version: string
+  profile: string
+  dataDir: string
+  dbPath: string
+  socketPath: string
+  /** Default server for registration (`--server`). */
+  server: string | undefined
+  policy: MaintenancePolicy
+  clock: Clock
+  log: Logger
+}
+
+/** What exists once the profile is registered. */
+interface Online {
+  identity: StoredIdentity
+  client: ServerClient
+  session: Session
+  maintainer: PoolMaintainer
+  stream: ServerStream
+}
+
+export class Daemon {
+  readonly db: Db
+  readonly identities: IdentityStore
+  readonly pool: PoolStore
+  readonly events: EventBus
+  readonly cursors: CursorStore
+  readonly startedAt: number
+  private readonly startedPerf = performance.now()
+  private online: Online | undefined
+  private connection: ConnectionState = "offline"
+  private registering = false
+
+  constructor(readonly opts: DaemonOptions) {
+    this.db = openDatabase(opts.dbPath)
+    this.identities = new IdentityStore(this.db)
+    this.pool = new PoolStore(this.db)
+    this.events = new EventBus(new EventStore(this.db), opts.clock)
+    this.cursors = new CursorStore(this.db)
+    this.startedAt = opts.clock.now()
+  }
+
+  /** Goes online when the profile is registered: session, first maintenance pass. */
+  start(): void {
+    const id = this.identities.get()
+    if (id?.registeredAt != null) this.goOnline(id, new ServerClient(id.server))
+  }
+
+  private suite(): Promise<CiphersuiteImpl> {
+    return getSuite()
+  }
+
+  private keysOf(id: StoredIdentity): SignatureKeyPair {
+    return { publicKey: id.signaturePublic, privateKey: id.signaturePrivate }
+  }
+
+  private newSession(id: StoredIdentity, client: ServerClient): Session {
+    return new Session(client, id.username, textSigner(this.keysOf(id)), (ok, error) => {
+      // While a stream exists, "connected" means the stream is up and caught up.
+      if (!ok) this.setConnection("disconnected", error ?? null)
+      else if (!this.online || this.online.stream.open) this.setConnection("connected", null)
+    })
+  }
+
+  private goOnline(id: StoredIdentity, client: ServerClient, session = this.newSession(id, client)): void {
+    const maintainer = new PoolMaintainer({
+      pool: this.pool,
+      session,
+      username: id.username,
+      // One array pair for the daemon's life: the crypto provider caches the signing key by array identity.
+      keys: this.keysOf(id),
+      suite: () => this.suite(),
+      clock: this.opts.clock,
+      policy: this.opts.policy,
+      log: this.opts.log.child({ part: "pool" }),
+      onPass: () => this.events.emit("pool.changed", { reason: "maintenance", status: maintainer.status() }),
+    })
+    const stream = new ServerStream(
+      session,
+      this.cursors,
+      this.opts.clock,
+      this.streamEvents(maintainer),
+      this.opts.log.child({ part: "stream" }),
+    )
+    this.online = { identity: id, client, session, maintainer, stream }
+    if (this.connection === "offline") this.setConnection("connecting", null)
+    void maintainer.request()
+    stream.start()
+  }
+
+  /** Key-directory events from the stream: local metadata first, then a maintenance pass soon. */
+  private streamEvents(maintainer: PoolMaintainer): StreamEvents {
+    return {
+      onKeyEvent: (item) => {
+        const now = this.opts.clock.now()
+        if (item.kind !== "poolLow" && !item.lastResort) {
+          const k = this.pool.keys().find((x) => x.ref === item.ref)
+          if (k && ["created", "available", "reserved"].includes(k.state)) {
+            this.pool.update([
+              [
+                item.ref,
+                item.kind === "keyReserved"
+                  ? { state: "reserved", reservedAt: now, reservedBy: item.by }
+                  : { state: "spent", spentAt: now },
+              ],
+            ])
+          }
+        }
+        const reason = { keyReserved: "reserved", keySpent: "spent", poolLow: "low" }[item.kind]
+        this.events.emit("pool.changed", { reason, status: maintainer.status() })
+        maintainer.soon()
+      },
+      onState: (up, error) => this.setConnection(up ? "connected" : "disconnected", error ?? null),
+    }
+  }
+
+  private setConnection(state: ConnectionState, error: string | null): void {
+    if (state === this.connection) return
+    const was = this.connection
+    this.connection = state
+    this.opts.log.info({ state, error }, "connection changed")
+    this.events.emit("connection.changed", { state, server: this.online?.identity.server ?? null, error })
+    // Back after an outage: maintenance catches up on whatever happened meanwhile.
+    if (state === "connected" && was === "disconnected") this.online?.maintainer.soon()
+  }
+
+  identity(): IdentityResult {
+    const id = this.identities.get()
+    return {
+      registered: id?.registeredAt != null,
+      username: id?.registeredAt != null ? id.username : null,
+      server: id?.registeredAt != null ? id.server : null,
+      signatureKey: id?.registeredAt != null ? toBase64Url(id.signaturePublic) : null,
+      registeredAt: id?.registeredAt ?? null,
+    }
+  }
+
+  async register(username: string, server: string | undefined): Promise<IdentityResult> {
+    if (this.online || this.identities.get()?.registeredAt != null) {
+      throw new AppError("already_registered", `profile ${this.opts.profile} is registered already`)
+    }
+    if (this.registering) throw new AppError("conflict", "a registration is in progress")
+    const base = (server ?? this.opts.server)?.replace(/\/$/, "")
+    if (!base) throw new AppError("invalid_request", "no server: pass `server` or start the daemon with --server")
+    this.registering = true
+    try {
+      const pending = this.identities.get()
+      // A retry of an interrupted registration of the same name keeps its key: the server may have it already.
+      const reuse = pending && pending.username === username && pending.server === base
+      const keys = reuse ? this.keysOf(pending) : newSignatureKeyPair()
+      const now = this.opts.clock.now()
+      if (!reuse) {
+        this.identities.savePending({
+          username,
+          server: base,
+          signaturePublic: keys.publicKey,
+          signaturePrivate: keys.privateKey,
+          createdAt: now,
+        })
+      }
+      const id = this.identities.get()!
+      const client = new ServerClient(base)
+      const session = this.newSession(id, client)
+      try {
+        await registerUser(session, keys.publicKey, textSigner(keys))
+      } catch (err) {
+        // Unreachable: keep the pending key for a retry. Refused: forget it.
+        if (!(err instanceof AppError && err.code === "server_unreachable")) this.identities.deletePending()
+        await client.close()
+        throw err
+      }
+      this.identities.markRegistered(this.opts.clock.now())
+      this.opts.log.info({ username, server: base }, "registered")
+      this.goOnline(this.identities.get()!, client, session)
+      return this.identity()
+    } finally {
+      this.registering = false
+    }
+  }
+
+  private requireOnline(): Online {
+    if (!this.online) throw new AppError("not_registered", `profile ${this.opts.profile} has no identity yet`)
+    return this.online
+  }
+
+  poolStatus(): PoolStatusResult {
+    return this.requireOnline().maintainer.status()
+  }
+
+  async poolRefresh(): Promise<PoolStatusResult> {
+    const { maintainer } = this.requireOnline()
+    await maintainer.request()
+    return maintainer.status()
+  }
+
+  /** For pool.list: registered profiles only, like the rest of `pool.*`. */
+  poolStore(): PoolStore {
+    this.requireOnline()
+    return this.pool
+  }
+
+  status(): DaemonStatusResult {
+    const id = this.identity()
+    const now = this.opts.clock.now()
+    return {
+      version: this.opts.version,
+      profile: this.opts.profile,
+      pid: process.pid,
+      username: id.username,
+      server: id.server ?? this.opts.server ?? null,
+      connection: this.connection,
+      startedAt: this.startedAt,
+      // Real elapsed time, independent of a test clock.
+      uptimeMs: Math.round(performance.now() - this.startedPerf),
+      now,
+      dataDir: this.opts.dataDir,
+      socketPath: this.opts.socketPath,
+    }
+  }
+
+  async close(): Promise<void> {
+    const online = this.online
+    this.online = undefined
+    if (online) {
+      online.stream.stop()
+      await online.maintainer.stop()
+      await online.client.close().catch(() => undefined)
+    }
+    this.db.close()
+  }
+}

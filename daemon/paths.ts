@@ -1,0 +1,40 @@
+/**
+ * Where a profile lives (DESIGN §3): data in `$XDG_DATA_HOME/mls-chat/NAME/` (0700), the socket in
+ * `$XDG_RUNTIME_DIR/mls-chat/NAME.sock`, or `$TMPDIR/mls-chat-UID/NAME.sock` when XDG_RUNTIME_DIR is unset. Flags win
+ * over MLSD_* environment variables, which win over the XDG defaults.
+ */
+import { homedir, tmpdir, userInfo } from "node:os"
+import { join, resolve } from "node:path"
+
+export const profilePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+
+export interface ProfilePaths {
+  profile: string
+  dataDir: string
+  dbPath: string
+  lockPath: string
+  socketPath: string
+}
+
+/** The OS user name made into a valid profile name. */
+export function defaultProfile(): string {
+  const name = userInfo()
+    .username.replace(/[^A-Za-z0-9._-]/g, "_")
+    .replace(/^[._-]+/, "")
+  return profilePattern.test(name) ? name : "default"
+}
+
+export function profilePaths(
+  flags: { profile?: string; dataDir?: string; socket?: string },
+  env: NodeJS.ProcessEnv,
+): ProfilePaths {
+  const profile = flags.profile ?? env.MLSD_PROFILE ?? defaultProfile()
+  if (!profilePattern.test(profile)) throw new Error(`invalid profile name "${profile}": use [A-Za-z0-9._-], 1..64`)
+  const dataHome = env.XDG_DATA_HOME || join(homedir(), ".local", "share")
+  const dataDir = resolve(flags.dataDir ?? env.MLSD_DATA_DIR ?? join(dataHome, "mls-chat", profile))
+  const runtime = env.XDG_RUNTIME_DIR
+    ? join(env.XDG_RUNTIME_DIR, "mls-chat")
+    : join(tmpdir(), `mls-chat-${process.getuid?.() ?? userInfo().username}`)
+  const socketPath = resolve(flags.socket ?? env.MLSD_SOCKET ?? join(runtime, `${profile}.sock`))
+  return { profile, dataDir, dbPath: join(dataDir, "mlsd.db"), lockPath: join(dataDir, "mlsd.lock"), socketPath }
+}

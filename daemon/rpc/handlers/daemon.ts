@@ -1,0 +1,6 @@
+import type { Handlers } from "../dispatch.js"
+import type { HandlerContext } from "./context.js"
+
+export const daemonHandlers = ({ daemon }: HandlerContext): Pick<Handlers, "daemon.status"> => ({
+  "daemon.status": () => daemon.status(),
+})

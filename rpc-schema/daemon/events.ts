@@ -1,0 +1,46 @@
+/** `events.*`: notifications on this connection. */
+import { Type, type Static } from "@sinclair/typebox"
+import { Strict } from "../common.js"
+import { method } from "./method.js"
+
+/** A notification name (see notifications.ts). */
+export const EventName = Type.Union([Type.Literal("pool.changed"), Type.Literal("connection.changed")])
+export type EventName = Static<typeof EventName>
+
+export const EventsSubscribeParams = Strict({
+  /** Which notifications; all when omitted. */
+  events: Type.Optional(Type.Array(EventName, { minItems: 1, uniqueItems: true })),
+  /** Replay the recorded events after this id before live ones (the last `eventId` this frontend saw). */
+  since: Type.Optional(Type.Integer({ minimum: 0 })),
+})
+export type EventsSubscribeParams = Static<typeof EventsSubscribeParams>
+export const EventsSubscribeResult = Type.Object({
+  events: Type.Array(EventName),
+  /** The newest recorded event id at subscription time (0 when none). */
+  lastEventId: Type.Integer({ minimum: 0 }),
+  /** How many recorded events were replayed (sent right after this answer). */
+  replayed: Type.Integer({ minimum: 0 }),
+})
+export type EventsSubscribeResult = Static<typeof EventsSubscribeResult>
+
+/** Starts notifications on this connection (replacing an earlier subscription's event list). */
+export const subscribe = method({
+  name: "events.subscribe",
+  summary: "start notifications on this connection",
+  params: EventsSubscribeParams,
+  result: EventsSubscribeResult,
+  errors: [],
+})
+
+export const EventsUnsubscribeParams = Strict({})
+export type EventsUnsubscribeParams = Static<typeof EventsUnsubscribeParams>
+export const EventsUnsubscribeResult = Type.Object({ subscribed: Type.Literal(false) })
+
+/** Stops notifications on this connection. */
+export const unsubscribe = method({
+  name: "events.unsubscribe",
+  summary: "stop notifications on this connection",
+  params: EventsUnsubscribeParams,
+  result: EventsUnsubscribeResult,
+  errors: [],
+})
