@@ -1,0 +1,258 @@
+/**
+ * Group operations of DESIGN §3 over ts-mls: create, join from a Welcome, and the commits (add,
+ * remove, self-update, committing others' proposals) plus the leave proposal. Pure: each returns a
+ * new state and the bytes to post; the input state is never changed.
+ *
+ * A commit's state is pending: only one commit per epoch can win (RFC 9420 §14), so the caller
+ * adopts `PendingCommit.state` once the server accepted `commit`, and on epoch_conflict drops it,
+ * processes the winner from the old state and builds its commit again on the result.
+ */
+import {
+  createCommit,
+  createGroup,
+  createProposal,
+  defaultCapabilities,
+  emptyPskIndex,
+  encodeMlsMessage,
+  decodeMlsMessage,
+  generateKeyPackageWithKey,
+  joinGroupWithExtensions,
+} from "ts-mls"
+import type { CiphersuiteImpl, KeyPackage, PrivateKeyPackage, Proposal } from "ts-mls"
+import type { SignatureKeyPair } from "./identity.js"
+import { basicCredential } from "./credentialCheck.js"
+import type { CredentialCheck } from "./credentialCheck.js"
+import { GroupError, guarded } from "./groupError.js"
+import { validateKeyPackageFor } from "./groupKeyPackage.js"
+import type { Invitee } from "./groupKeyPackage.js"
+import { encodeGroupName, groupNameExtension, groupNameFromExtensions } from "./groupName.js"
+import { clientConfigFor, isActive, members, ownLeafIndex, withCheck } from "./groupState.js"
+import type { ChatGroup, Member } from "./groupState.js"
+
+/** The creator's leaf is a KeyPackage leaf until its first path update; it must be current meanwhile. */
+const creatorLeafLifetimeMs = 90 * 24 * 3600_000
+const clockSlackMs = 3600_000
+
+export interface Creator {
+  username: string
+  /** The same arrays on every call: the crypto provider caches the signing key by array identity. */
+  keys: SignatureKeyPair
+}
+
+export interface CreateChatGroupInput {
+  name: string
+  creator: Creator
+  now: number
+  cs: CiphersuiteImpl
+  /** 16 random bytes unless given. */
+  groupId?: Uint8Array
+}
+
+/** A one-member group at epoch 0 (RFC 9420 §11). */
+export async function createChatGroup(input: CreateChatGroupInput): Promise<ChatGroup> {
+  encodeGroupName(input.name)
+  const { cs, creator, now } = input
+  return guarded(async () => {
+    const { publicPackage, privatePackage } = await generateKeyPackageWithKey(
+      basicCredential(creator.username),
+      defaultCapabilities(),
+      {
+        notBefore: BigInt(Math.floor((now - clockSlackMs) / 1000)),
+        notAfter: BigInt(Math.floor((now + creatorLeafLifetimeMs) / 1000)),
+      },
+      [],
+      { signKey: creator.keys.privateKey, publicKey: creator.keys.publicKey },
+      cs,
+    )
+    const groupId = input.groupId ?? cs.rng.randomBytes(16)
+    const mls = await createGroup(groupId, publicPackage, privatePackage, [], cs)
+    return { mls, name: input.name }
+  })
+}
+
+export interface Joined {
+  state: ChatGroup
+  name: string
+  members: Member[]
+}
+
+/**
+ * Joins from a Welcome carrying the ratchet tree (NOTES.md interop), with the private parts of the
+ * KeyPackage it was made for. Every leaf's credential goes through `check` (RFC 9420 §12.4.3.1).
+ */
+export async function joinFromWelcome(
+  welcomeBytes: Uint8Array,
+  keyPackage: KeyPackage,
+  privateKeyPackage: PrivateKeyPackage,
+  cs: CiphersuiteImpl,
+  check: CredentialCheck,
+): Promise<Joined> {
+  const decoded = decodeMlsMessage(welcomeBytes, 0)
+  if (decoded === undefined || decoded[1] !== welcomeBytes.length || decoded[0].wireformat !== "mls_welcome")
+    throw new GroupError("malformed_message", "not a Welcome")
+  const welcome = decoded[0].welcome
+  return guarded(async () => {
+    const [mls, extensions] = await joinGroupWithExtensions(
+      welcome,
+      keyPackage,
+      privateKeyPackage,
+      emptyPskIndex,
+      cs,
+      undefined,
+      undefined,
+      clientConfigFor(check),
+    )
+    const state = { mls, name: groupNameFromExtensions(extensions) }
+    return { state, name: state.name, members: members(state) }
+  })
+}
+
+export interface PendingCommit {
+  /** The state after the commit: adopt it only once the server accepted `commit`. */
+  state: ChatGroup
+  /** MLSMessage carrying a PublicMessage commit (NOTES.md interop). */
+  commit: Uint8Array
+  /** MLSMessage carrying the Welcome for added members, ratchet tree included; absent when nobody was added. */
+  welcome?: Uint8Array
+  added: Member[]
+  removed: Member[]
+  epoch: bigint
+}
+
+/**
+ * Adds the invitees, each KeyPackage checked against the directory's user and key first. Proposals
+ * received and not yet committed are committed too (ts-mls commits every pending proposal by reference).
+ */
+export async function addMembers(
+  group: ChatGroup,
+  invitees: Invitee[],
+  now: number,
+  cs: CiphersuiteImpl,
+  check: CredentialCheck,
+): Promise<PendingCommit> {
+  const present = members(group)
+  for (const invitee of invitees) {
+    if (present.some((m) => m.username === invitee.username))
+      throw new GroupError("already_member", `${invitee.username} is in the group already`, {
+        username: invitee.username,
+      })
+    await validateKeyPackageFor(invitee.keyPackage, invitee.username, invitee.signaturePublicKey, now, cs)
+  }
+  return commit(
+    group,
+    invitees.map((i) => ({ proposalType: "add", add: { keyPackage: i.keyPackage } })),
+    cs,
+    check,
+  )
+}
+
+/** Removes members by user name; removing oneself is proposeLeave (RFC 9420 §12.2). */
+export async function removeMembers(
+  group: ChatGroup,
+  usernames: string[],
+  cs: CiphersuiteImpl,
+  check: CredentialCheck,
+): Promise<PendingCommit> {
+  const present = members(group)
+  const proposals: Proposal[] = usernames.map((username) => {
+    const member = present.find((m) => m.username === username)
+    if (member === undefined) throw new GroupError("unknown_member", `${username} is not in the group`, { username })
+    if (member.leafIndex === ownLeafIndex(group))
+      throw new GroupError("cannot_remove_self", "a member cannot commit its own removal; propose to leave")
+    return { proposalType: "remove", remove: { removed: member.leafIndex } }
+  })
+  return commit(group, proposals, cs, check)
+}
+
+/**
+ * An empty commit with a fresh path: new leaf and path keys for post-compromise security
+ * (RFC 9420 §12.4). Also commits any pending proposals.
+ */
+export function selfUpdate(group: ChatGroup, cs: CiphersuiteImpl, check: CredentialCheck): Promise<PendingCommit> {
+  return commit(group, [], cs, check)
+}
+
+/** Commits the proposals received so far (e.g. another member's leave) by reference (RFC 9420 §12.4). */
+export function commitPendingProposals(
+  group: ChatGroup,
+  cs: CiphersuiteImpl,
+  check: CredentialCheck,
+): Promise<PendingCommit> {
+  return commit(group, [], cs, check)
+}
+
+export interface ProposedLeave {
+  state: ChatGroup
+  /** MLSMessage carrying a PublicMessage Remove proposal of one's own leaf. */
+  proposal: Uint8Array
+}
+
+/**
+ * Leaving: a member cannot commit its own removal (RFC 9420 §12.1.3, §12.2), so it proposes it and
+ * another member commits it. Until then this member may read, but it makes no more commits.
+ */
+export async function proposeLeave(group: ChatGroup, cs: CiphersuiteImpl): Promise<ProposedLeave> {
+  if (!isActive(group)) throw new GroupError("not_member", "not a member of this group")
+  const removeSelf: Proposal = { proposalType: "remove", remove: { removed: ownLeafIndex(group) } }
+  return guarded(async () => {
+    const { newState, message } = await createProposal(group.mls, true, removeSelf, cs)
+    return { state: { ...group, mls: newState }, proposal: encodeMlsMessage(message) }
+  })
+}
+
+/** Whether this member's own Remove proposal waits for a commit. */
+export function leavePending(group: ChatGroup): boolean {
+  const own = ownLeafIndex(group)
+  return Object.values(group.mls.unappliedProposals).some(
+    (p) => p.proposal.proposalType === "remove" && p.proposal.remove.removed === own,
+  )
+}
+
+function sameMember(a: Member, b: Member): boolean {
+  return (
+    a.leafIndex === b.leafIndex &&
+    a.signaturePublicKey.length === b.signaturePublicKey.length &&
+    a.signaturePublicKey.every((x, i) => x === b.signaturePublicKey[i])
+  )
+}
+
+/** Who joined and who left between two member lists. */
+export function memberChanges(before: Member[], after: Member[]): { added: Member[]; removed: Member[] } {
+  return {
+    added: after.filter((a) => !before.some((b) => sameMember(a, b))),
+    removed: before.filter((b) => !after.some((a) => sameMember(a, b))),
+  }
+}
+
+async function commit(
+  group: ChatGroup,
+  proposals: Proposal[],
+  cs: CiphersuiteImpl,
+  check: CredentialCheck,
+): Promise<PendingCommit> {
+  if (!isActive(group)) throw new GroupError("not_member", "not a member of this group")
+  // Our own Remove would be committed by reference, which RFC 9420 §12.2 forbids to the committer.
+  if (leavePending(group)) throw new GroupError("leave_pending", "this member proposed to leave")
+  return guarded(async () => {
+    const result = await createCommit(
+      { state: withCheck(group.mls, check), cipherSuite: cs },
+      {
+        extraProposals: proposals,
+        wireAsPublicMessage: true,
+        ratchetTreeExtension: true,
+        groupInfoExtensions: group.name === "" ? [] : [groupNameExtension(group.name)],
+      },
+    )
+    const state = { ...group, mls: result.newState }
+    return {
+      state,
+      commit: encodeMlsMessage(result.commit),
+      welcome:
+        result.welcome === undefined
+          ? undefined
+          : encodeMlsMessage({ version: "mls10", wireformat: "mls_welcome", welcome: result.welcome }),
+      ...memberChanges(members(group), members(state)),
+      epoch: result.newState.groupContext.epoch,
+    }
+  })
+}

@@ -1,0 +1,166 @@
+/**
+ * Application messages and everything a member receives: encrypting text, and processing an
+ * incoming MLSMessage into a new state plus what happened (text, commit, proposal).
+ */
+import {
+  acceptAll,
+  createApplicationMessage,
+  decodeMlsMessage,
+  encodeMlsMessage,
+  makePskIndex,
+  processMessage,
+} from "ts-mls"
+import type { CiphersuiteImpl, MLSMessage, PrivateMessage, Proposal } from "ts-mls"
+import { decryptSenderData } from "ts-mls/privateMessage.js"
+import type { CredentialCheck } from "./credentialCheck.js"
+import { memberChanges } from "./group.js"
+import { GroupError, guarded } from "./groupError.js"
+import { epoch, groupId, isActive, members, membersOfTree, withCheck } from "./groupState.js"
+import type { ChatGroup, Member } from "./groupState.js"
+
+export interface EncryptedText {
+  state: ChatGroup
+  /** MLSMessage carrying a PrivateMessage (RFC 9420 §6.3). */
+  message: Uint8Array
+}
+
+/** Encrypts UTF-8 text for the group's current epoch. */
+export async function encryptText(group: ChatGroup, text: string, cs: CiphersuiteImpl): Promise<EncryptedText> {
+  if (!isActive(group)) throw new GroupError("not_member", "not a member of this group")
+  if (Object.keys(group.mls.unappliedProposals).length > 0)
+    throw new GroupError("proposals_pending", "commit the pending proposals before sending")
+  return guarded(async () => {
+    const { newState, privateMessage } = await createApplicationMessage(group.mls, new TextEncoder().encode(text), cs)
+    const message = encodeMlsMessage({ version: "mls10", wireformat: "mls_private_message", privateMessage })
+    return { state: { ...group, mls: newState }, message }
+  })
+}
+
+export type Incoming =
+  | { kind: "application"; state: ChatGroup; text: string; sender: Member }
+  | {
+      kind: "commit"
+      state: ChatGroup
+      committer: Member | undefined
+      added: Member[]
+      removed: Member[]
+      epoch: bigint
+      /** This member was removed: the state can do nothing more (RFC 9420 §12.1.3). */
+      removedSelf: boolean
+    }
+  | { kind: "proposal"; state: ChatGroup; proposer: Member | undefined; proposalType: string; removes?: Member }
+  /** A handshake message of an earlier epoch, e.g. the echo of one's own accepted commit: nothing to do. */
+  | { kind: "stale"; state: ChatGroup }
+
+const utf8 = new TextDecoder("utf-8", { fatal: true })
+
+function decodeMessage(bytes: Uint8Array): MLSMessage {
+  const decoded = decodeMlsMessage(bytes, 0)
+  if (decoded === undefined || decoded[1] !== bytes.length)
+    throw new GroupError("malformed_message", "not an MLSMessage")
+  return decoded[0]
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i])
+}
+
+/** The sender's member entry of a PrivateMessage, from its sender data (RFC 9420 §6.3.2) and the epoch's tree. */
+async function privateSender(group: ChatGroup, pm: PrivateMessage, cs: CiphersuiteImpl): Promise<Member> {
+  const historical = group.mls.historicalReceiverData.get(pm.epoch)
+  const [secret, tree] =
+    pm.epoch === epoch(group) || historical === undefined
+      ? [group.mls.keySchedule.senderDataSecret, group.mls.ratchetTree]
+      : [historical.senderDataSecret, historical.ratchetTree]
+  const senderData = await decryptSenderData(pm, secret, cs)
+  const sender = membersOfTree(tree).find((m) => m.leafIndex === senderData?.leafIndex)
+  if (sender === undefined) throw new GroupError("undecryptable", "unknown sender")
+  return sender
+}
+
+function describeProposal(group: ChatGroup, proposal: Proposal): { proposalType: string; removes?: Member } {
+  if (proposal.proposalType !== "remove") return { proposalType: String(proposal.proposalType) }
+  return {
+    proposalType: "remove",
+    removes: members(group).find((m) => m.leafIndex === proposal.remove.removed),
+  }
+}
+
+/**
+ * Processes one MLSMessage from the delivery service. Commits and proposals are checked by ts-mls
+ * (signatures, membership tag, confirmation tag, RFC 9420 §12 proposal rules); every new credential
+ * goes through `check`. The input state is unchanged; a thrown GroupError means the message changes nothing.
+ */
+export async function processIncoming(
+  group: ChatGroup,
+  bytes: Uint8Array,
+  cs: CiphersuiteImpl,
+  check: CredentialCheck,
+): Promise<Incoming> {
+  if (!isActive(group)) throw new GroupError("not_member", "not a member of this group")
+  const message = decodeMessage(bytes)
+  if (message.wireformat !== "mls_public_message" && message.wireformat !== "mls_private_message")
+    throw new GroupError("malformed_message", `unexpected ${message.wireformat}`)
+  const [msgGroupId, msgEpoch, contentType] =
+    message.wireformat === "mls_public_message"
+      ? [
+          message.publicMessage.content.groupId,
+          message.publicMessage.content.epoch,
+          message.publicMessage.content.contentType,
+        ]
+      : [message.privateMessage.groupId, message.privateMessage.epoch, message.privateMessage.contentType]
+  if (!sameBytes(msgGroupId, groupId(group))) throw new GroupError("malformed_message", "message for another group")
+  if (msgEpoch > epoch(group))
+    throw new GroupError("epoch_mismatch", `message for epoch ${msgEpoch}, group at ${epoch(group)}`, {
+      messageEpoch: msgEpoch,
+      groupEpoch: epoch(group),
+    })
+  // Handshake messages only count in their own epoch (RFC 9420 §6); old application data is still readable.
+  if (msgEpoch < epoch(group) && contentType !== "application") return { kind: "stale", state: group }
+
+  return guarded(async () => {
+    const before = members(group)
+    const sender =
+      message.wireformat === "mls_private_message" ? await privateSender(group, message.privateMessage, cs) : undefined
+    let seen: Proposal | undefined
+    const result = await processMessage(
+      message,
+      withCheck(group.mls, check),
+      makePskIndex(group.mls, {}),
+      (incoming) => {
+        if (incoming.kind === "proposal") seen = incoming.proposal.proposal
+        return acceptAll(incoming)
+      },
+      cs,
+    )
+    const state: ChatGroup = { ...group, mls: result.newState }
+    if (result.kind === "applicationMessage") {
+      if (sender === undefined) throw new GroupError("malformed_message", "application data must be encrypted")
+      let text: string
+      try {
+        text = utf8.decode(result.message)
+      } catch {
+        throw new GroupError("malformed_message", "message text is not UTF-8")
+      }
+      return { kind: "application", state, text, sender }
+    }
+    const senderLeaf =
+      message.wireformat === "mls_public_message" && message.publicMessage.content.sender.senderType === "member"
+        ? message.publicMessage.content.sender.leafIndex
+        : sender?.leafIndex
+    const from = before.find((m) => m.leafIndex === senderLeaf)
+    if (contentType === "proposal") {
+      if (seen === undefined) throw new GroupError("internal", "proposal not reported by ts-mls")
+      return { kind: "proposal", state, proposer: from, ...describeProposal(group, seen) }
+    }
+    return {
+      kind: "commit",
+      state,
+      committer: from,
+      ...memberChanges(before, members(state)),
+      // A removed member's state stays at the old epoch; the commit still started the next one.
+      epoch: msgEpoch + 1n,
+      removedSelf: !isActive(state),
+    }
+  })
+}
