@@ -10,6 +10,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..")
 export interface ServerProcess {
   url: string
   child: ChildProcess
+  /** Every line the server wrote to stdout (its pino log), as it arrives. */
+  output: string[]
   stop(): Promise<void>
 }
 
@@ -22,9 +24,11 @@ export async function spawnServer(args: string[]): Promise<ServerProcess> {
     stdio: ["ignore", "pipe", "inherit"],
   })
   const lines = createInterface({ input: child.stdout! })
+  const output: string[] = []
   const url = await new Promise<string>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`server exited with ${code} before listening`)))
     lines.on("line", (line) => {
+      output.push(line)
       const m = /^listening on (\S+)/.exec(line)
       if (m) resolve(m[1]!)
     })
@@ -32,6 +36,7 @@ export async function spawnServer(args: string[]): Promise<ServerProcess> {
   return {
     url,
     child,
+    output,
     async stop() {
       if (child.exitCode !== null) return
       child.kill("SIGTERM")
