@@ -24,6 +24,10 @@ import { registerUser } from "./sync/registration.js"
 import { Session } from "./sync/session.js"
 import { ServerStream, type StreamEvents } from "./sync/stream.js"
 import { CursorStore } from "./store/cursorStore.js"
+import { GroupStore } from "./store/groupStore.js"
+import { PinStore } from "./store/pinStore.js"
+import { Directory } from "./groups/directory.js"
+import { GroupService } from "./groups/groupService.js"
 
 export interface DaemonOptions {
   version: string
@@ -45,6 +49,7 @@ interface Online {
   session: Session
   maintainer: PoolMaintainer
   stream: ServerStream
+  groups: GroupService
 }
 
 export class Daemon {
@@ -53,6 +58,8 @@ export class Daemon {
   readonly pool: PoolStore
   readonly events: EventBus
   readonly cursors: CursorStore
+  readonly groupStore: GroupStore
+  readonly pins: PinStore
   readonly startedAt: number
   private readonly startedPerf = performance.now()
   private online: Online | undefined
@@ -65,6 +72,8 @@ export class Daemon {
     this.pool = new PoolStore(this.db)
     this.events = new EventBus(new EventStore(this.db), opts.clock)
     this.cursors = new CursorStore(this.db)
+    this.groupStore = new GroupStore(this.db)
+    this.pins = new PinStore(this.db)
     this.startedAt = opts.clock.now()
   }
 
@@ -91,34 +100,56 @@ export class Daemon {
   }
 
   private goOnline(id: StoredIdentity, client: ServerClient, session = this.newSession(id, client)): void {
+    // One array pair for the daemon's life: the crypto provider caches the signing key by array identity.
+    const keys = this.keysOf(id)
     const maintainer = new PoolMaintainer({
       pool: this.pool,
       session,
       username: id.username,
-      // One array pair for the daemon's life: the crypto provider caches the signing key by array identity.
-      keys: this.keysOf(id),
+      keys,
       suite: () => this.suite(),
       clock: this.opts.clock,
       policy: this.opts.policy,
       log: this.opts.log.child({ part: "pool" }),
       onPass: () => this.events.emit("pool.changed", { reason: "maintenance", status: maintainer.status() }),
     })
+    const directory = new Directory(session, this.pins, this.events, this.opts.clock, {
+      username: id.username,
+      signaturePublic: keys.publicKey,
+    })
+    const groups = new GroupService({
+      db: this.db,
+      groups: this.groupStore,
+      pool: this.pool,
+      events: this.events,
+      clock: this.opts.clock,
+      log: this.opts.log.child({ part: "groups" }),
+      session,
+      username: id.username,
+      keys,
+      suite: () => this.suite(),
+      directory,
+      onKeyConsumed: () => maintainer.soon(),
+    })
     const stream = new ServerStream(
       session,
       this.cursors,
       this.opts.clock,
-      this.streamEvents(maintainer),
+      this.streamEvents(maintainer, groups),
       this.opts.log.child({ part: "stream" }),
     )
-    this.online = { identity: id, client, session, maintainer, stream }
+    this.online = { identity: id, client, session, maintainer, stream, groups }
     if (this.connection === "offline") this.setConnection("connecting", null)
     void maintainer.request()
     stream.start()
   }
 
   /** Key-directory events from the stream: local metadata first, then a maintenance pass soon. */
-  private streamEvents(maintainer: PoolMaintainer): StreamEvents {
+  private streamEvents(maintainer: PoolMaintainer, groups: GroupService): StreamEvents {
     return {
+      onGroupItem: (item) => (item.kind === "welcome" ? groups.onWelcome(item) : groups.onRemoved(item)),
+      onEntry: (entry) => groups.onEntry(entry),
+      groupCursors: () => groups.cursors(),
       onKeyEvent: (item) => {
         const now = this.opts.clock.now()
         if (item.kind !== "poolLow" && !item.lastResort) {
@@ -219,6 +250,11 @@ export class Daemon {
     const { maintainer } = this.requireOnline()
     await maintainer.request()
     return maintainer.status()
+  }
+
+  /** Groups and messages: registered profiles only. */
+  groups(): GroupService {
+    return this.requireOnline().groups
   }
 
   /** For pool.list: registered profiles only, like the rest of `pool.*`. */

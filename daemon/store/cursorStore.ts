@@ -16,4 +16,8 @@ export class CursorStore {
       )
       .run(name, value, at)
   }
+
+  delete(name: string): void {
+    this.db.prepare("DELETE FROM cursors WHERE name = ?").run(name)
+  }
 }

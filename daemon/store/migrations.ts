@@ -55,4 +55,41 @@ export const migrations: readonly string[] = [
     params TEXT NOT NULL
   );
   `,
+  // 2: groups (issue 6). A group's MLS state, its log cursor and its history change in one transaction per entry.
+  `
+  CREATE TABLE groups (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    state BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
+    -- The last log entry processed: the stream resumes after it.
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'removed')),
+    joined_at INTEGER NOT NULL,
+    joined_by TEXT,
+    -- A Commit posted and not yet known to be accepted, with the state it leads to: adopted when its echo arrives
+    -- (the answer to the post was lost), dropped when the log shows it did not land.
+    pending_commit BLOB,
+    pending_state BLOB
+  );
+  CREATE INDEX groups_name ON groups (name);
+
+  CREATE TABLE messages (
+    group_id TEXT NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    text TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    own INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (group_id, seq)
+  );
+
+  -- The authentication service's memory: a user's signature key as first seen (DESIGN §3).
+  CREATE TABLE pinned_keys (
+    username TEXT PRIMARY KEY,
+    signature_key BLOB NOT NULL,
+    pinned_at INTEGER NOT NULL
+  );
+  `,
 ]

@@ -186,4 +186,48 @@ export class PoolStore {
     this.db.transaction(() => refs.forEach((ref) => del.run(ref)))()
     purgeWal(this.db)
   }
+
+  /** A key with its private parts, for joining from a Welcome made with it; undefined when unknown or purged. */
+  privateKey(
+    ref: string,
+  ):
+    | { state: KeyState; lastResort: boolean; publicData: Uint8Array; initPrivate: Uint8Array; hpkePrivate: Uint8Array }
+    | undefined {
+    const r = this.db
+      .prepare<
+        [string],
+        { state: KeyState; last_resort: number; public_data: Buffer; init_private: Buffer; hpke_private: Buffer }
+      >(
+        `SELECT k.state, k.last_resort, k.public_data, s.init_private, s.hpke_private
+         FROM keypackages k JOIN keypackage_secrets s USING (ref) WHERE k.ref = ?`,
+      )
+      .get(ref)
+    return (
+      r && {
+        state: r.state,
+        lastResort: r.last_resort === 1,
+        publicData: new Uint8Array(r.public_data),
+        initPrivate: new Uint8Array(r.init_private),
+        hpkePrivate: new Uint8Array(r.hpke_private),
+      }
+    )
+  }
+
+  /** The state of a key, whether or not its private part is left. */
+  stateOf(ref: string): KeyState | undefined {
+    return this.db.prepare<[string], { state: KeyState }>("SELECT state FROM keypackages WHERE ref = ?").get(ref)?.state
+  }
+
+  /**
+   * A Welcome used this key: `consumed`, and its private part deleted unless it is the last-resort key (which may
+   * be used again). Runs inside the caller's transaction; the caller truncates the WAL afterwards.
+   */
+  consume(ref: string, at: number): void {
+    const lastResort =
+      this.db.prepare<[string], { last_resort: number }>("SELECT last_resort FROM keypackages WHERE ref = ?").get(ref)
+        ?.last_resort === 1
+    if (lastResort) return
+    this.db.prepare("UPDATE keypackages SET state = 'consumed', consumed_at = ? WHERE ref = ?").run(at, ref)
+    this.db.prepare("DELETE FROM keypackage_secrets WHERE ref = ?").run(ref)
+  }
 }

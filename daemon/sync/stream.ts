@@ -1,27 +1,39 @@
 /**
- * The server's WebSocket stream (rpc-schema/server/ws.ts) as the daemon uses it today: key-directory events from
- * the inbox (keyReserved, keySpent, poolLow). Connects with the session's bearer token (a 401 renews it), sends
- * `hello` from the stored inbox cursor, persists the cursor after each item, and reconnects with exponential backoff
- * and full jitter. Welcome and removal items are not handled yet (groups come later): the cursor moves past them
- * but they are never acknowledged, so the server keeps them for whoever handles groups.
+ * The server's WebSocket stream (rpc-schema/server/ws.ts): inbox items (key-directory events, Welcomes, removal
+ * notices) and group log entries. Connects with the session's bearer token (a 401 renews it), sends `hello` from the
+ * stored inbox cursor and the groups' cursors, and reconnects with exponential backoff and full jitter.
+ *
+ * Frames are handled one at a time, in arrival order. An inbox item's cursor is stored (and acknowledged) once it
+ * is handled; a group's cursor moves with the entry inside the group store's transaction. A handler that fails for
+ * a passing reason (server unreachable) drops the connection: the next one resumes from the stored cursors.
  */
 import type { Logger } from "pino"
 import WebSocket from "ws"
 import { TypeCompiler } from "@sinclair/typebox/compiler"
+import type { LogEntry } from "../../rpc-schema/server/http/groups.js"
 import type { InboxItem } from "../../rpc-schema/server/http/inbox.js"
-import { ServerFrame, streamPath } from "../../rpc-schema/server/ws.js"
+import { ServerFrame, streamPath, type GroupCursor } from "../../rpc-schema/server/ws.js"
 import type { Clock } from "../clock.js"
 import type { CursorStore } from "../store/cursorStore.js"
 import type { Session } from "./session.js"
 
 const serverFrame = TypeCompiler.Compile(ServerFrame)
 const inboxCursor = "inbox"
-/** The first inbox item the daemon could not handle: acknowledgements stop before it. */
+/**
+ * Written by daemons before groups existed: the first Welcome or removal item they skipped. Such a daemon's inbox
+ * cursor moved past items it never acknowledged; on start the cursor goes back to just before it, once.
+ */
 const firstUnhandled = "inbox.firstUnhandled"
 
 export interface StreamEvents {
   /** A key-directory item arrived (live or in catch-up). */
   onKeyEvent(item: Extract<InboxItem, { kind: "keyReserved" | "keySpent" | "poolLow" }>): void
+  /** A Welcome or removal notice; a rejection means "not now": the item is handled again on the next connection. */
+  onGroupItem(item: Extract<InboxItem, { kind: "welcome" | "removed" }>): Promise<void>
+  /** A group log entry; a rejection means "not now", as above. */
+  onEntry(entry: LogEntry): Promise<void>
+  /** Where each group resumes (the `hello` frame). */
+  groupCursors(): GroupCursor[]
   /** The stream is up and caught up (true) or down (false). */
   onState(up: boolean, error?: string): void
 }
@@ -42,6 +54,8 @@ export class ServerStream {
   private up = false
   /** A 401 on the upgrade is answered by one fresh login; a second one in a row is a failure like any other. */
   private renewed = false
+  /** Frames are handled in order, one at a time. */
+  private work: Promise<void> = Promise.resolve()
 
   constructor(
     private readonly session: Session,
@@ -57,6 +71,11 @@ export class ServerStream {
   }
 
   start(): void {
+    const skipped = this.cursors.get(firstUnhandled)
+    if (skipped !== undefined) {
+      this.cursors.set(inboxCursor, String(Math.max(0, Number(skipped) - 1)), this.clock.now())
+      this.cursors.delete(firstUnhandled)
+    }
     void this.connect()
   }
 
@@ -84,13 +103,18 @@ export class ServerStream {
     })
     ws.on("open", () => {
       this.alive()
-      const after = Number(this.cursors.get(inboxCursor) ?? 0)
-      ws.send(JSON.stringify({ type: "hello", groups: [], inboxAfter: after }))
+      // Whatever the previous connection left half done is finished before the cursors are read.
+      void this.work.then(() => {
+        if (ws !== this.ws || ws.readyState !== WebSocket.OPEN) return
+        const after = Number(this.cursors.get(inboxCursor) ?? 0)
+        ws.send(JSON.stringify({ type: "hello", groups: this.events.groupCursors(), inboxAfter: after }))
+      })
     })
     ws.on("ping", () => this.alive())
     ws.on("message", (data) => {
       this.alive()
-      this.onFrame(ws, data.toString())
+      const text = data.toString()
+      this.work = this.work.then(() => this.onFrame(ws, text))
     })
     ws.on("error", (err) => this.log.debug({ err }, "stream error"))
     ws.on("close", (code) => {
@@ -106,7 +130,9 @@ export class ServerStream {
     this.idle = setTimeout(() => ws?.terminate(), this.opts.idleMs ?? 75_000).unref()
   }
 
-  private onFrame(ws: WebSocket, text: string): void {
+  private async onFrame(ws: WebSocket, text: string): Promise<void> {
+    // Frames of a connection that was given up are not handled: the next one sends them again.
+    if (ws !== this.ws) return
     let frame: unknown
     try {
       frame = JSON.parse(text)
@@ -117,31 +143,38 @@ export class ServerStream {
       this.log.warn("unexpected stream frame")
       return
     }
-    switch (frame.type) {
-      case "caughtUp":
-        this.failures = 0
-        this.renewed = false
-        this.up = true
-        this.events.onState(true)
-        break
-      case "inbox": {
-        const item = frame.item
-        if (item.kind === "keyReserved" || item.kind === "keySpent" || item.kind === "poolLow") {
-          this.events.onKeyEvent(item)
-        } else if (this.cursors.get(firstUnhandled) === undefined) {
-          this.cursors.set(firstUnhandled, String(frame.id), this.clock.now())
+    try {
+      switch (frame.type) {
+        case "caughtUp":
+          this.failures = 0
+          this.renewed = false
+          this.up = true
+          this.events.onState(true)
+          break
+        case "inbox": {
+          const item = frame.item
+          if (item.kind === "keyReserved" || item.kind === "keySpent" || item.kind === "poolLow") {
+            this.events.onKeyEvent(item)
+          } else {
+            await this.events.onGroupItem(item)
+          }
+          this.cursors.set(inboxCursor, String(frame.id), this.clock.now())
+          if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "ack", upTo: frame.id }))
+          break
         }
-        this.cursors.set(inboxCursor, String(frame.id), this.clock.now())
-        const stop = this.cursors.get(firstUnhandled)
-        const upTo = stop === undefined ? frame.id : Math.min(frame.id, Number(stop) - 1)
-        if (upTo > 0 && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "ack", upTo }))
-        break
+        case "error":
+          this.log.warn({ code: frame.code, msg: frame.message, groupId: frame.groupId }, "stream error frame")
+          break
+        case "entry":
+          await this.events.onEntry(frame)
+          break
       }
-      case "error":
-        this.log.warn({ code: frame.code, msg: frame.message }, "stream error frame")
-        break
-      case "entry":
-        break
+    } catch (err) {
+      if (ws !== this.ws) return
+      this.log.warn({ err: (err as Error).message }, "stream item not handled now; reconnecting")
+      this.ws = undefined
+      ws.terminate()
+      this.down(`stream item failed: ${(err as Error).message}`)
     }
   }
 

@@ -4,7 +4,15 @@ import { Strict } from "../common.js"
 import { method } from "./method.js"
 
 /** A notification name (see notifications.ts). */
-export const EventName = Type.Union([Type.Literal("pool.changed"), Type.Literal("connection.changed")])
+export const EventName = Type.Union([
+  Type.Literal("pool.changed"),
+  Type.Literal("connection.changed"),
+  Type.Literal("message.received"),
+  Type.Literal("group.joined"),
+  Type.Literal("group.updated"),
+  Type.Literal("invite.failed"),
+  Type.Literal("credential.refused"),
+])
 export type EventName = Static<typeof EventName>
 
 export const EventsSubscribeParams = Strict({

@@ -7,14 +7,24 @@ import { errorTable } from "../errors.js"
 import * as daemon from "./daemon.js"
 import * as debug from "./debug.js"
 import * as events from "./events.js"
+import * as group from "./group.js"
 import * as identity from "./identity.js"
 import type { MethodDescriptor, NotificationDescriptor } from "./method.js"
-import { connectionChanged, poolChanged } from "./notifications.js"
+import {
+  connectionChanged,
+  credentialRefused,
+  groupJoined,
+  groupUpdated,
+  inviteFailed,
+  messageReceived,
+  poolChanged,
+} from "./notifications.js"
+import * as message from "./message.js"
 import * as pool from "./pool.js"
 import * as rpc from "./rpc.js"
 
 export * from "./method.js"
-export { daemon, debug, events, identity, pool, rpc }
+export { daemon, debug, events, group, identity, message, pool, rpc }
 
 /** Every method by name. */
 export const methods = {
@@ -24,6 +34,14 @@ export const methods = {
   [pool.status.name]: pool.status,
   [pool.list.name]: pool.list,
   [pool.refresh.name]: pool.refresh,
+  [group.create.name]: group.create,
+  [group.list.name]: group.list,
+  [group.members.name]: group.members,
+  [group.invite.name]: group.invite,
+  [group.remove.name]: group.remove,
+  [group.leave.name]: group.leave,
+  [message.send.name]: message.send,
+  [message.list.name]: message.list,
   [events.subscribe.name]: events.subscribe,
   [events.unsubscribe.name]: events.unsubscribe,
   [rpc.discover.name]: rpc.discover,
@@ -39,6 +57,11 @@ export type MethodResult<M extends MethodName> = Static<DaemonMethods[M]["result
 export const notifications = {
   [poolChanged.name]: poolChanged,
   [connectionChanged.name]: connectionChanged,
+  [messageReceived.name]: messageReceived,
+  [groupJoined.name]: groupJoined,
+  [groupUpdated.name]: groupUpdated,
+  [inviteFailed.name]: inviteFailed,
+  [credentialRefused.name]: credentialRefused,
 } as const
 export type DaemonNotifications = typeof notifications
 export type NotificationName = keyof DaemonNotifications

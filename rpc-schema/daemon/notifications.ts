@@ -6,6 +6,7 @@ import { Type, type Static } from "@sinclair/typebox"
 import { ConnectionState } from "./daemon.js"
 import { notification } from "./method.js"
 import { PoolStatusResult } from "./pool.js"
+import { TimestampMs, Username } from "../common.js"
 
 export const EventId = Type.Integer({ minimum: 1, description: "durable event id, increasing" })
 
@@ -38,4 +39,98 @@ export const connectionChanged = notification({
   name: "connection.changed",
   summary: "the link to the server went up or down",
   params: ConnectionChangedParams,
+})
+
+export const MessageReceivedParams = Type.Object({
+  eventId: EventId,
+  groupId: Type.String(),
+  /** The group's name (members only). */
+  group: Type.String(),
+  seq: Type.Integer({ minimum: 1 }),
+  sender: Username,
+  text: Type.String(),
+  sentAt: TimestampMs,
+})
+export type MessageReceivedParams = Static<typeof MessageReceivedParams>
+
+/** Another member's message was decrypted and stored. */
+export const messageReceived = notification({
+  name: "message.received",
+  summary: "a message arrived in a group",
+  params: MessageReceivedParams,
+})
+
+export const GroupJoinedParams = Type.Object({
+  eventId: EventId,
+  groupId: Type.String(),
+  name: Type.String(),
+  epoch: Type.Integer({ minimum: 0 }),
+  members: Type.Array(Username),
+  /** Who added this profile. */
+  by: Username,
+})
+export type GroupJoinedParams = Static<typeof GroupJoinedParams>
+
+/** This profile joined a group from a Welcome. */
+export const groupJoined = notification({
+  name: "group.joined",
+  summary: "this profile joined a group",
+  params: GroupJoinedParams,
+})
+
+export const GroupUpdatedParams = Type.Object({
+  eventId: EventId,
+  groupId: Type.String(),
+  name: Type.String(),
+  epoch: Type.Integer({ minimum: 0 }),
+  members: Type.Array(Username),
+  added: Type.Array(Username),
+  removed: Type.Array(Username),
+  /** Who committed the change (null when unknown). */
+  by: Type.Union([Username, Type.Null()]),
+  /** `commit` (a Commit was applied), `removed` (this profile was removed), `leaveProposed` (`by` proposed to leave). */
+  reason: Type.String(),
+})
+export type GroupUpdatedParams = Static<typeof GroupUpdatedParams>
+
+/** A group's membership or epoch changed. */
+export const groupUpdated = notification({
+  name: "group.updated",
+  summary: "a group's members or epoch changed",
+  params: GroupUpdatedParams,
+})
+
+export const InviteFailedParams = Type.Object({
+  eventId: EventId,
+  groupId: Type.String(),
+  /** Who sent the Welcome. */
+  by: Username,
+  /** A stable snake_case code: `unknown_keypackage`, `keypackage_consumed`, `credential_refused`, `invalid_welcome`. */
+  code: Type.String(),
+  message: Type.String(),
+})
+export type InviteFailedParams = Static<typeof InviteFailedParams>
+
+/** A Welcome could not be used (its KeyPackage is unknown or used, or the group failed validation). */
+export const inviteFailed = notification({
+  name: "invite.failed",
+  summary: "a Welcome could not be used",
+  params: InviteFailedParams,
+})
+
+export const CredentialRefusedParams = Type.Object({
+  eventId: EventId,
+  username: Username,
+  /** Why: the key differs from the pinned one, or from the directory's. */
+  reason: Type.String(),
+  /** The key offered, base64url. */
+  signatureKey: Type.String(),
+})
+export type CredentialRefusedParams = Static<typeof CredentialRefusedParams>
+
+/** A credential was refused: a user's signature key changed since it was pinned, or is not the directory's. */
+export const credentialRefused = notification({
+  name: "credential.refused",
+  summary: "a member's signature key was refused",
+  params: CredentialRefusedParams,
 })

@@ -107,7 +107,15 @@ describe("JSON-RPC socket", () => {
       for (const e of m.errors) assert.equal(typeof e.code, "number")
     }
     const notes = doc["x-notifications"].map((n: any) => n.name).sort()
-    assert.deepEqual(notes, ["connection.changed", "pool.changed"])
+    assert.deepEqual(notes, [
+      "connection.changed",
+      "credential.refused",
+      "group.joined",
+      "group.updated",
+      "invite.failed",
+      "message.received",
+      "pool.changed",
+    ])
   })
 
   it("replays recorded events to a subscriber that says where it stopped", async (t) => {

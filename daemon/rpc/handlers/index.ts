@@ -4,7 +4,9 @@ import type { HandlerContext } from "./context.js"
 import { daemonHandlers } from "./daemon.js"
 import { debugHandlers } from "./debug.js"
 import { eventHandlers } from "./events.js"
+import { groupHandlers } from "./group.js"
 import { identityHandlers } from "./identity.js"
+import { messageHandlers } from "./message.js"
 import { poolHandlers } from "./pool.js"
 import { rpcHandlers } from "./rpc.js"
 
@@ -17,6 +19,8 @@ export function handlers(
     ...daemonHandlers(ctx),
     ...identityHandlers(ctx),
     ...poolHandlers(ctx),
+    ...groupHandlers(ctx),
+    ...messageHandlers(ctx),
     ...eventHandlers(ctx),
     ...rpcHandlers(ctx),
     ...debugHandlers(ctx),

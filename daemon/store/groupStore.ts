@@ -1,0 +1,161 @@
+/**
+ * Groups and their history in SQLite: the serialized MLS state (daemon/mls/groupState.ts), the log cursor, and the
+ * decrypted messages. Every change that comes from one log entry is written by the caller inside one transaction
+ * (`Db.transaction`), so a crash never applies an entry twice nor loses one.
+ */
+import type { GroupStatus, GroupSummary } from "../../rpc-schema/daemon/group.js"
+import type { StoredMessage } from "../../rpc-schema/daemon/message.js"
+import type { Db } from "./database.js"
+
+export interface StoredGroup {
+  id: string
+  name: string
+  state: Uint8Array
+  epoch: number
+  lastSeq: number
+  status: GroupStatus
+  joinedAt: number
+  joinedBy: string | null
+}
+
+interface GroupRow {
+  id: string
+  name: string
+  state: Buffer
+  epoch: number
+  last_seq: number
+  status: GroupStatus
+  joined_at: number
+  joined_by: string | null
+}
+
+interface MessageRow {
+  group_id: string
+  seq: number
+  sender: string
+  text: string
+  sent_at: number
+  received_at: number
+  own: number
+}
+
+const toGroup = (r: GroupRow): StoredGroup => ({
+  id: r.id,
+  name: r.name,
+  state: new Uint8Array(r.state),
+  epoch: r.epoch,
+  lastSeq: r.last_seq,
+  status: r.status,
+  joinedAt: r.joined_at,
+  joinedBy: r.joined_by,
+})
+
+const toMessage = (r: MessageRow): StoredMessage => ({
+  groupId: r.group_id,
+  seq: r.seq,
+  sender: r.sender,
+  text: r.text,
+  sentAt: r.sent_at,
+  receivedAt: r.received_at,
+  own: r.own === 1,
+})
+
+export class GroupStore {
+  constructor(readonly db: Db) {}
+
+  get(id: string): StoredGroup | undefined {
+    const r = this.db.prepare<[string], GroupRow>("SELECT * FROM groups WHERE id = ?").get(id)
+    return r && toGroup(r)
+  }
+
+  byName(name: string): StoredGroup[] {
+    return this.db
+      .prepare<[string], GroupRow>("SELECT * FROM groups WHERE name = ? ORDER BY joined_at")
+      .all(name)
+      .map(toGroup)
+  }
+
+  all(): StoredGroup[] {
+    return this.db.prepare<[], GroupRow>("SELECT * FROM groups ORDER BY joined_at, id").all().map(toGroup)
+  }
+
+  /** A new group, or a group this profile was removed from and joins again (its history stays). */
+  insert(g: StoredGroup): void {
+    this.db
+      .prepare(
+        `INSERT INTO groups (id, name, state, epoch, last_seq, status, joined_at, joined_by)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, state = excluded.state, epoch = excluded.epoch,
+           last_seq = excluded.last_seq, status = excluded.status, joined_at = excluded.joined_at,
+           joined_by = excluded.joined_by, pending_commit = NULL, pending_state = NULL`,
+      )
+      .run(g.id, g.name, g.state, g.epoch, g.lastSeq, g.status, g.joinedAt, g.joinedBy)
+  }
+
+  /** A new MLS state (and epoch); the cursor moves only when `lastSeq` is given. */
+  saveState(id: string, state: Uint8Array, epoch: number, lastSeq?: number): void {
+    if (lastSeq === undefined)
+      this.db.prepare("UPDATE groups SET state = ?, epoch = ? WHERE id = ?").run(state, epoch, id)
+    else
+      this.db
+        .prepare("UPDATE groups SET state = ?, epoch = ?, last_seq = max(last_seq, ?) WHERE id = ?")
+        .run(state, epoch, lastSeq, id)
+  }
+
+  /** The Commit in flight and the state it leads to; null clears it. */
+  setPending(id: string, pending: { commit: Uint8Array; state: Uint8Array } | null): void {
+    this.db
+      .prepare("UPDATE groups SET pending_commit = ?, pending_state = ? WHERE id = ?")
+      .run(pending?.commit ?? null, pending?.state ?? null, id)
+  }
+
+  pending(id: string): { commit: Uint8Array; state: Uint8Array } | undefined {
+    const r = this.db
+      .prepare<[string], { pending_commit: Buffer | null; pending_state: Buffer | null }>(
+        "SELECT pending_commit, pending_state FROM groups WHERE id = ?",
+      )
+      .get(id)
+    if (!r?.pending_commit || !r.pending_state) return undefined
+    return { commit: new Uint8Array(r.pending_commit), state: new Uint8Array(r.pending_state) }
+  }
+
+  advance(id: string, lastSeq: number): void {
+    this.db.prepare("UPDATE groups SET last_seq = max(last_seq, ?) WHERE id = ?").run(lastSeq, id)
+  }
+
+  setStatus(id: string, status: GroupStatus): void {
+    this.db.prepare("UPDATE groups SET status = ? WHERE id = ?").run(status, id)
+  }
+
+  /** Stores a message once: the same (group, seq) again changes nothing. Answers whether it was new. */
+  addMessage(m: StoredMessage): boolean {
+    const { changes } = this.db
+      .prepare(
+        `INSERT OR IGNORE INTO messages (group_id, seq, sender, text, sent_at, received_at, own)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(m.groupId, m.seq, m.sender, m.text, m.sentAt, m.receivedAt, m.own ? 1 : 0)
+    return changes > 0
+  }
+
+  hasMessage(groupId: string, seq: number): boolean {
+    return (
+      this.db
+        .prepare<[string, number], { n: number }>("SELECT 1 AS n FROM messages WHERE group_id = ? AND seq = ?")
+        .get(groupId, seq) !== undefined
+    )
+  }
+
+  /** The newest `limit` messages below `before`, oldest first, and whether older ones exist. */
+  messages(groupId: string, before: number | undefined, limit: number): { messages: StoredMessage[]; more: boolean } {
+    const rows = this.db
+      .prepare<[string, number, number], MessageRow>(
+        "SELECT * FROM messages WHERE group_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+      )
+      .all(groupId, before ?? Number.MAX_SAFE_INTEGER, limit + 1)
+    const more = rows.length > limit
+    return { messages: rows.slice(0, limit).reverse().map(toMessage), more }
+  }
+}
+
+export type { GroupSummary }

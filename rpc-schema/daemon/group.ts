@@ -1,0 +1,145 @@
+/** `group.*`: chat groups (DESIGN §3 Groups). Group names are known to members only, never to the server. */
+import { Type, type Static } from "@sinclair/typebox"
+import { Strict, TimestampMs, Username } from "../common.js"
+import { method } from "./method.js"
+
+/** A group by its MLS group id (base64url) or by its name when that name is unique in this profile. */
+export const GroupRef = Type.String({ minLength: 1, maxLength: 340, description: "group id, or a unique group name" })
+
+/** The group name shared among members: 1..256 UTF-8 bytes, not blank. */
+export const GroupName = Type.String({ minLength: 1, maxLength: 256, description: "group name (members only)" })
+
+/** `active` while a member; `removed` once a Commit removed this member (history stays readable). */
+export const GroupStatus = Type.Union([Type.Literal("active"), Type.Literal("removed")], {
+  description: "active | removed",
+})
+export type GroupStatus = Static<typeof GroupStatus>
+
+export const GroupSummary = Type.Object({
+  groupId: Type.String({ description: "MLS group id, base64url" }),
+  name: Type.String(),
+  epoch: Type.Integer({ minimum: 0 }),
+  /** The members' user names, in leaf order. */
+  members: Type.Array(Username),
+  status: GroupStatus,
+  /** The last log entry this daemon has processed. */
+  lastSeq: Type.Integer({ minimum: 0 }),
+  joinedAt: TimestampMs,
+})
+export type GroupSummary = Static<typeof GroupSummary>
+
+export const GroupCreateParams = Strict({ name: GroupName })
+export type GroupCreateParams = Static<typeof GroupCreateParams>
+
+/** Creates a group with this profile as its only member (the name never reaches the server). */
+export const create = method({
+  name: "group.create",
+  summary: "create a group",
+  params: GroupCreateParams,
+  result: GroupSummary,
+  errors: ["not_registered", "invalid_request", "conflict", "server_unreachable", "rate_limited"],
+})
+
+export const GroupListParams = Strict({})
+export type GroupListParams = Static<typeof GroupListParams>
+export const GroupListResult = Type.Object({ groups: Type.Array(GroupSummary) })
+export type GroupListResult = Static<typeof GroupListResult>
+
+/** The groups this profile is in (or was removed from), oldest first. */
+export const list = method({
+  name: "group.list",
+  summary: "the profile's groups",
+  params: GroupListParams,
+  result: GroupListResult,
+  errors: [],
+})
+
+export const GroupMembersParams = Strict({ group: GroupRef })
+export type GroupMembersParams = Static<typeof GroupMembersParams>
+export const GroupMember = Type.Object({
+  username: Username,
+  leafIndex: Type.Integer({ minimum: 0 }),
+  /** The member's Ed25519 signature key, base64url. */
+  signatureKey: Type.String(),
+  /** This profile. */
+  self: Type.Boolean(),
+})
+export const GroupMembersResult = Type.Object({
+  groupId: Type.String(),
+  name: Type.String(),
+  epoch: Type.Integer({ minimum: 0 }),
+  members: Type.Array(GroupMember),
+})
+export type GroupMembersResult = Static<typeof GroupMembersResult>
+
+/** The members of a group as this profile's MLS state has them. */
+export const members = method({
+  name: "group.members",
+  summary: "the members of a group",
+  params: GroupMembersParams,
+  result: GroupMembersResult,
+  errors: ["not_found", "conflict"],
+})
+
+export const GroupInviteParams = Strict({ group: GroupRef, user: Username })
+export type GroupInviteParams = Static<typeof GroupInviteParams>
+
+/**
+ * Adds a user: reserves one of their KeyPackages, checks it against the directory key, posts the add Commit with
+ * the Welcome (consuming the reservation); on epoch_conflict catches up and retries with the same reservation.
+ * Answers with the group after the Commit.
+ */
+export const invite = method({
+  name: "group.invite",
+  summary: "add a user to a group",
+  params: GroupInviteParams,
+  result: GroupSummary,
+  errors: [
+    "not_registered",
+    "not_found",
+    "conflict",
+    "pool_exhausted",
+    "unknown_user",
+    "forbidden",
+    "not_member",
+    "epoch_conflict",
+    "reservation_expired",
+    "rate_limited",
+    "server_unreachable",
+  ],
+})
+
+export const GroupRemoveParams = Strict({ group: GroupRef, user: Username })
+export type GroupRemoveParams = Static<typeof GroupRemoveParams>
+
+/** Removes another member with a Commit; on epoch_conflict catches up and retries. */
+export const remove = method({
+  name: "group.remove",
+  summary: "remove a member from a group",
+  params: GroupRemoveParams,
+  result: GroupSummary,
+  errors: [
+    "not_registered",
+    "not_found",
+    "conflict",
+    "forbidden",
+    "not_member",
+    "epoch_conflict",
+    "server_unreachable",
+  ],
+})
+
+export const GroupLeaveParams = Strict({ group: GroupRef })
+export type GroupLeaveParams = Static<typeof GroupLeaveParams>
+
+/**
+ * Leaves a group: posts a proposal to remove this member (RFC 9420 §12.2); another member's daemon commits it.
+ * Answers once the proposal is posted.
+ */
+export const leave = method({
+  name: "group.leave",
+  summary: "leave a group",
+  params: GroupLeaveParams,
+  result: GroupSummary,
+  errors: ["not_registered", "not_found", "conflict", "not_member", "server_unreachable"],
+})

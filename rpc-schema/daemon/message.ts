@@ -1,0 +1,71 @@
+/** `message.*`: text messages of a group, encrypted by MLS, and this profile's history of them. */
+import { Type, type Static } from "@sinclair/typebox"
+import { Strict, TimestampMs, Username } from "../common.js"
+import { GroupRef } from "./group.js"
+import { method } from "./method.js"
+
+/** Most characters one message carries (its MLS encoding stays well under the server's 256 KiB). */
+export const maxTextLength = 16_384
+
+export const MessageSendParams = Strict({
+  group: GroupRef,
+  text: Type.String({ minLength: 1, maxLength: maxTextLength }),
+})
+export type MessageSendParams = Static<typeof MessageSendParams>
+
+export const StoredMessage = Type.Object({
+  groupId: Type.String(),
+  /** The message's position in the group log (the server's seq). */
+  seq: Type.Integer({ minimum: 1 }),
+  sender: Username,
+  text: Type.String(),
+  /** When the server stored it. */
+  sentAt: TimestampMs,
+  /** When this daemon stored it. */
+  receivedAt: TimestampMs,
+  /** Sent by this profile. */
+  own: Type.Boolean(),
+})
+export type StoredMessage = Static<typeof StoredMessage>
+
+/** Encrypts and posts a text message; answers with it as stored in the history. */
+export const send = method({
+  name: "message.send",
+  summary: "send a text message to a group",
+  params: MessageSendParams,
+  result: StoredMessage,
+  errors: [
+    "not_registered",
+    "not_found",
+    "conflict",
+    "not_member",
+    "epoch_conflict",
+    "rate_limited",
+    "server_unreachable",
+  ],
+})
+
+export const MessageListParams = Strict({
+  group: GroupRef,
+  /** Only messages with a seq below this one (paging backwards). */
+  before: Type.Optional(Type.Integer({ minimum: 1 })),
+  /** At most this many, the newest ones (default 50). */
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+})
+export type MessageListParams = Static<typeof MessageListParams>
+export const MessageListResult = Type.Object({
+  /** Oldest first. */
+  messages: Type.Array(StoredMessage),
+  /** Whether older messages exist (page on with `before` = the first seq). */
+  more: Type.Boolean(),
+})
+export type MessageListResult = Static<typeof MessageListResult>
+
+/** A group's history, newest page first by `before`, each page oldest first. */
+export const list = method({
+  name: "message.list",
+  summary: "message history of a group",
+  params: MessageListParams,
+  result: MessageListResult,
+  errors: ["not_found", "conflict"],
+})

@@ -1,0 +1,79 @@
+// A Commit whose answer is lost: the daemon keeps it in flight; its echo on the stream settles the group state.
+import assert from "node:assert/strict"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { describe, it } from "node:test"
+import { pino } from "pino"
+import { groups as routes } from "../../rpc-schema/server/index.js"
+import { AppError } from "../../rpc-schema/errors.js"
+import { SettableClock } from "../../daemon/clock.js"
+import { Daemon } from "../../daemon/daemon.js"
+import { defaultPolicy } from "../../daemon/pool/policy.js"
+import { startDaemon } from "../helpers/daemon.js"
+import { startServer } from "../helpers/server.js"
+
+describe("group commits", () => {
+  it("an add Commit whose answer was lost is adopted from its echo; the invitee joins", async (t) => {
+    const s = await startServer(t)
+    const [carol, bob] = await Promise.all(
+      ["carol", "bob"].map(async (name) => {
+        const d = await startDaemon(t, { server: s.url, profile: name })
+        await d.client.call("events.subscribe")
+        await d.client.call("identity.register", { username: name })
+        await d.client.call("pool.refresh")
+        return d
+      }),
+    )
+
+    const dir = mkdtempSync(join(tmpdir(), "mlsd-inproc-"))
+    const alice = new Daemon({
+      version: "test",
+      profile: "alice",
+      dataDir: dir,
+      dbPath: join(dir, "mlsd.db"),
+      socketPath: join(dir, "alice.sock"),
+      server: s.url,
+      policy: { ...defaultPolicy, target: 2, lowWatermark: 1 },
+      clock: new SettableClock(),
+      log: pino({ level: "silent" }),
+    })
+    t.after(async () => {
+      await alice.close()
+      rmSync(dir, { recursive: true, force: true })
+    })
+    const seen: { name: string; params: any }[] = []
+    alice.events.on((e) => seen.push({ name: e.name, params: e.params }))
+    const waitFor = async (f: (e: { name: string; params: any }) => boolean) => {
+      for (let i = 0; i < 200 && !seen.some(f); i++) await new Promise((r) => setTimeout(r, 50))
+      return seen.find(f)
+    }
+    await alice.register("alice", undefined)
+    assert.ok(await waitFor((e) => e.name === "connection.changed" && e.params.state === "connected"))
+    await alice.groups().create("lost")
+    const carolJoined = carol!.client.next("group.joined", (p) => p.name === "lost")
+    await alice.groups().invite("lost", "carol")
+    await carolJoined
+
+    // The server takes the Commit, but its answer never arrives.
+    const session = (alice as any).online.session
+    const real = session.call.bind(session)
+    session.call = async (d: unknown, input: unknown) => {
+      const r = await real(d, input)
+      if (d !== routes.commit) return r
+      session.call = real
+      throw new AppError("server_unreachable", "answer lost")
+    }
+    const joined = bob!.client.next("group.joined", (p) => p.name === "lost")
+    await assert.rejects(alice.groups().invite("lost", "bob"), (e: any) => e.code === "server_unreachable")
+    const adopted = await waitFor((e) => e.name === "group.updated" && e.params.added.includes("bob"))
+    assert.ok(adopted, "the echo of the Commit adopted its state")
+    assert.deepEqual(adopted.params.members, ["alice", "carol", "bob"])
+    assert.deepEqual((await joined).members, ["alice", "carol", "bob"])
+
+    const heard = [bob!, carol!].map((d) => d.client.next("message.received", (p) => p.text === "made it"))
+    await alice.groups().send("lost", "made it")
+    await Promise.all(heard)
+    assert.equal(alice.groups().list()[0]!.epoch, 2)
+  })
+})
