@@ -31,7 +31,7 @@ class NodePrivateKey {
   }
 
   get publicKey(): Uint8Array {
-    return (this.#publicKey ??= publicBytes(this.key))
+    return (this.#publicKey ??= publicBytes(this.curve, this.key))
   }
 }
 

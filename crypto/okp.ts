@@ -1,7 +1,7 @@
 // Raw-byte import/export of X25519, X448, Ed25519 and Ed448 keys through JWK. On Node 20 (OpenSSL 3) this is ~10×
 // faster than DER: importing a PKCS#8 key goes through OpenSSL's generic decoder (~330 µs), a JWK through
 // EVP_PKEY_new_raw_private_key (~30 µs, the public key computation included).
-import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto"
+import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from "node:crypto"
 import type { JsonWebKey, KeyObject } from "node:crypto"
 import { CryptoError } from "ts-mls/mlsError.js"
 import { fromBase64Url, toBase64Url } from "./bytes.js"
@@ -31,10 +31,19 @@ export function generateRaw(curve: OkpCurve): { privateKey: Uint8Array; publicKe
   return { privateKey: fromBase64Url(jwkField(privateKey.d)), publicKey: fromBase64Url(jwkField(publicKey.x)) }
 }
 
-/** A fresh key pair whose private half never leaves OpenSSL (HPKE ephemeral keys). */
+// @types/node 20 omits this overload too: a public key encoded at generation time, the private one a KeyObject.
+const generateWithJwkPublic = generateKeyPairSync as unknown as (
+  type: (typeof nodeTypes)[KemCurve],
+  options: { publicKeyEncoding: { format: "jwk" } },
+) => { publicKey: JsonWebKey; privateKey: KeyObject }
+
+/**
+ * A fresh key pair whose private half never leaves OpenSSL (HPKE ephemeral keys). The public half is encoded at
+ * generation time: exporting a fresh X25519 public KeyObject as JWK in a loop hung Node 20 here too (trap 3).
+ */
 export function generateEphemeral(curve: KemCurve): { privateKey: KeyObject; publicKey: Uint8Array } {
-  const { privateKey, publicKey } = generateKeyPairSync(nodeTypes[curve] as "x25519")
-  return { privateKey, publicKey: publicBytes(publicKey) }
+  const { privateKey, publicKey } = generateWithJwkPublic(nodeTypes[curve], { publicKeyEncoding: { format: "jwk" } })
+  return { privateKey, publicKey: fromBase64Url(jwkField(publicKey.x)) }
 }
 
 export function importPrivate(curve: OkpCurve, raw: Uint8Array): KeyObject {
@@ -50,10 +59,24 @@ export function importPublic(curve: OkpCurve, raw: Uint8Array): KeyObject {
   return createPublicKey({ key: { kty: "OKP", crv: curve, x: toBase64Url(raw) }, format: "jwk" })
 }
 
-/** The raw public key of a public or private KeyObject. */
-export function publicBytes(key: KeyObject): Uint8Array {
-  const pub = key.type === "private" ? createPublicKey(key) : key
-  return fromBase64Url(jwkField(pub.export({ format: "jwk" }).x))
+/** The u-coordinate of each curve's base point (RFC 7748 §4.1, §4.2). */
+const basePoints: Record<KemCurve, KeyObject> = {
+  X25519: importPublic(
+    "X25519",
+    Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 9 : 0)),
+  ),
+  X448: importPublic(
+    "X448",
+    Uint8Array.from({ length: 56 }, (_, i) => (i === 0 ? 5 : 0)),
+  ),
+}
+
+/**
+ * The raw public key of a private DH key: the DH of the private key with the base point (RFC 7748 §6), which is
+ * what the public key is, without exporting any KeyObject (see generateEphemeral).
+ */
+export function publicBytes(curve: KemCurve, privateKey: KeyObject): Uint8Array {
+  return new Uint8Array(diffieHellman({ privateKey, publicKey: basePoints[curve] }))
 }
 
 function checkSize(curve: OkpCurve, raw: Uint8Array, kind: string): void {
