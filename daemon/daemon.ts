@@ -25,6 +25,7 @@ import { Session } from "./sync/session.js"
 import { ServerStream, type StreamEvents } from "./sync/stream.js"
 import { CursorStore } from "./store/cursorStore.js"
 import { GroupStore } from "./store/groupStore.js"
+import { OutboxStore } from "./store/outboxStore.js"
 import { PinStore } from "./store/pinStore.js"
 import { Directory } from "./groups/directory.js"
 import { GroupService } from "./groups/groupService.js"
@@ -59,6 +60,7 @@ export class Daemon {
   readonly events: EventBus
   readonly cursors: CursorStore
   readonly groupStore: GroupStore
+  readonly outbox: OutboxStore
   readonly pins: PinStore
   readonly startedAt: number
   private readonly startedPerf = performance.now()
@@ -73,6 +75,7 @@ export class Daemon {
     this.events = new EventBus(new EventStore(this.db), opts.clock)
     this.cursors = new CursorStore(this.db)
     this.groupStore = new GroupStore(this.db)
+    this.outbox = new OutboxStore(this.db)
     this.pins = new PinStore(this.db)
     this.startedAt = opts.clock.now()
   }
@@ -120,6 +123,7 @@ export class Daemon {
     const groups = new GroupService({
       db: this.db,
       groups: this.groupStore,
+      outbox: this.outbox,
       pool: this.pool,
       events: this.events,
       clock: this.opts.clock,
@@ -142,6 +146,8 @@ export class Daemon {
     if (this.connection === "offline") this.setConnection("connecting", null)
     void maintainer.request()
     stream.start()
+    // Whatever a crash or an outage left in the outbox goes out now.
+    groups.sender.kick()
   }
 
   /** Key-directory events from the stream: local metadata first, then a maintenance pass soon. */
@@ -179,8 +185,9 @@ export class Daemon {
     this.connection = state
     this.opts.log.info({ state, error }, "connection changed")
     this.events.emit("connection.changed", { state, server: this.online?.identity.server ?? null, error })
-    // Back after an outage: maintenance catches up on whatever happened meanwhile.
+    // Back after an outage: maintenance catches up on whatever happened meanwhile; the outbox goes out.
     if (state === "connected" && was === "disconnected") this.online?.maintainer.soon()
+    if (state === "connected") this.online?.groups.sender.online()
   }
 
   identity(): IdentityResult {
@@ -286,6 +293,7 @@ export class Daemon {
     const online = this.online
     this.online = undefined
     if (online) {
+      online.groups.close()
       online.stream.stop()
       await online.maintainer.stop()
       await online.client.close().catch(() => undefined)

@@ -66,6 +66,11 @@ export class Directory {
     return { kind: "accepted" }
   }
 
+  /** A KeyPackage of `username` signed with a key other than the directory's: refused, and reported. */
+  refuseKeyPackage(username: string, key: Uint8Array): void {
+    this.refused(username, key, "the KeyPackage's signature key is not the directory's")
+  }
+
   /** The transient failure behind the last refusal-by-exception, once (then forgotten). */
   takeTransient(): AppError | undefined {
     const t = this.transient

@@ -6,12 +6,13 @@
  *
  * Each log entry is applied in one transaction: new MLS state, stored message, cursor, event.
  */
+import { randomBytes } from "node:crypto"
 import type { Logger } from "pino"
 import type { CiphersuiteImpl } from "ts-mls"
 import { decodeMlsMessage } from "ts-mls"
 import { fromBase64Url, toBase64Url } from "../../rpc-schema/common.js"
 import type { GroupMembersResult, GroupSummary } from "../../rpc-schema/daemon/group.js"
-import type { MessageListResult, StoredMessage } from "../../rpc-schema/daemon/message.js"
+import type { MessageListResult, MessageSendResult } from "../../rpc-schema/daemon/message.js"
 import { AppError } from "../../rpc-schema/errors.js"
 import { groups as routes, keys as keyRoutes } from "../../rpc-schema/server/index.js"
 import type { LogEntry } from "../../rpc-schema/server/http/groups.js"
@@ -38,9 +39,11 @@ import type { SignatureKeyPair } from "../mls/identity.js"
 import { encryptText, processIncoming } from "../mls/message.js"
 import { purgeWal, type Db } from "../store/database.js"
 import type { GroupStore, StoredGroup } from "../store/groupStore.js"
+import type { OutboxStore } from "../store/outboxStore.js"
 import type { PoolStore } from "../store/poolStore.js"
 import type { Session } from "../sync/session.js"
 import type { Directory } from "./directory.js"
+import { OutboxSender } from "./outbox.js"
 
 type WelcomeItem = Extract<InboxItem, { kind: "welcome" }>
 type RemovedItem = Extract<InboxItem, { kind: "removed" }>
@@ -51,6 +54,7 @@ const maxCommitAttempts = 8
 export interface GroupServiceOptions {
   db: Db
   groups: GroupStore
+  outbox: OutboxStore
   pool: PoolStore
   events: EventBus
   clock: Clock
@@ -77,8 +81,13 @@ function asAppError(err: unknown): unknown {
 
 export class GroupService {
   private queue: Promise<unknown> = Promise.resolve()
+  readonly sender: OutboxSender
+  private readonly lazyCursors = new Map<string, number>()
+  private lazyTimer: NodeJS.Timeout | undefined
 
-  constructor(private readonly o: GroupServiceOptions) {}
+  constructor(private readonly o: GroupServiceOptions) {
+    this.sender = new OutboxSender({ ...o, log: o.log.child({ part: "outbox" }) })
+  }
 
   /** Runs `f` after everything queued before it; failures are the caller's, the queue goes on. */
   private serial<T>(f: () => Promise<T>): Promise<T> {
@@ -147,7 +156,11 @@ export class GroupService {
   }
 
   messages(ref: string, before: number | undefined, limit: number): MessageListResult {
-    return this.o.groups.messages(this.resolve(ref).id, before, limit)
+    const id = this.resolve(ref).id
+    const queued = this.o.outbox
+      .queued(id)
+      .map((e) => ({ clientId: toBase64Url(e.clientId), text: e.text, createdAt: e.createdAt }))
+    return { ...this.o.groups.messages(id, before, limit), queued }
   }
 
   /** Where the stream resumes, per group this profile is still in. */
@@ -205,7 +218,11 @@ export class GroupService {
           this.now(),
           cs,
           this.o.directory.check,
-        )
+        ).catch((err: unknown) => {
+          if (err instanceof GroupError && err.details?.reason === "signature_key_mismatch")
+            this.o.directory.refuseKeyPackage(user, keyPackage.leafNode.signaturePublicKey)
+          throw err
+        })
         try {
           await this.postCommit(id, pending, [{ user, ref: reservation.ref, reservationId: reservation.reservationId }])
           return this.summary(this.o.groups.get(id)!)
@@ -232,6 +249,8 @@ export class GroupService {
     return this.serial(async () => {
       const g = this.active(ref)
       const cs = await this.o.suite()
+      // Own queued messages go before the proposal that takes this member out.
+      await this.sender.flush(g.id)
       const { state, proposal } = await proposeLeave(deserializeState(g.state), cs)
       await this.o.session.call(routes.postMessage, {
         params: { groupId: g.id },
@@ -242,8 +261,12 @@ export class GroupService {
     })
   }
 
-  send(ref: string, text: string): Promise<StoredMessage> {
-    return this.serial(async () => {
+  /**
+   * Encrypts and queues; the outbox posts. The state that encrypted the message and the outbox entry are stored in
+   * one transaction before anything is posted: a ratchet generation is never used twice and a crash loses nothing.
+   */
+  async send(ref: string, text: string): Promise<MessageSendResult> {
+    const queued = await this.serial(async () => {
       let g = this.active(ref)
       const cs = await this.o.suite()
       // A proposal (someone's leave) blocks application messages until committed: commit it first.
@@ -251,25 +274,37 @@ export class GroupService {
       g = this.o.groups.get(g.id)!
       if (g.status !== "active") throw new AppError("not_member", `removed from group "${g.name}"`)
       const { state, message } = await encryptText(deserializeState(g.state), text, cs)
-      // Saved before posting: a ratchet generation is never used twice, even if the answer is lost.
-      this.o.groups.saveState(g.id, serializeState(state), Number(epoch(state)))
-      const posted = await this.o.session.call(routes.postMessage, {
-        params: { groupId: g.id },
-        body: { message: toBase64Url(message) },
-      })
-      const now = this.now()
-      const stored: StoredMessage = {
-        groupId: g.id,
-        seq: posted.seq,
-        sender: this.o.username,
-        text,
-        sentAt: now,
-        receivedAt: now,
-        own: true,
-      }
-      this.o.groups.addMessage(stored)
-      return stored
+      const clientId = randomBytes(16)
+      const id = this.o.db.transaction(() => {
+        this.o.groups.saveState(g.id, serializeState(state), Number(epoch(state)))
+        return this.o.outbox.add({ groupId: g.id, clientId, message, text, createdAt: this.now() })
+      })()
+      // Waited for from here on, before the sender loop can reach the entry.
+      return { outcome: this.sender.wait(id), groupId: g.id, clientId: toBase64Url(clientId) }
     })
+    this.sender.kick()
+    const o = await queued.outcome
+    const base = {
+      clientId: queued.clientId,
+      groupId: queued.groupId,
+      sender: this.o.username,
+      text,
+      own: true as const,
+    }
+    switch (o.kind) {
+      case "sent":
+        return {
+          ...base,
+          state: "sent",
+          seq: o.message.seq,
+          sentAt: o.message.sentAt,
+          receivedAt: o.message.receivedAt,
+        }
+      case "queued":
+        return { ...base, state: "queued", error: o.error }
+      case "failed":
+        throw o.error
+    }
   }
 
   /** Reserves one of `user`'s KeyPackages; none left is `pool_exhausted`. */
@@ -324,6 +359,8 @@ export class GroupService {
     pending: PendingCommit,
     keyPackages: { user: string; ref: string; reservationId: string }[],
   ): Promise<void> {
+    // Queued messages were encrypted at the current epoch: they go first, or members past the Commit may not read them.
+    await this.sender.flush(id)
     // Kept until the answer is known: if it is lost, the Commit's echo on the log settles it.
     this.o.groups.setPending(id, { commit: pending.commit, state: serializeState(pending.state) })
     try {
@@ -406,7 +443,7 @@ export class GroupService {
     // Own messages were stored when sent, own proposals kept when made; own Commits were adopted when the server
     // took them (their echo is `stale`).
     if (entry.sender === this.o.username && entry.kind !== "commit") {
-      this.o.groups.advance(g.id, entry.seq)
+      this.advanceLater(g.id, entry.seq)
       return
     }
     const cs = await this.o.suite()
@@ -488,6 +525,33 @@ export class GroupService {
       }
     })()
     if (commitLeave) await this.commitLeave(g.id, cs)
+  }
+
+  /**
+   * An own echo moves the cursor without a transaction of its own: the moves are written together a moment later
+   * (or by the next entry's transaction, which sets the cursor past them). Losing them in a crash only means the
+   * echoes come again, and an own echo changes nothing but the cursor.
+   */
+  private advanceLater(id: string, seq: number): void {
+    this.lazyCursors.set(id, Math.max(seq, this.lazyCursors.get(id) ?? 0))
+    this.lazyTimer ??= setTimeout(() => this.flushCursors(), 200)
+  }
+
+  private flushCursors(): void {
+    clearTimeout(this.lazyTimer)
+    this.lazyTimer = undefined
+    const moves = [...this.lazyCursors]
+    this.lazyCursors.clear()
+    if (moves.length === 0 || !this.o.db.open) return
+    this.o.db.transaction(() => {
+      for (const [id, seq] of moves) this.o.groups.advance(id, seq)
+    })()
+  }
+
+  /** Stops the outbox and writes the cursor moves still in memory; the database is closed after. */
+  close(): void {
+    this.sender.stop()
+    this.flushCursors()
   }
 
   /** The member that commits someone's leave: the active member with the lowest leaf index, leaver apart. */

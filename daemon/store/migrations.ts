@@ -92,4 +92,16 @@ export const migrations: readonly string[] = [
     pinned_at INTEGER NOT NULL
   );
   `,
+  // 3: the outbox (issue 6). An encrypted message waits here, saved with the state that encrypted it, until the
+  // server has taken it; client_id makes a repeated post (after a crash or a lost answer) a no-op on the server.
+  `
+  CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_id TEXT NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    client_id BLOB NOT NULL UNIQUE,
+    message BLOB NOT NULL,
+    text TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  `,
 ]

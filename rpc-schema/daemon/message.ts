@@ -28,12 +28,37 @@ export const StoredMessage = Type.Object({
 })
 export type StoredMessage = Static<typeof StoredMessage>
 
-/** Encrypts and posts a text message; answers with it as stored in the history. */
+export const MessageSendResult = Type.Object({
+  /**
+   * `sent`: the server stored it (`seq`, `sentAt`, `receivedAt` are set, and it is in the history). `queued`: it is
+   * encrypted and kept in the outbox because the server cannot be reached now; the daemon posts it when it can,
+   * exactly once, and it enters the history then.
+   */
+  state: Type.Union([Type.Literal("sent"), Type.Literal("queued")]),
+  /** The post's idempotency id (16 bytes, base64url): the server stores one message per id. */
+  clientId: Type.String(),
+  groupId: Type.String(),
+  sender: Username,
+  text: Type.String(),
+  own: Type.Literal(true),
+  seq: Type.Optional(Type.Integer({ minimum: 1 })),
+  sentAt: Type.Optional(TimestampMs),
+  receivedAt: Type.Optional(TimestampMs),
+  /** Why it is queued. */
+  error: Type.Optional(Type.String()),
+})
+export type MessageSendResult = Static<typeof MessageSendResult>
+
+/**
+ * Encrypts a text message and posts it through the outbox: the message and the group state are stored before
+ * posting, so a crash never loses nor doubles it. Answers once the server took it (`sent`), or at once with `queued`
+ * when the server cannot be reached (it is posted later).
+ */
 export const send = method({
   name: "message.send",
   summary: "send a text message to a group",
   params: MessageSendParams,
-  result: StoredMessage,
+  result: MessageSendResult,
   errors: [
     "not_registered",
     "not_found",
@@ -58,6 +83,8 @@ export const MessageListResult = Type.Object({
   messages: Type.Array(StoredMessage),
   /** Whether older messages exist (page on with `before` = the first seq). */
   more: Type.Boolean(),
+  /** Own messages in the outbox, not yet taken by the server, oldest first (not paged). */
+  queued: Type.Array(Type.Object({ clientId: Type.String(), text: Type.String(), createdAt: TimestampMs })),
 })
 export type MessageListResult = Static<typeof MessageListResult>
 

@@ -135,14 +135,24 @@ export class DeliveryService {
     return { seq: outcome.entry.seq, epoch: f.epoch, newEpoch: f.epoch + 1 }
   }
 
-  async post(user: string, groupIdText: string, message: string): Promise<PostResult> {
+  async post(user: string, groupIdText: string, message: string, clientId?: string): Promise<PostResult> {
     this.limitPosts(user)
     const groupId = canonicalGroupId(groupIdText)
     const data = this.decodeMessage(message)
     const f = this.framing(groupId, data)
     if (f.contentType === "commit") throw new AppError("malformed_message", "a Commit goes to the commits route")
-    const entry = await this.store.append(groupId, user, f.epoch, f.contentType, data, this.clock.now())
-    this.hub.entry(entry)
+    const id = clientId === undefined ? undefined : fromBase64Url(clientId)
+    const { entry, duplicate } = await this.store.append(
+      groupId,
+      user,
+      f.epoch,
+      f.contentType,
+      data,
+      this.clock.now(),
+      id,
+    )
+    // A duplicate was streamed when it was first appended.
+    if (!duplicate) this.hub.entry(entry)
     return { seq: entry.seq, epoch: entry.epoch }
   }
 

@@ -115,4 +115,9 @@ export const migrations: readonly string[] = [
   CREATE INDEX inbox_user ON inbox(username, id);
   CREATE INDEX inbox_age ON inbox(created_at);
   `,
+  // 3: idempotent message posts: a sender's client-chosen id, unique per group and sender
+  `
+  ALTER TABLE group_log ADD COLUMN client_id BLOB;
+  CREATE UNIQUE INDEX group_log_client_id ON group_log(group_id, sender, client_id) WHERE client_id IS NOT NULL;
+  `,
 ]

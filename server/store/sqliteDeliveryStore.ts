@@ -67,7 +67,12 @@ export class SqliteDeliveryStore implements DeliveryStore {
       ),
       remove: db.prepare("UPDATE group_members SET removed_seq = ? WHERE group_id = ? AND username = ?"),
       insertEntry: db.prepare(
-        "INSERT INTO group_log (group_id, seq, epoch, kind, sender, data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        `INSERT INTO group_log (group_id, seq, epoch, kind, sender, data, received_at, client_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      byClientId: db.prepare<[string, string, Uint8Array], EntryRow>(
+        `SELECT seq, epoch, kind, sender, data, received_at FROM group_log
+         WHERE group_id = ? AND sender = ? AND client_id = ?`,
       ),
       entries: db.prepare<[string, number, number, number], EntryRow>(
         `SELECT seq, epoch, kind, sender, data, received_at FROM group_log
@@ -159,7 +164,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
         this.s.remove.run(seq, c.groupId, user)
       }
 
-      this.s.insertEntry.run(c.groupId, seq, c.epoch, "commit", c.sender, c.data, c.now)
+      this.s.insertEntry.run(c.groupId, seq, c.epoch, "commit", c.sender, c.data, c.now, null)
       this.s.advance.run(c.epoch + 1, seq, c.groupId)
       const by = c.sender
       for (const user of added) {
@@ -189,8 +194,23 @@ export class SqliteDeliveryStore implements DeliveryStore {
     kind: "proposal" | "application",
     data: Uint8Array,
     now: number,
-  ): Promise<StoredEntry> {
-    return this.writes.run((): StoredEntry => {
+    clientId?: Uint8Array,
+  ): Promise<{ entry: StoredEntry; duplicate: boolean }> {
+    return this.writes.run(() => {
+      // A retry of an accepted post (its answer lost): the original answers, whatever changed since.
+      const first = clientId && this.s.byClientId.get(groupId, sender, clientId)
+      if (first) {
+        const entry: StoredEntry = {
+          groupId,
+          seq: first.seq,
+          epoch: first.epoch,
+          kind: first.kind,
+          sender,
+          data: first.data,
+          receivedAt: first.received_at,
+        }
+        return { entry, duplicate: true }
+      }
       const g = this.postable(groupId, sender)
       // An older epoch is allowed (a message sent just before a Commit landed); a future one cannot exist.
       if (epoch > g.epoch) {
@@ -199,9 +219,9 @@ export class SqliteDeliveryStore implements DeliveryStore {
         })
       }
       const seq = g.last_seq + 1
-      this.s.insertEntry.run(groupId, seq, epoch, kind, sender, data, now)
+      this.s.insertEntry.run(groupId, seq, epoch, kind, sender, data, now, clientId ?? null)
       this.s.advance.run(g.epoch, seq, groupId)
-      return { groupId, seq, epoch, kind, sender, data, receivedAt: now }
+      return { entry: { groupId, seq, epoch, kind, sender, data, receivedAt: now }, duplicate: false }
     })
   }
 

@@ -157,7 +157,10 @@ export interface DeliveryStore {
   memberships(username: string): Promise<StoredMembership[]>
   /** The whole Commit transaction of DESIGN §2; throws (changing nothing) to refuse. */
   commit(input: CommitInput): Promise<CommitOutcome>
-  /** Appends a proposal or application message from a roster member; the epoch may not be ahead. */
+  /**
+   * Appends a proposal or application message from a roster member; the epoch may not be ahead. With `clientId`,
+   * an entry of the same sender with that id answers instead (`duplicate`), and nothing is appended.
+   */
   append(
     groupId: string,
     sender: string,
@@ -165,7 +168,8 @@ export interface DeliveryStore {
     kind: "proposal" | "application",
     data: Uint8Array,
     now: number,
-  ): Promise<StoredEntry>
+    clientId?: Uint8Array,
+  ): Promise<{ entry: StoredEntry; duplicate: boolean }>
   /** Entries after `after` that `username` may read (joined < seq <= removed), in seq order. */
   readLog(groupId: string, username: string, after: number, limit: number): Promise<StoredEntry[]>
   /** Welcome groups waiting in `username`'s inbox after a cursor: they are streamed only after that item. */

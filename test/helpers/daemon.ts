@@ -87,7 +87,9 @@ export async function spawnDaemon(opts: DaemonOptions = {}): Promise<TestDaemon 
     ...(opts.args ?? []),
   ]
   const env = { ...process.env, ...(opts.testClock === false ? {} : { MLSD_TEST_CLOCK: "1" }), ...opts.env }
-  const proc = spawn(process.execPath, ["--import", "tsx", join(root, "daemon", "main.ts"), ...args], {
+  // BENCH_DAEMON_NODE_ARGS (e.g. "--cpu-prof") profiles the daemons under load.
+  const nodeArgs = process.env.BENCH_DAEMON_NODE_ARGS?.split(" ").filter(Boolean) ?? []
+  const proc = spawn(process.execPath, [...nodeArgs, "--import", "tsx", join(root, "daemon", "main.ts"), ...args], {
     cwd: root,
     env,
     stdio: ["ignore", "pipe", "pipe"],

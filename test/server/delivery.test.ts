@@ -270,6 +270,50 @@ describe("delivery: access", () => {
   })
 })
 
+describe("delivery: idempotent posts", () => {
+  it("stores a message posted twice with the same clientId once and answers the same seq", async (t) => {
+    const s = await startServer(t)
+    const [alice, bob] = await Promise.all(["alice", "bob"].map((n) => newUser(s.url, n)))
+    await withKeys(s.url, bob!, 1, s.clock.now())
+    const g = await createGroup(s.url, alice!)
+    await postCommit(s.url, alice!, g, { keyPackages: [await reserve(s.url, alice!, "bob")], welcome: fakeWelcome() })
+    const bobStream = await StreamClient.connect(s.url, bob!.token)
+    t.after(() => bobStream.close())
+    await bobStream.until(() => bobStream.caughtUp(), "bob caught up")
+
+    const clientId = toBase64Url(randomBytes(16))
+    const message = fakeMessage(g.bytes, g.epoch)
+    const post = (user: TestUser, m = message) =>
+      http(s.url, "POST", `/v1/groups/${g.id}/messages`, { token: user.token, json: { message: m, clientId } })
+    const first = await post(alice!)
+    assert.equal(first.status, 201)
+    const again = await Promise.all([post(alice!), post(alice!)])
+    for (const r of again) assert.deepEqual([r.status, r.body], [201, first.body])
+    // The id is the sender's own: bob's post with the same id is a message of its own.
+    const bobs = await post(bob!, fakeMessage(g.bytes, g.epoch))
+    assert.equal(bobs.body.seq, first.body.seq + 1)
+    // A duplicate is answered even after the sender left the roster.
+    await postCommit(s.url, bob!, g, { removes: ["alice"] })
+    assert.deepEqual((await post(alice!)).body, first.body)
+
+    const log = await readLog(s.url, bob!, g)
+    assert.deepEqual(
+      log.body.entries.map((e: { kind: string; sender: string }) => [e.kind, e.sender]),
+      [
+        ["application", "alice"],
+        ["application", "bob"],
+        ["commit", "bob"],
+      ],
+    )
+    await bobStream.until(() => bobStream.entries(g.id).length === 3, "bob's stream has all three")
+    assert.deepEqual(
+      bobStream.entries(g.id).map((e) => e.seq),
+      [first.body.seq, first.body.seq + 1, first.body.seq + 2],
+      "the duplicates were not streamed",
+    )
+  })
+})
+
 describe("delivery: bad input", () => {
   it("answers malformed, unknown, oversized and unauthenticated requests with 4xx and changes nothing", async (t) => {
     const s = await startServer(t, { maxMessageBytes: 4096 })

@@ -186,13 +186,24 @@ export const commit = route({
   ],
 })
 
+/** A sender's idempotency id for one post: 16 random bytes, base64url. */
+export const ClientId = Base64Url({ minLength: 22, maxLength: 22, description: "16-byte idempotency id, base64url" })
+
 export const MessageBody = Strict({
   /** An application message (PrivateMessage) or a proposal; its epoch may not be ahead of the group's. */
   message: EncodedMlsMessage,
+  /**
+   * Makes the post idempotent: a second post with the same (group, sender, clientId) appends nothing and answers
+   * the first one's seq and epoch (a retry after a lost answer or a crash).
+   */
+  clientId: Type.Optional(ClientId),
 })
 export type MessageBody = Static<typeof MessageBody>
 
-/** Appends an application or proposal message to the log; roster members only. */
+/**
+ * Appends an application or proposal message to the log; roster members only. With `clientId`, a repeat of an
+ * accepted post answers the original seq and appends nothing, even if the sender left the roster since.
+ */
 export const postMessage = route({
   method: "POST",
   path: "/v1/groups/:groupId/messages",

@@ -1,0 +1,180 @@
+/**
+ * The sender loop of the outbox (DESIGN §3: "a crash never loses or doubles a send"). message.send stores the
+ * encrypted message and the state that encrypted it in one transaction; this loop posts the outbox in order, each
+ * post carrying the entry's clientId, and removes entries in the transaction that stores them in the history with
+ * the server's seq. After a crash the outbox is posted again: the server answers a repeated clientId with the seq it
+ * gave the first time and stores nothing, so a message lands once whichever step the crash interrupted.
+ *
+ * One run at a time; a run stops at the first passing failure (server unreachable, rate limited) and is retried with
+ * backoff, or at once when the stream comes back. A refusal that cannot pass (removed from the group, a message the
+ * server will never take) drops that entry: its waiter gets the error, an entry recovered after a restart is logged.
+ */
+import type { Logger } from "pino"
+import { toBase64Url } from "../../rpc-schema/common.js"
+import type { StoredMessage } from "../../rpc-schema/daemon/message.js"
+import { AppError, type ErrorCode } from "../../rpc-schema/errors.js"
+import { groups as routes } from "../../rpc-schema/server/index.js"
+import type { Clock } from "../clock.js"
+import type { Db } from "../store/database.js"
+import type { GroupStore } from "../store/groupStore.js"
+import type { OutboxEntry, OutboxStore } from "../store/outboxStore.js"
+import type { Session } from "../sync/session.js"
+
+export type SendOutcome =
+  { kind: "sent"; message: StoredMessage } | { kind: "queued"; error: string } | { kind: "failed"; error: AppError }
+
+/** Refusals a retry cannot change: the entry is dropped. */
+const permanent: readonly ErrorCode[] = [
+  "not_member",
+  "group_not_found",
+  "malformed_message",
+  "message_too_large",
+  "epoch_conflict",
+  "invalid_request",
+]
+
+/** How many entries one run reads at a time; their history rows are written in one transaction. */
+const batchSize = 64
+const minBackoffMs = 1000
+const maxBackoffMs = 30_000
+
+export interface OutboxSenderOptions {
+  db: Db
+  outbox: OutboxStore
+  groups: GroupStore
+  session: Session
+  clock: Clock
+  log: Logger
+  username: string
+}
+
+export class OutboxSender {
+  private running: Promise<void> | undefined
+  /** A kick during a run: run once more, since the run may have read the outbox before the new entry. */
+  private again = false
+  private readonly waiters = new Map<number, (o: SendOutcome) => void>()
+  private lastError: AppError | undefined
+  private backoffMs = 0
+  private timer: NodeJS.Timeout | undefined
+  private stopped = false
+
+  constructor(private readonly o: OutboxSenderOptions) {}
+
+  /** Resolves once entry `id` was sent, stays queued after a passing failure, or was refused. */
+  wait(id: number): Promise<SendOutcome> {
+    return new Promise((resolve) => this.waiters.set(id, resolve))
+  }
+
+  /** Starts a run unless one is going (a running one picks up new entries before it ends). */
+  kick(): void {
+    if (this.stopped) return
+    if (this.running) {
+      this.again = true
+      return
+    }
+    clearTimeout(this.timer)
+    this.timer = undefined
+    this.again = false
+    this.running = this.run().finally(() => {
+      this.running = undefined
+      if (this.again && this.lastError === undefined) this.kick()
+    })
+  }
+
+  /** The link is back: retry now, with the backoff reset. */
+  online(): void {
+    this.backoffMs = 0
+    this.kick()
+  }
+
+  /** Posts every queued entry of `groupId` (before a Commit moves the epoch); throws when it cannot. */
+  async flush(groupId: string): Promise<void> {
+    while (this.o.outbox.count(groupId) > 0) {
+      if (this.stopped) throw new AppError("server_unreachable", "the daemon is stopping")
+      this.kick()
+      await this.running
+      if (this.lastError && this.o.outbox.count(groupId) > 0) throw this.lastError
+    }
+  }
+
+  stop(): void {
+    this.stopped = true
+    clearTimeout(this.timer)
+  }
+
+  private async run(): Promise<void> {
+    this.lastError = undefined
+    let after = 0
+    for (;;) {
+      const batch = this.o.outbox.next(after, batchSize)
+      if (batch.length === 0 || this.stopped) break
+      const done: { entry: OutboxEntry; seq?: number; error?: AppError }[] = []
+      let stop: AppError | undefined
+      for (const entry of batch) {
+        try {
+          const r = await this.o.session.call(routes.postMessage, {
+            params: { groupId: entry.groupId },
+            body: { message: toBase64Url(entry.message), clientId: toBase64Url(entry.clientId) },
+          })
+          done.push({ entry, seq: r.seq })
+        } catch (err) {
+          const e = err instanceof AppError ? err : new AppError("internal", (err as Error).message)
+          if (!permanent.includes(e.code)) {
+            stop = e
+            break
+          }
+          done.push({ entry, error: e })
+        }
+        after = entry.id
+      }
+      if (this.stopped) return
+      this.settle(done)
+      if (stop) return this.pause(stop)
+    }
+    this.backoffMs = 0
+  }
+
+  /** One transaction for a batch: sent entries go from the outbox into the history, refused ones are dropped. */
+  private settle(done: { entry: OutboxEntry; seq?: number; error?: AppError }[]): void {
+    const now = this.o.clock.now()
+    const outcomes: [number, SendOutcome][] = []
+    this.o.db.transaction(() => {
+      for (const { entry, seq, error } of done) {
+        this.o.outbox.remove(entry.id)
+        if (seq === undefined) {
+          this.o.log.warn({ groupId: entry.groupId, code: error?.code }, "queued message refused by the server")
+          outcomes.push([entry.id, { kind: "failed", error: error! }])
+          continue
+        }
+        const message: StoredMessage = {
+          groupId: entry.groupId,
+          seq,
+          sender: this.o.username,
+          text: entry.text,
+          sentAt: entry.createdAt,
+          receivedAt: now,
+          own: true,
+        }
+        this.o.groups.addMessage(message)
+        outcomes.push([entry.id, { kind: "sent", message }])
+      }
+    })()
+    for (const [id, outcome] of outcomes) {
+      this.waiters.get(id)?.(outcome)
+      this.waiters.delete(id)
+    }
+  }
+
+  /** A passing failure: whoever waits learns the message is queued; the run is tried again later. */
+  private pause(err: AppError): void {
+    this.lastError = err
+    for (const resolve of this.waiters.values()) resolve({ kind: "queued", error: err.message })
+    this.waiters.clear()
+    const retryAfterS = Number(err.details?.retryAfterS)
+    this.backoffMs = Math.min(maxBackoffMs, Math.max(minBackoffMs, this.backoffMs * 2))
+    const delay = Number.isFinite(retryAfterS) ? retryAfterS * 1000 : this.backoffMs * (0.5 + Math.random() / 2)
+    this.o.log.info({ err: err.message, retryInMs: Math.round(delay) }, "outbox paused")
+    this.timer = setTimeout(() => this.kick(), delay)
+    this.timer.unref()
+  }
+}
