@@ -19,7 +19,7 @@ export const EventsSubscribeParams = Strict({
   /** Which notifications; all when omitted. */
   events: Type.Optional(Type.Array(EventName, { minItems: 1, uniqueItems: true })),
   /** Replay the recorded events after this id before live ones (the last `eventId` this frontend saw). */
-  since: Type.Optional(Type.Integer({ minimum: 0 })),
+  after: Type.Optional(Type.Integer({ minimum: 0 })),
 })
 export type EventsSubscribeParams = Static<typeof EventsSubscribeParams>
 export const EventsSubscribeResult = Type.Object({

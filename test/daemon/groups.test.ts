@@ -34,7 +34,7 @@ const code = (c: string) => (e: any) => e.appCode === c
 /** A registered daemon subscribed to every event, with its pool on the server. */
 async function registered(t: any, s: TestServer, name: string): Promise<TestDaemon> {
   const d = await startDaemon(t, { server: s.url, profile: name })
-  await d.client.call("events.subscribe", { since: 0 })
+  await d.client.call("events.subscribe", { after: 0 })
   await d.client.call("identity.register", { username: name })
   await d.client.call("pool.refresh")
   return d
@@ -68,7 +68,7 @@ describe("groups", () => {
     const bob = await bob0.restart()
     const joined = bob.client.next("group.joined", (p) => p.name === "team", 20_000)
     const early = bob.client.next("message.received", () => true, 20_000).catch(() => undefined)
-    await bob.client.call("events.subscribe", { since: 0 })
+    await bob.client.call("events.subscribe", { after: 0 })
     const j = await joined
     assert.deepEqual(j.members, ["alice", "bob"])
     assert.equal(j.by, "alice")
@@ -321,7 +321,7 @@ describe("groups", () => {
 
     const a2 = await alice.restart()
     const heard = a2.client.next("message.received", (p) => p.text === "bye bob", 20_000)
-    await a2.client.call("events.subscribe", { since: 0 })
+    await a2.client.call("events.subscribe", { after: 0 })
     await heard
     const m = await a2.client.call("group.members", { group: "club" })
     assert.deepEqual(
@@ -349,7 +349,7 @@ describe("groups", () => {
     await sending
     const bob2 = await bob.restart()
     const last = bob2.client.next("message.received", (p) => p.text === `m${n - 1}`, 20_000)
-    await bob2.client.call("events.subscribe", { since: 0 })
+    await bob2.client.call("events.subscribe", { after: 0 })
     await last
     const history = await bob2.client.call("message.list", { group: "burst", limit: 500 })
     assert.deepEqual(

@@ -63,7 +63,7 @@ describe("outbox", () => {
     late.on("group.joined", (p) => seen.push(`joined ${p.name}`))
     late.on("message.received", (p) => seen.push(p.text))
     const replayedLast = late.next("message.received", (p) => p.text === "after")
-    const sub = await late.call("events.subscribe", { since: 0 })
+    const sub = await late.call("events.subscribe", { after: 0 })
     await replayedLast
     assert.ok(sub.replayed >= want.length + 1)
     assert.deepEqual(seen, ["joined outage", ...want])

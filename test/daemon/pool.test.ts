@@ -13,7 +13,7 @@ const day = 24 * 3600_000
 async function registered(t: any, s: TestServer, name: string, args: string[] = []) {
   const d = await startDaemon(t, { server: s.url, args })
   await d.client.call("debug.setClock", { now: s.clock.now() })
-  await d.client.call("events.subscribe", { since: 0 })
+  await d.client.call("events.subscribe", { after: 0 })
   const connected = d.client.next("connection.changed", (p) => p.state === "connected")
   await d.client.call("identity.register", { username: name })
   const status = await d.client.call("pool.refresh")

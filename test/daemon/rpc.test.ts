@@ -130,7 +130,7 @@ describe("JSON-RPC socket", () => {
     const got: number[] = []
     late.on("pool.changed", (p) => got.push(p.eventId))
     late.on("connection.changed", (p) => got.push(p.eventId))
-    const sub = await late.call("events.subscribe", { since: 0 })
+    const sub = await late.call("events.subscribe", { after: 0 })
     assert.ok(sub.replayed >= 2, "pool.changed and connection.changed were recorded")
     const live = late.next("pool.changed", (p) => p.eventId > sub.lastEventId)
     await d.client.call("pool.refresh")
@@ -142,7 +142,7 @@ describe("JSON-RPC socket", () => {
     )
     assert.equal(got.length, new Set(got).size, "no duplicate")
     assert.equal(got.filter((id) => id <= sub.lastEventId).length, sub.replayed)
-    const again = await late.call("events.subscribe", { since: sub.lastEventId, events: ["connection.changed"] })
+    const again = await late.call("events.subscribe", { after: sub.lastEventId, events: ["connection.changed"] })
     assert.deepEqual(again.events, ["connection.changed"])
     assert.equal((await late.call("events.unsubscribe")).subscribed, false)
   })

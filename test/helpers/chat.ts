@@ -11,7 +11,7 @@ export async function registered(
   opts: DaemonOptions = {},
 ): Promise<TestDaemon> {
   const d = await startDaemon(t, { server, profile: name, ...opts })
-  await d.client.call("events.subscribe", { since: 0 })
+  await d.client.call("events.subscribe", { after: 0 })
   await d.client.call("identity.register", { username: name })
   await d.client.call("pool.refresh")
   return d

@@ -9,7 +9,7 @@ export const eventHandlers = ({
 }: HandlerContext): Pick<Handlers, "events.subscribe" | "events.unsubscribe"> => ({
   "events.subscribe": (p, conn) => {
     const names = p.events ?? all
-    const replay = p.since === undefined ? [] : daemon.events.since(p.since, names)
+    const replay = p.after === undefined ? [] : daemon.events.since(p.after, names)
     conn.subscribe(names, replay)
     return { events: names, lastEventId: daemon.events.store.lastId(), replayed: replay.length }
   },
