@@ -154,7 +154,7 @@ export class Daemon {
   private streamEvents(maintainer: PoolMaintainer, groups: GroupService): StreamEvents {
     return {
       onGroupItem: (item) => (item.kind === "welcome" ? groups.onWelcome(item) : groups.onRemoved(item)),
-      onEntry: (entry) => groups.onEntry(entry),
+      onEntries: (entries) => groups.onEntries(entries),
       groupCursors: () => groups.cursors(),
       onKeyEvent: (item) => {
         const now = this.opts.clock.now()

@@ -4,7 +4,8 @@
  * that touches a group's state runs one at a time (`serial`): RPC calls and stream items alike, so an own message
  * is stored before its echo is seen and a commit is never built on a state that is being changed.
  *
- * Each log entry is applied in one transaction: new MLS state, stored message, cursor, event.
+ * Each log entry is applied in one transaction: new MLS state, stored message, cursor, event; a burst of
+ * application messages of one group shares one transaction.
  */
 import { randomBytes } from "node:crypto"
 import type { Logger } from "pino"
@@ -43,9 +44,23 @@ import type { OutboxStore } from "../store/outboxStore.js"
 import type { PoolStore } from "../store/poolStore.js"
 import type { Session } from "../sync/session.js"
 import type { Directory } from "./directory.js"
-import { OutboxSender } from "./outbox.js"
+import { OutboxSender, type SendOutcome } from "./outbox.js"
 
 type WelcomeItem = Extract<InboxItem, { kind: "welcome" }>
+
+interface QueuedSend {
+  outcome: Promise<SendOutcome>
+  groupId: string
+  clientId: string
+}
+
+/** A message.send call waiting for the next send task. */
+interface WaitingSend {
+  ref: string
+  text: string
+  resolve: (q: QueuedSend) => void
+  reject: (err: unknown) => void
+}
 type RemovedItem = Extract<InboxItem, { kind: "removed" }>
 
 /** How many times a Commit is rebuilt after losing an epoch race before giving up. */
@@ -84,6 +99,7 @@ export class GroupService {
   readonly sender: OutboxSender
   private readonly lazyCursors = new Map<string, number>()
   private lazyTimer: NodeJS.Timeout | undefined
+  private waitingSends: WaitingSend[] = []
 
   constructor(private readonly o: GroupServiceOptions) {
     this.sender = new OutboxSender({ ...o, log: o.log.child({ part: "outbox" }) })
@@ -264,23 +280,13 @@ export class GroupService {
   /**
    * Encrypts and queues; the outbox posts. The state that encrypted the message and the outbox entry are stored in
    * one transaction before anything is posted: a ratchet generation is never used twice and a crash loses nothing.
+   * Sends that wait together are encrypted in order and stored in ONE transaction (see `encryptWaiting`).
    */
   async send(ref: string, text: string): Promise<MessageSendResult> {
-    const queued = await this.serial(async () => {
-      let g = this.active(ref)
-      const cs = await this.o.suite()
-      // A proposal (someone's leave) blocks application messages until committed: commit it first.
-      await this.commitProposals(g.id, cs)
-      g = this.o.groups.get(g.id)!
-      if (g.status !== "active") throw new AppError("not_member", `removed from group "${g.name}"`)
-      const { state, message } = await encryptText(deserializeState(g.state), text, cs)
-      const clientId = randomBytes(16)
-      const id = this.o.db.transaction(() => {
-        this.o.groups.saveState(g.id, serializeState(state), Number(epoch(state)))
-        return this.o.outbox.add({ groupId: g.id, clientId, message, text, createdAt: this.now() })
-      })()
-      // Waited for from here on, before the sender loop can reach the entry.
-      return { outcome: this.sender.wait(id), groupId: g.id, clientId: toBase64Url(clientId) }
+    const queued = await new Promise<QueuedSend>((resolve, reject) => {
+      this.waitingSends.push({ ref, text, resolve, reject })
+      // The first waiting send schedules the task; the ones that arrive before it starts join it.
+      if (this.waitingSends.length === 1) void this.serial(() => this.encryptWaiting()).catch(() => undefined)
     })
     this.sender.kick()
     const o = await queued.outcome
@@ -304,6 +310,66 @@ export class GroupService {
         return { ...base, state: "queued", error: o.error }
       case "failed":
         throw o.error
+    }
+  }
+
+  /**
+   * The group commit of sends: every send waiting when this task starts is encrypted in order on its group's state
+   * as it evolves in memory; then one transaction stores each group's final state and all the outbox rows. Each
+   * call is answered only after that commit (a failed commit fails them all, and nothing of them is stored).
+   */
+  private async encryptWaiting(): Promise<void> {
+    const batch = this.waitingSends
+    this.waitingSends = []
+    const states = new Map<string, { state: ChatGroup; used: boolean }>()
+    const rows: { send: WaitingSend; groupId: string; clientId: Uint8Array; message: Uint8Array }[] = []
+    try {
+      const cs = await this.o.suite()
+      for (const send of batch) {
+        try {
+          const id = this.active(send.ref).id
+          let current = states.get(id)
+          if (current === undefined) {
+            // A proposal (someone's leave) blocks application messages until committed: commit it first.
+            await this.commitProposals(id, cs)
+            const g = this.o.groups.get(id)!
+            if (g.status !== "active") throw new AppError("not_member", `removed from group "${g.name}"`)
+            current = { state: deserializeState(g.state), used: false }
+            states.set(id, current)
+          }
+          const { state, message } = await encryptText(current.state, send.text, cs)
+          current.state = state
+          current.used = true
+          rows.push({ send, groupId: id, clientId: randomBytes(16), message })
+        } catch (err) {
+          send.reject(asAppError(err))
+        }
+      }
+      const now = this.now()
+      const ids = this.o.db.transaction(() => {
+        for (const [id, { state, used }] of states)
+          if (used) this.o.groups.saveState(id, serializeState(state), Number(epoch(state)))
+        return rows.map((r) =>
+          this.o.outbox.add({
+            groupId: r.groupId,
+            clientId: r.clientId,
+            message: r.message,
+            text: r.send.text,
+            createdAt: now,
+          }),
+        )
+      })()
+      // Waited for from here on, before the sender loop can reach the entries.
+      rows.forEach((r, i) =>
+        r.send.resolve({
+          outcome: this.sender.wait(ids[i]!),
+          groupId: r.groupId,
+          clientId: toBase64Url(r.clientId),
+        }),
+      )
+    } catch (err) {
+      // Nothing was stored (a send refused earlier is settled already: rejecting it again does nothing).
+      for (const send of batch) send.reject(asAppError(err))
     }
   }
 
@@ -423,9 +489,84 @@ export class GroupService {
 
   // ---- the stream's side ----
 
-  /** A log entry from the stream. Throws only for a passing failure (the stream retries from its cursors). */
-  onEntry(entry: LogEntry): Promise<void> {
-    return this.serial(() => this.apply(entry))
+  /**
+   * Log entries from the stream, in order (a burst that arrived together). A run of two or more application
+   * messages of one group is applied in one transaction; anything else one entry at a time. Throws only for a
+   * passing failure (the stream retries from its cursors).
+   */
+  onEntries(entries: LogEntry[]): Promise<void> {
+    return this.serial(async () => {
+      for (let i = 0; i < entries.length;) {
+        const first = entries[i]!
+        let end = i
+        while (end < entries.length && entries[end]!.groupId === first.groupId && entries[end]!.kind === "application")
+          end++
+        if (end - i >= 2) {
+          await this.applyMessages(entries.slice(i, end))
+          i = end
+        } else {
+          await this.apply(first)
+          i++
+        }
+      }
+    })
+  }
+
+  /**
+   * Application messages of one group, processed in order on the evolving state in memory, then written in ONE
+   * transaction: the final state, every message, the cursor (past the last entry) and the events. A crash before
+   * the commit leaves the stored state and cursor as they were, so the stream sends the whole run again; after it,
+   * the cursor is past them all. An entry that does not decrypt to an application message ends the run: what came
+   * before it is written, and it and the rest go through `apply` one at a time.
+   */
+  private async applyMessages(entries: LogEntry[]): Promise<void> {
+    const g = this.o.groups.get(entries[0]!.groupId)
+    if (!g || g.status !== "active") return
+    const cs = await this.o.suite()
+    let state = deserializeState(g.state)
+    let changed = false
+    let last = g.lastSeq
+    const received: { entry: LogEntry; sender: string; text: string }[] = []
+    let rest: LogEntry[] = []
+    let others = false
+    for (const [i, entry] of entries.entries()) {
+      if (entry.seq <= last) continue
+      // Own messages were stored when sent: the echo only moves the cursor.
+      if (entry.sender !== this.o.username) {
+        others = true
+        try {
+          const incoming = await processIncoming(state, fromBase64Url(entry.message), cs, this.o.directory.check)
+          if (incoming.kind === "application") {
+            state = incoming.state
+            changed = true
+            received.push({ entry, sender: incoming.sender.username, text: incoming.text })
+          } else if (incoming.kind !== "stale") {
+            rest = entries.slice(i)
+            break
+          }
+        } catch (err) {
+          // Nothing of the run is written: it comes again on the next connection.
+          const transient = this.o.directory.takeTransient()
+          if (transient) throw transient
+          this.o.log.warn({ groupId: g.id, seq: entry.seq, err: (err as Error).message }, "log entry not applied")
+        }
+      }
+      last = entry.seq
+    }
+    if (!others) this.advanceLater(g.id, last)
+    else if (last > g.lastSeq) {
+      const now = this.now()
+      this.o.db.transaction(() => {
+        if (changed) this.o.groups.saveState(g.id, serializeState(state), Number(epoch(state)), last)
+        else this.o.groups.advance(g.id, last)
+        for (const { entry, sender, text } of received) {
+          const message = { groupId: g.id, seq: entry.seq, sender, text, sentAt: entry.receivedAt }
+          if (this.o.groups.addMessage({ ...message, receivedAt: now, own: false }))
+            this.o.events.emit("message.received", { ...message, group: g.name })
+        }
+      })()
+    }
+    for (const entry of rest) await this.apply(entry)
   }
 
   private async apply(entry: LogEntry): Promise<void> {

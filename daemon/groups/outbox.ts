@@ -1,9 +1,10 @@
 /**
  * The sender loop of the outbox (DESIGN §3: "a crash never loses or doubles a send"). message.send stores the
- * encrypted message and the state that encrypted it in one transaction; this loop posts the outbox in order, each
- * post carrying the entry's clientId, and removes entries in the transaction that stores them in the history with
- * the server's seq. After a crash the outbox is posted again: the server answers a repeated clientId with the seq it
- * gave the first time and stores nothing, so a message lands once whichever step the crash interrupted.
+ * encrypted message and the state that encrypted it in one transaction; this loop posts the outbox in order, up to
+ * 64 entries of one group per request (the server's batch route, all or nothing), each carrying its clientId, and
+ * removes entries in the transaction that stores them in the history with the server's seq. After a crash the
+ * outbox is posted again: the server answers a repeated clientId with the seq it gave the first time and stores
+ * nothing, so a message lands once whichever step the crash interrupted.
  *
  * One run at a time; a run stops at the first passing failure (server unreachable, rate limited) and is retried with
  * backoff, or at once when the stream comes back. A refusal that cannot pass (removed from the group, a message the
@@ -14,6 +15,7 @@ import { toBase64Url } from "../../rpc-schema/common.js"
 import type { StoredMessage } from "../../rpc-schema/daemon/message.js"
 import { AppError, type ErrorCode } from "../../rpc-schema/errors.js"
 import { groups as routes } from "../../rpc-schema/server/index.js"
+import { maxBatchSize } from "../../rpc-schema/server/http/groups.js"
 import type { Clock } from "../clock.js"
 import type { Db } from "../store/database.js"
 import type { GroupStore } from "../store/groupStore.js"
@@ -34,9 +36,34 @@ const permanent: readonly ErrorCode[] = [
 ]
 
 /** How many entries one run reads at a time; their history rows are written in one transaction. */
-const batchSize = 64
+const batchSize = maxBatchSize
 const minBackoffMs = 1000
 const maxBackoffMs = 30_000
+/** Base64url characters one batch post carries at most, well under the server's 1 MiB request body. */
+const maxChunkChars = 512 * 1024
+
+type Done = { entry: OutboxEntry; seq?: number; error?: AppError }
+
+const asAppError = (err: unknown): AppError =>
+  err instanceof AppError ? err : new AppError("internal", (err as Error).message)
+
+/** Splits entries (in outbox order) into runs of one group, each small enough for one batch post. */
+function chunks(entries: OutboxEntry[]): OutboxEntry[][] {
+  const out: OutboxEntry[][] = []
+  let chars = 0
+  for (const e of entries) {
+    const size = Math.ceil((e.message.length * 4) / 3) + 64
+    const last = out.at(-1)
+    if (last && last[0]!.groupId === e.groupId && chars + size <= maxChunkChars) {
+      last.push(e)
+      chars += size
+    } else {
+      out.push([e])
+      chars = size
+    }
+  }
+  return out
+}
 
 export interface OutboxSenderOptions {
   db: Db
@@ -108,24 +135,12 @@ export class OutboxSender {
     for (;;) {
       const batch = this.o.outbox.next(after, batchSize)
       if (batch.length === 0 || this.stopped) break
-      const done: { entry: OutboxEntry; seq?: number; error?: AppError }[] = []
+      const done: Done[] = []
       let stop: AppError | undefined
-      for (const entry of batch) {
-        try {
-          const r = await this.o.session.call(routes.postMessage, {
-            params: { groupId: entry.groupId },
-            body: { message: toBase64Url(entry.message), clientId: toBase64Url(entry.clientId) },
-          })
-          done.push({ entry, seq: r.seq })
-        } catch (err) {
-          const e = err instanceof AppError ? err : new AppError("internal", (err as Error).message)
-          if (!permanent.includes(e.code)) {
-            stop = e
-            break
-          }
-          done.push({ entry, error: e })
-        }
-        after = entry.id
+      for (const chunk of chunks(batch)) {
+        stop = await this.post(chunk, done)
+        if (stop) break
+        after = chunk.at(-1)!.id
       }
       if (this.stopped) return
       this.settle(done)
@@ -134,8 +149,46 @@ export class OutboxSender {
     this.backoffMs = 0
   }
 
+  /**
+   * Posts one chunk (consecutive entries of one group) with the batch route, in order; the server stores all or
+   * none. When it refuses the chunk for good, its entries are posted one at a time, so only the bad one is dropped.
+   * Answers the passing failure that stops the run, if any.
+   */
+  private async post(chunk: OutboxEntry[], done: Done[]): Promise<AppError | undefined> {
+    if (chunk.length > 1) {
+      try {
+        const r = await this.o.session.call(routes.postMessages, {
+          params: { groupId: chunk[0]!.groupId },
+          body: {
+            messages: chunk.map((e) => ({ message: toBase64Url(e.message), clientId: toBase64Url(e.clientId) })),
+          },
+        })
+        chunk.forEach((entry, i) => done.push({ entry, seq: r.results[i]!.seq }))
+        return undefined
+      } catch (err) {
+        const e = asAppError(err)
+        // not_found: a server without the batch route; the single route does the same, one entry at a time.
+        if (!permanent.includes(e.code) && e.code !== "not_found") return e
+      }
+    }
+    for (const entry of chunk) {
+      try {
+        const r = await this.o.session.call(routes.postMessage, {
+          params: { groupId: entry.groupId },
+          body: { message: toBase64Url(entry.message), clientId: toBase64Url(entry.clientId) },
+        })
+        done.push({ entry, seq: r.seq })
+      } catch (err) {
+        const e = asAppError(err)
+        if (!permanent.includes(e.code)) return e
+        done.push({ entry, error: e })
+      }
+    }
+    return undefined
+  }
+
   /** One transaction for a batch: sent entries go from the outbox into the history, refused ones are dropped. */
-  private settle(done: { entry: OutboxEntry; seq?: number; error?: AppError }[]): void {
+  private settle(done: Done[]): void {
     const now = this.o.clock.now()
     const outcomes: [number, SendOutcome][] = []
     this.o.db.transaction(() => {

@@ -3,8 +3,9 @@
  * notices) and group log entries. Connects with the session's bearer token (a 401 renews it), sends `hello` from the
  * stored inbox cursor and the groups' cursors, and reconnects with exponential backoff and full jitter.
  *
- * Frames are handled one at a time, in arrival order. An inbox item's cursor is stored (and acknowledged) once it
- * is handled; a group's cursor moves with the entry inside the group store's transaction. A handler that fails for
+ * Frames are handled one at a time, in arrival order; entry frames that have arrived already behind an entry frame go
+ * with it as one burst (applied in one transaction by the group service). An inbox item's cursor is stored (and
+ * acknowledged) once it is handled; a group's cursor moves with the entries inside the group store's transaction. A handler that fails for
  * a passing reason (server unreachable) drops the connection: the next one resumes from the stored cursors.
  */
 import type { Logger } from "pino"
@@ -30,8 +31,11 @@ export interface StreamEvents {
   onKeyEvent(item: Extract<InboxItem, { kind: "keyReserved" | "keySpent" | "poolLow" }>): void
   /** A Welcome or removal notice; a rejection means "not now": the item is handled again on the next connection. */
   onGroupItem(item: Extract<InboxItem, { kind: "welcome" | "removed" }>): Promise<void>
-  /** A group log entry; a rejection means "not now", as above. */
-  onEntry(entry: LogEntry): Promise<void>
+  /**
+   * Group log entries that arrived together (one or more, in stream order); a rejection means "not now", as above.
+   * A burst is handed over at once so that it can be applied in one transaction.
+   */
+  onEntries(entries: LogEntry[]): Promise<void>
   /** Where each group resumes (the `hello` frame). */
   groupCursors(): GroupCursor[]
   /** The stream is up and caught up (true) or down (false). */
@@ -54,8 +58,10 @@ export class ServerStream {
   private up = false
   /** A 401 on the upgrade is answered by one fresh login; a second one in a row is a failure like any other. */
   private renewed = false
-  /** Frames are handled in order, one at a time. */
+  /** Frames are handled in order, one at a time (a burst of entry frames together). */
   private work: Promise<void> = Promise.resolve()
+  /** Frames received and not handled yet, in arrival order. */
+  private readonly frames: { ws: WebSocket; text: string }[] = []
 
   constructor(
     private readonly session: Session,
@@ -113,8 +119,8 @@ export class ServerStream {
     ws.on("ping", () => this.alive())
     ws.on("message", (data) => {
       this.alive()
-      const text = data.toString()
-      this.work = this.work.then(() => this.onFrame(ws, text))
+      this.frames.push({ ws, text: data.toString() })
+      this.work = this.work.then(() => this.next())
     })
     ws.on("error", (err) => this.log.debug({ err }, "stream error"))
     ws.on("close", (code) => {
@@ -130,19 +136,41 @@ export class ServerStream {
     this.idle = setTimeout(() => ws?.terminate(), this.opts.idleMs ?? 75_000).unref()
   }
 
-  private async onFrame(ws: WebSocket, text: string): Promise<void> {
-    // Frames of a connection that was given up are not handled: the next one sends them again.
-    if (ws !== this.ws) return
+  /** A valid frame, or undefined (logged) for anything else. */
+  private parse(text: string): ServerFrame | undefined {
     let frame: unknown
     try {
       frame = JSON.parse(text)
     } catch {
-      return
+      return undefined
     }
-    if (!serverFrame.Check(frame)) {
-      this.log.warn("unexpected stream frame")
-      return
+    if (serverFrame.Check(frame)) return frame
+    this.log.warn("unexpected stream frame")
+    return undefined
+  }
+
+  /**
+   * Handles the oldest waiting frame; when it is an entry, the entry frames right behind it that have arrived already
+   * go with it (a burst). Every frame queued one `next` call, so calls that find the queue emptied do nothing.
+   */
+  private async next(): Promise<void> {
+    const head = this.frames.shift()
+    // Frames of a connection that was given up are not handled: the next one sends them again.
+    if (!head || head.ws !== this.ws) return
+    const frame = this.parse(head.text)
+    if (!frame) return
+    if (frame.type !== "entry") return this.onFrame(head.ws, frame)
+    const burst: LogEntry[] = [frame]
+    while (this.frames[0]?.ws === head.ws) {
+      const more = this.parse(this.frames[0].text)
+      if (more?.type !== "entry") break
+      this.frames.shift()
+      burst.push(more)
     }
+    return this.onFrame(head.ws, frame, burst)
+  }
+
+  private async onFrame(ws: WebSocket, frame: ServerFrame, burst?: LogEntry[]): Promise<void> {
     try {
       switch (frame.type) {
         case "caughtUp":
@@ -166,7 +194,7 @@ export class ServerStream {
           this.log.warn({ code: frame.code, msg: frame.message, groupId: frame.groupId }, "stream error frame")
           break
         case "entry":
-          await this.events.onEntry(frame)
+          await this.events.onEntries(burst ?? [frame])
           break
       }
     } catch (err) {

@@ -13,6 +13,9 @@ export function deliveryRoutes(app: FastifyInstance, auth: AuthService, delivery
   addRoute(app, auth, api.postMessage, ({ user, params, body }) =>
     delivery.post(user, params.groupId, body.message, body.clientId),
   )
+  addRoute(app, auth, api.postMessages, ({ user, params, body }) =>
+    delivery.postBatch(user, params.groupId, body.messages),
+  )
   addRoute(app, auth, api.readLog, ({ user, params, query }) => delivery.readLog(user, params.groupId, query))
   addRoute(app, auth, inbox.readInbox, ({ user, query }) => delivery.readInbox(user, query))
   addRoute(app, auth, inbox.ackInbox, async ({ user, body }) => ({ deleted: await delivery.ack(user, body.upTo) }))

@@ -7,11 +7,13 @@ import { fromBase64Url, toBase64Url } from "../../rpc-schema/common.js"
 import { AppError } from "../../rpc-schema/errors.js"
 import {
   maxPageSize,
+  type BatchItem,
   type CommitBody,
   type CommitResult,
   type GroupInfoResult,
   type ListGroupsResult,
   type LogResult,
+  type MessageBatchResult,
   type PostResult,
 } from "../../rpc-schema/server/http/groups.js"
 import type { InboxItem, InboxResult } from "../../rpc-schema/server/http/inbox.js"
@@ -61,8 +63,9 @@ export class DeliveryService {
     events.on("reserved", wake).on("spent", wake).on("poolLow", wake)
   }
 
-  private limitPosts(user: string): void {
-    const waitMs = this.postLimiter.take(user)
+  /** Takes `n` posts of the user's budget (a batch counts each message). */
+  private limitPosts(user: string, n = 1): void {
+    const waitMs = this.postLimiter.take(user, n)
     if (waitMs > 0) {
       const retryAfterS = Math.ceil(waitMs / 1000)
       throw new AppError("rate_limited", `too many messages; retry in ${retryAfterS} s`, { retryAfterS })
@@ -154,6 +157,27 @@ export class DeliveryService {
     // A duplicate was streamed when it was first appended.
     if (!duplicate) this.hub.entry(entry)
     return { seq: entry.seq, epoch: entry.epoch }
+  }
+
+  /** Several messages of one sender, appended in order in one transaction; any refused item refuses them all. */
+  async postBatch(user: string, groupIdText: string, items: readonly BatchItem[]): Promise<MessageBatchResult> {
+    this.limitPosts(user, items.length)
+    const groupId = canonicalGroupId(groupIdText)
+    const decoded = items.map((item, index) => {
+      try {
+        const data = this.decodeMessage(item.message)
+        const f = this.framing(groupId, data)
+        if (f.contentType === "commit") throw new AppError("malformed_message", "a Commit goes to the commits route")
+        return { epoch: f.epoch, kind: f.contentType, data, clientId: fromBase64Url(item.clientId) }
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err
+        throw new AppError(err.code, `message ${index}: ${err.message}`, { ...err.details, index })
+      }
+    })
+    const outcomes = await this.store.appendBatch(groupId, user, decoded, this.clock.now())
+    // In seq order, after the commit; duplicates were streamed when first appended.
+    for (const o of outcomes) if (!o.duplicate) this.hub.entry(o.entry)
+    return { results: outcomes.map((o) => ({ seq: o.entry.seq, epoch: o.entry.epoch })) }
   }
 
   async readLog(user: string, groupIdText: string, q: { after?: string; limit?: string }): Promise<LogResult> {

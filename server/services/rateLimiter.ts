@@ -18,18 +18,20 @@ export class RateLimiter {
     this.perMs = perMinute / 60_000
   }
 
-  /** Takes one token; returns 0 when allowed, else the milliseconds until a token is back. */
-  take(key: string): number {
+  /** Takes `n` tokens (all or none); returns 0 when allowed, else the milliseconds until they are back. */
+  take(key: string, n = 1): number {
     const now = this.clock.now()
     const b = this.buckets.get(key) ?? { tokens: this.burst, at: now }
     b.tokens = Math.min(this.burst, b.tokens + Math.max(0, now - b.at) * this.perMs)
     b.at = now
     this.buckets.set(key, b)
-    if (b.tokens >= 1) {
-      b.tokens -= 1
+    // More than the burst costs the burst, or it could never pass.
+    const cost = Math.min(n, this.burst)
+    if (b.tokens >= cost) {
+      b.tokens -= cost
       return 0
     }
-    return this.perMs > 0 ? Math.ceil((1 - b.tokens) / this.perMs) : Number.POSITIVE_INFINITY
+    return this.perMs > 0 ? Math.ceil((cost - b.tokens) / this.perMs) : Number.POSITIVE_INFINITY
   }
 
   /** Forgets buckets that have refilled completely, so the map stays bounded by recent activity. */

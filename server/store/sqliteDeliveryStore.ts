@@ -7,6 +7,7 @@ import type { Db } from "./database.js"
 import { InboxWriter } from "./inboxWriter.js"
 import { KeySpender } from "./keySpending.js"
 import type {
+  AppendItem,
   CommitInput,
   CommitOutcome,
   DeliveryStore,
@@ -16,6 +17,12 @@ import type {
   StoredMembership,
 } from "./types.js"
 import type { WriteBatcher } from "./writeBatcher.js"
+
+/** An item's refusal, naming the item (details.index) so the sender knows which one. */
+function atIndex(err: unknown, index: number): unknown {
+  if (!(err instanceof AppError)) return err
+  return new AppError(err.code, `message ${index}: ${err.message}`, { ...err.details, index })
+}
 
 interface GroupRow {
   epoch: number
@@ -196,33 +203,59 @@ export class SqliteDeliveryStore implements DeliveryStore {
     now: number,
     clientId?: Uint8Array,
   ): Promise<{ entry: StoredEntry; duplicate: boolean }> {
-    return this.writes.run(() => {
-      // A retry of an accepted post (its answer lost): the original answers, whatever changed since.
-      const first = clientId && this.s.byClientId.get(groupId, sender, clientId)
-      if (first) {
-        const entry: StoredEntry = {
-          groupId,
-          seq: first.seq,
-          epoch: first.epoch,
-          kind: first.kind,
-          sender,
-          data: first.data,
-          receivedAt: first.received_at,
+    return this.writes.run(() => this.appendOne(groupId, sender, { epoch, kind, data, clientId }, now))
+  }
+
+  appendBatch(
+    groupId: string,
+    sender: string,
+    items: readonly AppendItem[],
+    now: number,
+  ): Promise<{ entry: StoredEntry; duplicate: boolean }[]> {
+    // One operation of the batcher, hence one savepoint: an item that throws rolls the whole batch back.
+    return this.writes.run(() =>
+      items.map((item, index) => {
+        try {
+          return this.appendOne(groupId, sender, item, now)
+        } catch (err) {
+          throw atIndex(err, index)
         }
-        return { entry, duplicate: true }
+      }),
+    )
+  }
+
+  /** One append, inside a transaction. */
+  private appendOne(
+    groupId: string,
+    sender: string,
+    { epoch, kind, data, clientId }: AppendItem,
+    now: number,
+  ): { entry: StoredEntry; duplicate: boolean } {
+    // A retry of an accepted post (its answer lost): the original answers, whatever changed since.
+    const first = clientId && this.s.byClientId.get(groupId, sender, clientId)
+    if (first) {
+      const entry: StoredEntry = {
+        groupId,
+        seq: first.seq,
+        epoch: first.epoch,
+        kind: first.kind,
+        sender,
+        data: first.data,
+        receivedAt: first.received_at,
       }
-      const g = this.postable(groupId, sender)
-      // An older epoch is allowed (a message sent just before a Commit landed); a future one cannot exist.
-      if (epoch > g.epoch) {
-        throw new AppError("epoch_conflict", `the group is at epoch ${g.epoch}, not ${epoch}`, {
-          currentEpoch: g.epoch,
-        })
-      }
-      const seq = g.last_seq + 1
-      this.s.insertEntry.run(groupId, seq, epoch, kind, sender, data, now, clientId ?? null)
-      this.s.advance.run(g.epoch, seq, groupId)
-      return { entry: { groupId, seq, epoch, kind, sender, data, receivedAt: now }, duplicate: false }
-    })
+      return { entry, duplicate: true }
+    }
+    const g = this.postable(groupId, sender)
+    // An older epoch is allowed (a message sent just before a Commit landed); a future one cannot exist.
+    if (epoch > g.epoch) {
+      throw new AppError("epoch_conflict", `the group is at epoch ${g.epoch}, not ${epoch}`, {
+        currentEpoch: g.epoch,
+      })
+    }
+    const seq = g.last_seq + 1
+    this.s.insertEntry.run(groupId, seq, epoch, kind, sender, data, now, clientId ?? null)
+    this.s.advance.run(g.epoch, seq, groupId)
+    return { entry: { groupId, seq, epoch, kind, sender, data, receivedAt: now }, duplicate: false }
   }
 
   async readLog(groupId: string, username: string, after: number, limit: number): Promise<StoredEntry[]> {

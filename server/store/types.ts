@@ -146,6 +146,14 @@ export interface StoredInboxItem {
   createdAt: number
 }
 
+/** One message of a batch append. */
+export interface AppendItem {
+  epoch: number
+  kind: "proposal" | "application"
+  data: Uint8Array
+  clientId?: Uint8Array
+}
+
 /**
  * Storage of the delivery service: groups, rosters, logs, inboxes. Reads that take a user name
  * return only what that user may read, so access control lives in one place.
@@ -170,6 +178,16 @@ export interface DeliveryStore {
     now: number,
     clientId?: Uint8Array,
   ): Promise<{ entry: StoredEntry; duplicate: boolean }>
+  /**
+   * Appends several items of one sender in order, each as `append` would, in ONE transaction; an item that is
+   * refused refuses them all (its error carries `details.index`) and nothing is appended.
+   */
+  appendBatch(
+    groupId: string,
+    sender: string,
+    items: readonly AppendItem[],
+    now: number,
+  ): Promise<{ entry: StoredEntry; duplicate: boolean }[]>
   /** Entries after `after` that `username` may read (joined < seq <= removed), in seq order. */
   readLog(groupId: string, username: string, after: number, limit: number): Promise<StoredEntry[]>
   /** Welcome groups waiting in `username`'s inbox after a cursor: they are streamed only after that item. */

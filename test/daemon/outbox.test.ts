@@ -69,6 +69,30 @@ describe("outbox", () => {
     assert.deepEqual(seen, ["joined outage", ...want])
   })
 
+  it("64 sends in flight are encrypted in call order and land once; a bad one among them fails alone", async (t) => {
+    const s = await startServer(t, { postBurst: 1e6, postPerMinute: 1e6 })
+    const [alice, bob] = await Promise.all(["alice", "bob"].map((n) => registered(t, s.url, n)))
+    const g = await groupWith(alice!, "burst", { bob: bob! })
+    const texts = range(300, "b")
+    const last = bob!.client.next("message.received", (p) => p.text === texts.at(-1), 60_000)
+    const calls = texts.map((text) => alice!.client.call("message.send", { group: g.groupId, text }))
+    const bad = alice!.client.call("message.send", { group: "no such group", text: "x" }).then(
+      () => assert.fail("a send to an unknown group succeeded"),
+      (e: { appCode?: string }) => e.appCode,
+    )
+    const sent = await Promise.all(calls)
+    assert.equal(await bad, "not_found")
+    const seqs = sent.map((m) => m.seq!)
+    assert.deepEqual(
+      seqs,
+      seqs.map((_, i) => seqs[0]! + i),
+      "one seq each, in call order, no gap",
+    )
+    await last
+    assert.deepEqual(await history(bob!.client, "burst"), texts, "bob: each once, in order")
+    assert.deepEqual(await history(alice!.client, "burst"), texts, "alice: each once, in order")
+  })
+
   it("alice killed while sending 200 messages: each acknowledged one reaches bob once, in order", async (t) => {
     const s = await startServer(t, { postBurst: 1e6, postPerMinute: 1e6 })
     const [alice, bob] = await Promise.all(["alice", "bob"].map((n) => registered(t, s.url, n)))

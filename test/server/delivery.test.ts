@@ -314,6 +314,83 @@ describe("delivery: idempotent posts", () => {
   })
 })
 
+describe("delivery: batch posts", () => {
+  it("appends a batch in order in one go, streams it, and answers a repeated batch with the same seqs", async (t) => {
+    const s = await startServer(t, unlimited)
+    const [alice, bob] = await Promise.all(["alice", "bob"].map((n) => newUser(s.url, n)))
+    await withKeys(s.url, bob!, 1, s.clock.now())
+    const g = await createGroup(s.url, alice!)
+    await postCommit(s.url, alice!, g, { keyPackages: [await reserve(s.url, alice!, "bob")], welcome: fakeWelcome() })
+    const bobStream = await StreamClient.connect(s.url, bob!.token)
+    t.after(() => bobStream.close())
+    await bobStream.until(() => bobStream.caughtUp(), "bob caught up")
+
+    const item = () => ({ message: fakeMessage(g.bytes, g.epoch), clientId: toBase64Url(randomBytes(16)) })
+    const batch = (messages: { message: string; clientId: string }[]) =>
+      http(s.url, "POST", `/v1/groups/${g.id}/messages/batch`, { token: alice!.token, json: { messages } })
+    const items = Array.from({ length: 5 }, item)
+    const first = await batch(items)
+    assert.equal(first.status, 201)
+    const seqs = first.body.results.map((r: { seq: number }) => r.seq)
+    assert.deepEqual(seqs, [2, 3, 4, 5, 6], "in the order of the request, after the Commit")
+
+    // Repeated whole, and repeated in part with new items behind: the old ones answer their first seqs.
+    assert.deepEqual((await batch(items)).body, first.body)
+    const more = [item(), item()]
+    const mixed = await batch([items[3]!, items[4]!, ...more])
+    assert.deepEqual(
+      mixed.body.results.map((r: { seq: number }) => r.seq),
+      [5, 6, 7, 8],
+    )
+    const log = await readLog(s.url, bob!, g)
+    assert.deepEqual(
+      log.body.entries.map((e: { seq: number; message: string }) => [e.seq, e.message]),
+      [...items, ...more].map((it, i) => [i + 2, it.message]),
+      "each message once, in order",
+    )
+    await bobStream.until(() => bobStream.entries(g.id).length === 7, "bob's stream has all seven")
+    assert.deepEqual(
+      bobStream.entries(g.id).map((e) => e.seq),
+      [2, 3, 4, 5, 6, 7, 8],
+      "streamed once each, in order",
+    )
+  })
+
+  it("refuses a batch whole, naming the bad item, and stores nothing of it", async (t) => {
+    const s = await startServer(t, { ...unlimited, maxMessageBytes: 4096 })
+    const [alice, eve] = await Promise.all(["alice", "eve"].map((n) => newUser(s.url, n)))
+    const g = await createGroup(s.url, alice!)
+    const other = await createGroup(s.url, alice!)
+    const item = (message = fakeMessage(g.bytes, g.epoch)) => ({ message, clientId: toBase64Url(randomBytes(16)) })
+    const batch = (user: TestUser, messages: { message: string; clientId: string }[]) =>
+      http(s.url, "POST", `/v1/groups/${g.id}/messages/batch`, { token: user.token, json: { messages } })
+    const before = rowCounts(s.app.store.db)
+    const cases: [string, TestUser, { message: string; clientId: string }[], number, string, number?][] = [
+      ["a Commit inside", alice!, [item(), item(), item(fakeCommit(g.bytes, 0))], 400, "malformed_message", 2],
+      ["another group's message", alice!, [item(fakeMessage(other.bytes, 0)), item()], 400, "malformed_message", 0],
+      ["an oversized message", alice!, [item(), item(toBase64Url(randomBytes(6000)))], 413, "message_too_large", 1],
+      ["a future epoch", alice!, [item(), item(fakeMessage(g.bytes, 3))], 409, "epoch_conflict", 1],
+      ["a non-member", eve!, [item()], 403, "not_member", 0],
+      ["no item", alice!, [], 400, "invalid_request"],
+      ["an item without clientId", alice!, [{ message: fakeMessage(g.bytes, 0) } as never], 400, "invalid_request"],
+    ]
+    for (const [what, user, messages, status, code, index] of cases) {
+      const r = await batch(user, messages)
+      assert.equal(r.status, status, what)
+      assert.equal(r.body.error.code, code, what)
+      if (index !== undefined) assert.equal(r.body.error.details?.index, index, what)
+    }
+    assert.deepEqual(rowCounts(s.app.store.db), before, "nothing stored")
+    assert.equal((await readLog(s.url, alice!, g)).body.lastSeq, 0)
+    // The good items of a refused batch go through on their own.
+    const ok = await batch(alice!, [item(), item()])
+    assert.deepEqual(
+      ok.body.results.map((r: { seq: number }) => r.seq),
+      [1, 2],
+    )
+  })
+})
+
 describe("delivery: bad input", () => {
   it("answers malformed, unknown, oversized and unauthenticated requests with 4xx and changes nothing", async (t) => {
     const s = await startServer(t, { maxMessageBytes: 4096 })
@@ -426,5 +503,28 @@ describe("delivery: bad input", () => {
     const limited = results.find((r) => r.status === 429)!
     assert.equal(limited.body.error.code, "rate_limited")
     assert.ok(limited.headers["retry-after"])
+  })
+
+  it("counts every message of a batch against the post rate, all or none", async (t) => {
+    const s = await startServer(t, { postBurst: 4, postPerMinute: 1 })
+    const alice = await newUser(s.url, "alice")
+    const g = await createGroup(s.url, alice)
+    const batch = (n: number) =>
+      http(s.url, "POST", `/v1/groups/${g.id}/messages/batch`, {
+        token: alice.token,
+        json: {
+          messages: Array.from({ length: n }, () => ({
+            message: fakeMessage(g.bytes, 0),
+            clientId: toBase64Url(randomBytes(16)),
+          })),
+        },
+      })
+    // The group creation took one token of four: a batch of 4 is refused whole, one of 3 fits exactly.
+    const over = await batch(4)
+    assert.equal(over.status, 429)
+    assert.equal(over.body.error.code, "rate_limited")
+    assert.equal((await readLog(s.url, alice, g)).body.lastSeq, 0)
+    assert.equal((await batch(3)).status, 201)
+    assert.equal((await batch(1)).status, 429)
   })
 })

@@ -215,6 +215,46 @@ export const postMessage = route({
   errors: ["not_member", "group_not_found", "malformed_message", "message_too_large", "epoch_conflict", "rate_limited"],
 })
 
+/** Most messages one batch post carries. */
+export const maxBatchSize = 64
+
+/** One message of a batch post: the clientId is required, so every item is idempotent on its own. */
+export const BatchItem = Strict({
+  /** An application message (PrivateMessage) or a proposal, as in a single post. */
+  message: EncodedMlsMessage,
+  clientId: ClientId,
+})
+export type BatchItem = Static<typeof BatchItem>
+
+export const MessageBatchBody = Strict({
+  /** Appended in this order, 1..64 items; the whole body stays under the server's 1 MiB request limit. */
+  messages: Type.Array(BatchItem, { minItems: 1, maxItems: maxBatchSize }),
+})
+export type MessageBatchBody = Static<typeof MessageBatchBody>
+
+export const MessageBatchResult = Type.Object({
+  /** One result per item, in the order of the request: its seq and epoch (the first post's for a repeated clientId). */
+  results: Type.Array(PostResult),
+})
+export type MessageBatchResult = Static<typeof MessageBatchResult>
+
+/**
+ * Appends several messages of one sender, in order, in ONE transaction: each item as postMessage would (a repeated
+ * clientId answers the first post's seq and appends nothing). All or nothing: an item that would be refused refuses
+ * the whole batch with that item's error (`details.index` names it) and nothing is stored. Rate limiting counts
+ * every item.
+ */
+export const postMessages = route({
+  method: "POST",
+  path: "/v1/groups/:groupId/messages/batch",
+  auth: true,
+  params: GroupParams,
+  body: MessageBatchBody,
+  status: 201,
+  response: MessageBatchResult,
+  errors: ["not_member", "group_not_found", "malformed_message", "message_too_large", "epoch_conflict", "rate_limited"],
+})
+
 export const LogQuery = Strict({
   /** Entries after this seq (default 0). */
   after: Type.Optional(QueryInt),
