@@ -1,6 +1,7 @@
 import assert from "node:assert/strict"
 import { describe, it } from "node:test"
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js"
+import { groupWith } from "../helpers/chat.js"
 import { startServer, type TestServer } from "../helpers/server.js"
 import { newUser } from "../helpers/users.js"
 import { privateInitKeys, secretsInFile } from "../helpers/pool.js"
@@ -149,15 +150,7 @@ describe("groups", () => {
   it("removes a member, and commits another member's leave", async (t) => {
     const s = await startServer(t)
     const [alice, bob, carol] = (await users(t, s, "alice", "bob", "carol")) as [TestDaemon, TestDaemon, TestDaemon]
-    const g = await alice.client.call("group.create", { name: "club" })
-    for (const [d, n] of [
-      [bob, "bob"],
-      [carol, "carol"],
-    ] as const) {
-      const joined = d.client.next("group.joined", (p) => p.groupId === g.groupId)
-      await alice.client.call("group.invite", { group: "club", user: n })
-      await joined
-    }
+    const g = await groupWith(alice, "club", { bob, carol })
     // bob sees carol arrive through the stream.
     assert.deepEqual((await bob.client.call("group.members", { group: "club" })).members.length, 3)
 
@@ -295,15 +288,7 @@ describe("groups", () => {
   it("a leave whose committer is offline is committed by the next member who sends; the committer catches up", async (t) => {
     const s = await startServer(t)
     const [alice, bob, carol] = (await users(t, s, "alice", "bob", "carol")) as [TestDaemon, TestDaemon, TestDaemon]
-    const g = await alice.client.call("group.create", { name: "club" })
-    for (const [d, n] of [
-      [bob, "bob"],
-      [carol, "carol"],
-    ] as const) {
-      const joined = d.client.next("group.joined", (p) => p.groupId === g.groupId)
-      await alice.client.call("group.invite", { group: "club", user: n })
-      await joined
-    }
+    await groupWith(alice, "club", { bob, carol })
     await alice.stop()
 
     const bobOut = bob.client.next("group.updated", (p) => p.reason === "removed")
