@@ -18,7 +18,7 @@ import { addMembers, createChatGroup, joinFromWelcome } from "../../daemon/mls/g
 import type { ChatGroup } from "../../daemon/mls/groupState.js"
 import { processIncoming } from "../../daemon/mls/message.js"
 import { spawnDaemon, type TestDaemon } from "../helpers/daemon.js"
-import { spawnServer } from "../helpers/spawnServer.js"
+import { spawnBenchServer } from "../helpers/spawnServer.js"
 import { freshKeyPackage, user, type User } from "../daemon/mls/helpers.js"
 import { median, quantile, report } from "./report.js"
 
@@ -146,16 +146,7 @@ async function commits() {
 
 export default async function e2e(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "bench-e2e-"))
-  const server = await spawnServer([
-    "--db",
-    join(dir, "server.db"),
-    "--log-level",
-    "warn",
-    "--post-burst",
-    "1e9",
-    "--post-rate",
-    "1e9",
-  ])
+  const server = await spawnBenchServer(join(dir, "server.db"))
   let figures: Awaited<ReturnType<typeof chat>>
   try {
     figures = await chat(server.url)

@@ -9,7 +9,7 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { createGroup, postCommit, reserve } from "../helpers/groups.js"
 import { fakeWelcome } from "../helpers/mls.js"
-import { runChild, spawnServer } from "../helpers/spawnServer.js"
+import { runChild, spawnBenchServer } from "../helpers/spawnServer.js"
 import { makeEncodedKeyPackages, newUser, uploadKeyPackages } from "../helpers/users.js"
 import { quantile, report } from "./report.js"
 
@@ -20,16 +20,7 @@ const inFlight = 32
 
 export default async function fanout(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "bench-fanout-"))
-  const server = await spawnServer([
-    "--db",
-    join(dir, "server.db"),
-    "--log-level",
-    "warn",
-    "--post-burst",
-    "1e9",
-    "--post-rate",
-    "1e9",
-  ])
+  const server = await spawnBenchServer(join(dir, "server.db"))
   try {
     const users = await Promise.all(Array.from({ length: members }, (_, i) => newUser(server.url, `m${i}`)))
     const [owner, ...others] = users

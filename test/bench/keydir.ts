@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url"
 import Database from "better-sqlite3"
 import { makeEncodedKeyPackages, newUser, uploadKeyPackages } from "../helpers/users.js"
 import { quantile, report } from "./report.js"
-import { runChild, spawnServer } from "../helpers/spawnServer.js"
+import { runChild, spawnBenchServer } from "../helpers/spawnServer.js"
 
 const users = Number(process.env.KEYDIR_USERS ?? 800)
 const clients = 64
@@ -18,16 +18,7 @@ const durationMs = Number(process.env.KEYDIR_SECONDS ?? 10) * 1000
 export default async function keydir(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "bench-keydir-"))
   const dbPath = join(dir, "server.db")
-  const server = await spawnServer([
-    "--db",
-    dbPath,
-    "--log-level",
-    "warn",
-    "--reserve-burst",
-    "1e9",
-    "--reserve-rate",
-    "1e9",
-  ])
+  const server = await spawnBenchServer(dbPath)
   try {
     const t0 = performance.now()
     const all = []

@@ -45,6 +45,12 @@ export async function spawnServer(args: string[]): Promise<ServerProcess> {
   }
 }
 
+/** A server for benchmarks: the database at `dbPath`, warnings only, every rate limit out of the way. */
+export function spawnBenchServer(dbPath: string): Promise<ServerProcess> {
+  const unlimited = ["--reserve-burst", "1e9", "--reserve-rate", "1e9", "--post-burst", "1e9", "--post-rate", "1e9"]
+  return spawnServer(["--db", dbPath, "--log-level", "warn", ...unlimited])
+}
+
 /** Runs a TypeScript file as a child process, hands it `input` as JSON on stdin, returns its stdout parsed. */
 export async function runChild<T>(file: string, input: unknown): Promise<T> {
   const child = spawn(process.execPath, ["--import", "tsx", file], { cwd: root, stdio: ["pipe", "pipe", "inherit"] })
