@@ -7,7 +7,15 @@ import { CryptoError } from "ts-mls/mlsError.js"
 import { open, seal } from "./aead.js"
 import { concat, toBytes, uint16, utf8 } from "./bytes.js"
 import { expand, extract } from "./kdf.js"
-import { generateEphemeral, generateRaw, importPrivate, importPublic, keySizes, publicBytes } from "./okp.js"
+import {
+  generateEphemeral,
+  generateEphemeralAsync,
+  generateRaw,
+  importPrivate,
+  importPublic,
+  keySizes,
+  publicBytes,
+} from "./okp.js"
 import type { HashParams, KemCurve, NativeSuite } from "./suites.js"
 
 /**
@@ -109,21 +117,61 @@ export function makeHpke(suite: NativeSuite): Hpke {
     return { shared: sharedSecret(dh, ephemeral.publicKey, pkR.raw), enc: ephemeral.publicKey }
   }
 
+  let sealQueue: SealRequest[] = []
+
+  /**
+   * What seal needs before its DH: an ephemeral key pair and info_hash. ts-mls seals a Welcome's group secrets for all
+   * new members concurrently (99 seals for a Commit adding 99 members), all with the same info (the encrypted
+   * GroupInfo, ~30 kB for 100 members). Requests made in one event-loop turn are collected: consecutive requests with
+   * equal info share one info_hash, and a large batch has its key pairs generated on libuv's thread pool while this
+   * thread does the DH, key schedule and AEAD of the pairs already made. Nothing outlives the batch.
+   */
+  function prepareSeal(info: Uint8Array): Promise<PreparedSeal> {
+    return new Promise((resolve, reject) => {
+      if (sealQueue.push({ info, resolve, reject }) === 1) setImmediate(prepareQueued)
+    })
+  }
+
+  function prepareQueued(): void {
+    const batch = sealQueue
+    sealQueue = []
+    const pool = batch.length >= poolBatch
+    let previous: { info: Uint8Array; infoHash: Uint8Array } | undefined
+    for (const r of batch) {
+      try {
+        const infoHash =
+          previous !== undefined && equalBytes(previous.info, r.info) ? previous.infoHash : infoHashOf(r.info)
+        previous = { info: r.info, infoHash }
+        if (pool)
+          generateEphemeralAsync(kem.curve).then(
+            (ephemeral) => r.resolve({ ephemeral, infoHash }),
+            (e: unknown) => r.reject(asCryptoError(e)),
+          )
+        else r.resolve({ ephemeral: generateEphemeral(kem.curve), infoHash })
+      } catch (e) {
+        r.reject(asCryptoError(e))
+      }
+    }
+  }
+
   function decap(enc: Uint8Array, skR: NodePrivateKey): Uint8Array {
     const dh = dhOrThrow(skR.key, importPublic(kem.curve, enc))
     return sharedSecret(dh, enc, skR.publicKey)
   }
 
   /** The key schedule's secret and key_schedule_context (RFC 9180 §5.1), from which key, nonce and exporter come. */
-  function schedule(shared: Uint8Array, info: Uint8Array): { secret: Uint8Array; context: Uint8Array } {
-    const infoHash = labeledExtract(kdf, hpkeSuiteId, empty, labels.infoHash, info)
+  function infoHashOf(info: Uint8Array): Uint8Array {
+    return labeledExtract(kdf, hpkeSuiteId, empty, labels.infoHash, info)
+  }
+
+  function schedule(shared: Uint8Array, infoHash: Uint8Array): { secret: Uint8Array; context: Uint8Array } {
     const context = concat([modeBase, pskIdHash, infoHash])
     return { secret: labeledExtract(kdf, hpkeSuiteId, shared, labels.secret, empty), context }
   }
 
   // Single-shot seal/open use sequence number 0, so the nonce is base_nonce itself.
-  function keyAndNonce(shared: Uint8Array, info: Uint8Array): { key: Uint8Array; nonce: Uint8Array } {
-    const { secret, context } = schedule(shared, info)
+  function keyAndNonce(shared: Uint8Array, infoHash: Uint8Array): { key: Uint8Array; nonce: Uint8Array } {
+    const { secret, context } = schedule(shared, infoHash)
     return {
       key: labeledExpand(kdf, hpkeSuiteId, secret, labels.key, context, aead.keySize),
       nonce: labeledExpand(kdf, hpkeSuiteId, secret, labels.baseNonce, context, aead.nonceSize),
@@ -131,7 +179,7 @@ export function makeHpke(suite: NativeSuite): Hpke {
   }
 
   function exported(shared: Uint8Array, info: Uint8Array, exporterContext: Uint8Array, length: number): Uint8Array {
-    const { secret, context } = schedule(shared, info)
+    const { secret, context } = schedule(shared, infoHashOf(info))
     const exporterSecret = labeledExpand(kdf, hpkeSuiteId, secret, labels.exp, context, kdf.size)
     return labeledExpand(kdf, hpkeSuiteId, exporterSecret, labels.sec, exporterContext, length)
   }
@@ -145,14 +193,17 @@ export function makeHpke(suite: NativeSuite): Hpke {
 
   return {
     async seal(publicKey, plaintext, info, aad) {
-      const { shared, enc } = encap(ownPublic(publicKey))
-      const { key, nonce } = keyAndNonce(shared, info)
-      return { ct: seal(aead, key, nonce, aad ?? empty, plaintext), enc }
+      const pkR = ownPublic(publicKey)
+      const { ephemeral, infoHash } = await prepareSeal(info)
+      const dh = dhOrThrow(ephemeral.privateKey, pkR.key)
+      const shared = sharedSecret(dh, ephemeral.publicKey, pkR.raw)
+      const { key, nonce } = keyAndNonce(shared, infoHash)
+      return { ct: seal(aead, key, nonce, aad ?? empty, plaintext), enc: ephemeral.publicKey }
     },
     async open(privateKey, kemOutput, ciphertext, info, aad) {
       const { key, nonce } = keyAndNonce(
         rethrow(() => decap(kemOutput, ownPrivate(privateKey))),
-        info,
+        infoHashOf(info),
       )
       return open(aead, key, nonce, aad ?? empty, ciphertext)
     },
@@ -208,6 +259,28 @@ export function makeHpke(suite: NativeSuite): Hpke {
   }
 }
 
+interface PreparedSeal {
+  ephemeral: { privateKey: KeyObject; publicKey: Uint8Array }
+  infoHash: Uint8Array
+}
+
+interface SealRequest {
+  info: Uint8Array
+  resolve: (p: PreparedSeal) => void
+  reject: (e: unknown) => void
+}
+
+/** Batches of at least this many seals have their ephemeral key pairs generated on libuv's thread pool. */
+const poolBatch = 8
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a === b || (a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b))
+}
+
+function asCryptoError(e: unknown): CryptoError {
+  return e instanceof CryptoError ? e : new CryptoError(`HPKE: ${e instanceof Error ? e.message : String(e)}`)
+}
+
 /** A private copy of the caller's key bytes, of the curve's size. */
 function checked(curve: KemCurve, k: Uint8Array): Uint8Array {
   const size = keySizes[curve]
@@ -225,8 +298,7 @@ function rethrow<T>(f: () => T): T {
   try {
     return f()
   } catch (e) {
-    if (e instanceof CryptoError) throw e
-    throw new CryptoError(`HPKE: ${e instanceof Error ? e.message : String(e)}`)
+    throw asCryptoError(e)
   }
 }
 

@@ -32,8 +32,13 @@ export function expand(h: HashParams, prk: Uint8Array, infoParts: readonly Uint8
   return out
 }
 
+/** HKDF's block counters 1..255, allocated once (the secret tree alone expands ~600 times per 100-member epoch). */
+const counters = Array.from({ length: 256 }, (_, i) => new Uint8Array([i]))
+
 function counter(i: number): Uint8Array {
-  return new Uint8Array([i])
+  const c = counters[i]
+  if (c === undefined) throw new RangeError(`HKDF block counter ${i} out of range`)
+  return c
 }
 
 export function makeKdf(h: HashParams): Kdf {

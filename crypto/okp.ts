@@ -1,7 +1,7 @@
 // Raw-byte import/export of X25519, X448, Ed25519 and Ed448 keys through JWK. On Node 20 (OpenSSL 3) this is ~10×
 // faster than DER: importing a PKCS#8 key goes through OpenSSL's generic decoder (~330 µs), a JWK through
 // EVP_PKEY_new_raw_private_key (~30 µs, the public key computation included).
-import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from "node:crypto"
+import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPair, generateKeyPairSync } from "node:crypto"
 import type { JsonWebKey, KeyObject } from "node:crypto"
 import { CryptoError } from "ts-mls/mlsError.js"
 import { fromBase64Url, toBase64Url } from "./bytes.js"
@@ -44,6 +44,35 @@ const generateWithJwkPublic = generateKeyPairSync as unknown as (
 export function generateEphemeral(curve: KemCurve): { privateKey: KeyObject; publicKey: Uint8Array } {
   const { privateKey, publicKey } = generateWithJwkPublic(nodeTypes[curve], { publicKeyEncoding: { format: "jwk" } })
   return { privateKey, publicKey: fromBase64Url(jwkField(publicKey.x)) }
+}
+
+// The asynchronous form of the same overload (libuv's thread pool does the work).
+const generateWithJwkPublicAsync = generateKeyPair as unknown as (
+  type: (typeof nodeTypes)[KemCurve],
+  options: { publicKeyEncoding: { format: "jwk" } },
+  callback: (err: Error | null, publicKey: JsonWebKey, privateKey: KeyObject) => void,
+) => void
+
+type Ephemeral = { privateKey: KeyObject; publicKey: Uint8Array }
+
+/** generateEphemeral on libuv's thread pool. */
+export function generateEphemeralAsync(curve: KemCurve): Promise<Ephemeral> {
+  return new Promise((resolve, reject) => {
+    generateWithJwkPublicAsync(
+      nodeTypes[curve],
+      { publicKeyEncoding: { format: "jwk" } },
+      (err, publicKey, privateKey) => {
+        if (err !== null) reject(err)
+        else {
+          try {
+            resolve({ privateKey, publicKey: fromBase64Url(jwkField(publicKey.x)) })
+          } catch (e) {
+            reject(e)
+          }
+        }
+      },
+    )
+  })
 }
 
 export function importPrivate(curve: OkpCurve, raw: Uint8Array): KeyObject {

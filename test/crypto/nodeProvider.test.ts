@@ -135,6 +135,42 @@ describe("nodeCryptoProvider hpke", () => {
     await assert.rejects(native.hpke.importPublicKey(bytes(31)), CryptoError)
   })
 
+  it("seals a large concurrent batch (thread-pool key pairs, shared info_hash) that the stock provider opens", async () => {
+    // 40 seals in one turn: runs of equal info (equal bytes in distinct arrays, as ts-mls's Welcome makes them) and a
+    // different info in between, so a shared info_hash must not leak into the seal after it.
+    const keys = await Promise.all(Array.from({ length: 40 }, () => keyPairAcross(stock, native)))
+    const infos = keys.map((_, i) => (i >= 10 && i < 13 ? bytes(3000, i) : bytes(3000, 1)))
+    const plaintexts = keys.map((_, i) => bytes(50 + i, i))
+    const sealed = await Promise.all(keys.map((k, i) => native.hpke.seal(k.toPublic, plaintexts[i]!, infos[i]!)))
+    assert.equal(new Set(sealed.map((s) => toHex(s.enc))).size, keys.length, "fresh ephemeral key per seal")
+    for (const [i, k] of keys.entries()) {
+      const opened = await stock.hpke.open(k.fromPrivate, sealed[i]!.enc, sealed[i]!.ct, infos[i]!)
+      assert.equal(toHex(opened), toHex(plaintexts[i]!))
+    }
+    // With another seal's info the tag does not verify.
+    await assert.rejects(stock.hpke.open(keys[11]!.fromPrivate, sealed[11]!.enc, sealed[11]!.ct, infos[0]!))
+    await assert.rejects(stock.hpke.open(keys[13]!.fromPrivate, sealed[13]!.enc, sealed[13]!.ct, infos[12]!))
+  })
+
+  it("rejects each bad seal of a large batch with CryptoError and still seals the others", async () => {
+    const keys = await Promise.all(Array.from({ length: 12 }, () => keyPairAcross(stock, native)))
+    const foreign = await stock.hpke.generateKeyPair()
+    const results = await Promise.allSettled(
+      keys.map(async (k, i) =>
+        native.hpke.seal(
+          // A foreign handle fails before the batch; an all-zero X25519 key fails its DH inside it.
+          i === 5 ? foreign.publicKey : i === 6 ? await native.hpke.importPublicKey(new Uint8Array(32)) : k.toPublic,
+          message,
+          info,
+        ),
+      ),
+    )
+    for (const [i, r] of results.entries()) {
+      if (i === 5 || i === 6) assert.ok(r.status === "rejected" && r.reason instanceof CryptoError)
+      else assert.equal(r.status, "fulfilled")
+    }
+  })
+
   it("refuses a key handle made by another provider", async () => {
     const kp = await stock.hpke.generateKeyPair()
     await assert.rejects(native.hpke.seal(kp.publicKey, message, info), CryptoError)
@@ -165,6 +201,23 @@ describe("nodeCryptoProvider signature", () => {
     const signature = await native.signature.sign(signKey, message)
     assert.equal(await native.signature.verify(second.publicKey, message, signature), true)
     assert.equal(await native.signature.verify(first.publicKey, message, signature), false)
+  })
+
+  it("verifies a large concurrent batch (all on the thread pool) with the right answer for each", async () => {
+    const keys = await Promise.all(Array.from({ length: 8 }, () => native.signature.keygen()))
+    const checks = Array.from({ length: 40 }, (_, i) => {
+      const k = keys[i % keys.length]!
+      const m = bytes(64, i)
+      return { k, m, valid: i % 7 !== 3 }
+    })
+    const signatures = await Promise.all(checks.map((c) => native.signature.sign(c.k.signKey, c.m)))
+    const results = await Promise.all(
+      checks.map((c, i) => native.signature.verify(c.k.publicKey, c.valid ? c.m : bytes(64, 1000 + i), signatures[i]!)),
+    )
+    assert.deepEqual(
+      results,
+      checks.map((c) => c.valid),
+    )
   })
 
   it("returns false rather than throwing for a malformed public key or signature", async () => {

@@ -1,0 +1,123 @@
+// The ts-mls patches (patches/ts-mls+1.6.4.patch) change no result: the label caches of expandWithLabel and the
+// duplicate-Add check of validateProposals, checked against their definitions.
+import assert from "node:assert/strict"
+import { describe, it } from "node:test"
+import {
+  createCommit,
+  createGroup,
+  defaultCapabilities,
+  defaultLifetime,
+  generateKeyPackage,
+  generateKeyPackageWithKey,
+} from "ts-mls"
+import type { CiphersuiteImpl } from "ts-mls"
+import { defaultClientConfig } from "ts-mls/clientConfig.js"
+import { expandWithLabel } from "ts-mls/crypto/kdf.js"
+import { CryptoVerificationError, ValidationError } from "ts-mls/mlsError.js"
+import { getSuite } from "../../crypto/index.js"
+import { toHex } from "./vectors.js"
+
+const cs: CiphersuiteImpl = await getSuite()
+const utf8 = (s: string) => new TextEncoder().encode(s)
+const credential = (name: string) => ({ credentialType: "basic" as const, identity: utf8(name) })
+
+/** RFC 9420 §8: KDFLabel = uint16 length || opaque label<V> || opaque context<V>, short vectors only. */
+function kdfLabel(length: number, label: string, context: Uint8Array): Uint8Array {
+  const l = utf8(`MLS 1.0 ${label}`)
+  if (l.length >= 64 || context.length >= 64) throw new Error("test helper handles 1-byte lengths only")
+  return Uint8Array.from([length >> 8, length & 0xff, l.length, ...l, context.length, ...context])
+}
+
+describe("ts-mls patch: expandWithLabel label caches", () => {
+  it("gives RFC 9420's ExpandWithLabel for repeated, new and many labels, lengths and contexts", async () => {
+    const secret = Uint8Array.from({ length: 32 }, (_, i) => i)
+    const labels = [...Array.from({ length: 80 }, (_, i) => `label ${i}`), "tree", "application", "handshake"]
+    for (let round = 0; round < 2; round++)
+      for (const label of labels)
+        for (const length of [16, 32])
+          for (const context of [new Uint8Array(), utf8("left"), utf8(label)]) {
+            const want = await cs.kdf.expand(secret, kdfLabel(length, label, context), length)
+            assert.equal(toHex(await expandWithLabel(secret, label, context, length, cs.kdf)), toHex(want))
+          }
+  })
+})
+
+describe("ts-mls patch: duplicate Adds", () => {
+  async function group() {
+    const a = await generateKeyPackage(credential("alice"), defaultCapabilities(), defaultLifetime, [], cs)
+    return createGroup(utf8("patch"), a.publicPackage, a.privatePackage, [], cs)
+  }
+  const add = (keyPackage: Awaited<ReturnType<typeof generateKeyPackage>>["publicPackage"]) => ({
+    proposalType: "add" as const,
+    add: { keyPackage },
+  })
+
+  it("rejects two Adds whose KeyPackages share a signature key, and accepts distinct ones", async () => {
+    const state = await group()
+    const keys = await cs.signature.keygen()
+    const kps = []
+    for (const name of ["bob", "carol", "dave"])
+      kps.push(await generateKeyPackageWithKey(credential(name), defaultCapabilities(), defaultLifetime, [], keys, cs))
+    const other = await generateKeyPackage(credential("erin"), defaultCapabilities(), defaultLifetime, [], cs)
+    await assert.rejects(
+      createCommit(
+        { state, cipherSuite: cs },
+        { extraProposals: [add(kps[0]!.publicPackage), add(other.publicPackage), add(kps[2]!.publicPackage)] },
+      ),
+      ValidationError,
+    )
+    const ok = await createCommit(
+      { state, cipherSuite: cs },
+      { extraProposals: [add(kps[1]!.publicPackage), add(other.publicPackage)] },
+    )
+    assert.equal(ok.newState.ratchetTree.filter((n) => n?.nodeType === "leaf").length, 3)
+  })
+
+  it("still asks a custom compareKeyPackages", async () => {
+    let calls = 0
+    const state = {
+      ...(await group()),
+      clientConfig: {
+        ...defaultClientConfig,
+        keyPackageEqualityConfig: {
+          ...defaultClientConfig.keyPackageEqualityConfig,
+          compareKeyPackages: () => {
+            calls++
+            return true
+          },
+        },
+      },
+    }
+    const bob = await generateKeyPackage(credential("bob"), defaultCapabilities(), defaultLifetime, [], cs)
+    const carol = await generateKeyPackage(credential("carol"), defaultCapabilities(), defaultLifetime, [], cs)
+    await assert.rejects(
+      createCommit({ state, cipherSuite: cs }, { extraProposals: [add(bob.publicPackage), add(carol.publicPackage)] }),
+      ValidationError,
+    )
+    assert.ok(calls > 0)
+  })
+
+  it("reports a bad leaf node signature before a bad KeyPackage signature, as stock ts-mls does", async () => {
+    const state = await group()
+    const bob = await generateKeyPackage(credential("bob"), defaultCapabilities(), defaultLifetime, [], cs)
+    const carol = await generateKeyPackage(credential("carol"), defaultCapabilities(), defaultLifetime, [], cs)
+    const flipped = (b: Uint8Array) => b.map((x, i) => (i === 0 ? x ^ 1 : x))
+    const badKp = { ...bob.publicPackage, signature: flipped(bob.publicPackage.signature) }
+    const badBoth = {
+      ...badKp,
+      leafNode: { ...bob.publicPackage.leafNode, signature: flipped(bob.publicPackage.leafNode.signature) },
+    }
+    const attempt = (kp: typeof badKp) =>
+      createCommit({ state, cipherSuite: cs }, { extraProposals: [add(carol.publicPackage), add(kp)] })
+    await assert.rejects(attempt(badKp), (e: unknown) => {
+      assert.ok(e instanceof CryptoVerificationError)
+      assert.match(e.message, /Invalid keypackage signature/)
+      return true
+    })
+    await assert.rejects(attempt(badBoth), (e: unknown) => {
+      assert.ok(e instanceof CryptoVerificationError)
+      assert.match(e.message, /Could not verify leaf node signature/)
+      return true
+    })
+  })
+})
