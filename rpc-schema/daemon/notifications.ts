@@ -60,12 +60,17 @@ export const messageReceived = notification({
   params: MessageReceivedParams,
 })
 
-export const GroupJoinedParams = Type.Object({
+/** What group.joined and group.updated both say of the group: where it stands now. */
+const groupNow = {
   eventId: EventId,
   groupId: Type.String(),
   name: Type.String(),
   epoch: Type.Integer({ minimum: 0 }),
   members: Type.Array(Username),
+}
+
+export const GroupJoinedParams = Type.Object({
+  ...groupNow,
   /** Who added this profile. */
   by: Username,
 })
@@ -79,11 +84,7 @@ export const groupJoined = notification({
 })
 
 export const GroupUpdatedParams = Type.Object({
-  eventId: EventId,
-  groupId: Type.String(),
-  name: Type.String(),
-  epoch: Type.Integer({ minimum: 0 }),
-  members: Type.Array(Username),
+  ...groupNow,
   added: Type.Array(Username),
   removed: Type.Array(Username),
   /** Who committed the change (null when unknown). */
