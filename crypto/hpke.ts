@@ -1,32 +1,22 @@
-// RFC 9180 HPKE, base mode, for a DHKEM over X25519/X448 on node:crypto: the single-shot seal/open ts-mls uses for
-// EncryptWithLabel (RFC 9420 §5.1.3), the exporter for external joins (§12.4.3.2), and DeriveKeyPair for TreeKEM.
-import { diffieHellman } from "node:crypto"
-import type { KeyObject } from "node:crypto"
+// RFC 9180 HPKE, base mode, for a DHKEM over X25519/X448: the single-shot seal/open ts-mls uses for EncryptWithLabel
+// (RFC 9420 §5.1.3), the exporter for external joins (§12.4.3.2), and DeriveKeyPair for TreeKEM.
 import type { Hpke, PrivateKey, PublicKey } from "ts-mls"
 import { CryptoError } from "ts-mls/mlsError.js"
 import { open, seal } from "./aead.js"
-import { concat, toBytes, uint16, utf8 } from "./bytes.js"
+import { concat, uint16, utf8 } from "./bytes.js"
 import { expand, extract } from "./kdf.js"
-import {
-  generateEphemeral,
-  generateEphemeralAsync,
-  generateRaw,
-  importPrivate,
-  importPublic,
-  keySizes,
-  publicBytes,
-} from "./okp.js"
+import { dhCurves, keySizes } from "./okp.js"
+import { x25519EphemeralAll } from "./parallel.js"
 import type { HashParams, KemCurve, NativeSuite } from "./suites.js"
 
 /**
  * The handles ts-mls gets for HPKE keys. ts-mls treats PublicKey/PrivateKey as opaque: it only passes them back into
- * the same Hpke object (seal, open, exportSecret, importSecret, export*Key), so these are cast to those types. Key
- * objects and the public half of a derived key are computed on first use: TreeKEM derives many key pairs of which
- * it exports only one half.
+ * the same Hpke object (seal, open, exportSecret, importSecret, export*Key), so these are cast to those types. The
+ * public half of a derived key is computed on first use: TreeKEM derives many key pairs of which it exports only one
+ * half.
  */
 class NodePrivateKey {
   readonly type = "private"
-  #key: KeyObject | undefined
   #publicKey: Uint8Array | undefined
 
   constructor(
@@ -34,18 +24,13 @@ class NodePrivateKey {
     readonly raw: Uint8Array,
   ) {}
 
-  get key(): KeyObject {
-    return (this.#key ??= importPrivate(this.curve, this.raw))
-  }
-
   get publicKey(): Uint8Array {
-    return (this.#publicKey ??= publicBytes(this.curve, this.key))
+    return (this.#publicKey ??= dhCurves[this.curve].publicKey(this.raw))
   }
 }
 
 class NodePublicKey {
   readonly type = "public"
-  #key: KeyObject | undefined
   #raw: Uint8Array | undefined
 
   constructor(
@@ -60,10 +45,6 @@ class NodePublicKey {
     if (this.#raw !== undefined) return this.#raw
     if (this.derivedFrom === undefined) throw new CryptoError("public key without bytes")
     return (this.#raw = this.derivedFrom.publicKey)
-  }
-
-  get key(): KeyObject {
-    return (this.#key ??= importPublic(this.curve, this.raw))
   }
 }
 
@@ -111,52 +92,69 @@ export function makeHpke(suite: NativeSuite): Hpke {
     return labeledExpand(kem.kdf, kemSuiteId, eaePrk, labels.sharedSecret, concat([enc, recipient]), kem.secretSize)
   }
 
+  const curve = dhCurves[kem.curve]
+
   function encap(pkR: NodePublicKey): { shared: Uint8Array; enc: Uint8Array } {
-    const ephemeral = generateEphemeral(kem.curve)
-    const dh = dhOrThrow(ephemeral.privateKey, pkR.key)
+    const ephemeral = curve.generate()
+    const dh = curve.dh(ephemeral.privateKey, pkR.raw)
     return { shared: sharedSecret(dh, ephemeral.publicKey, pkR.raw), enc: ephemeral.publicKey }
   }
 
   let sealQueue: SealRequest[] = []
 
   /**
-   * What seal needs before its DH: an ephemeral key pair and info_hash. ts-mls seals a Welcome's group secrets for all
-   * new members concurrently (99 seals for a Commit adding 99 members), all with the same info (the encrypted
-   * GroupInfo, ~30 kB for 100 members). Requests made in one event-loop turn are collected: consecutive requests with
-   * equal info share one info_hash, and a large batch has its key pairs generated on libuv's thread pool while this
-   * thread does the DH, key schedule and AEAD of the pairs already made. Nothing outlives the batch.
+   * Encap's DH and info_hash for a seal. ts-mls seals a Welcome's group secrets for all new members concurrently (99
+   * seals for a Commit adding 99 members), all with the same info (the encrypted GroupInfo, ~30 kB for 100 members).
+   * Requests made in one event-loop turn are collected: consecutive requests with equal info share one info_hash, and
+   * the X25519 key pairs and DHs of the batch are shared between this thread and the worker (parallel.ts). Every seal
+   * still has its own fresh ephemeral key; nothing outlives the batch.
    */
-  function prepareSeal(info: Uint8Array): Promise<PreparedSeal> {
+  function encapForSeal(pkR: NodePublicKey, info: Uint8Array): Promise<PreparedSeal> {
     return new Promise((resolve, reject) => {
-      if (sealQueue.push({ info, resolve, reject }) === 1) setImmediate(prepareQueued)
+      if (sealQueue.push({ recipient: pkR.raw, info, resolve, reject }) === 1) setImmediate(encapQueued)
     })
   }
 
-  function prepareQueued(): void {
+  function encapQueued(): void {
     const batch = sealQueue
     sealQueue = []
-    const pool = batch.length >= poolBatch
+    let encaps: ({ enc: Uint8Array; dh: Uint8Array } | undefined)[]
+    try {
+      encaps = encapAll(batch.map((r) => r.recipient))
+    } catch (e) {
+      for (const r of batch) r.reject(asCryptoError(e))
+      return
+    }
     let previous: { info: Uint8Array; infoHash: Uint8Array } | undefined
-    for (const r of batch) {
+    for (const [i, r] of batch.entries()) {
       try {
+        const encap = encaps[i]
+        if (encap === undefined) throw new CryptoError(`${kem.curve} produced the all-zero shared secret`)
         const infoHash =
           previous !== undefined && equalBytes(previous.info, r.info) ? previous.infoHash : infoHashOf(r.info)
         previous = { info: r.info, infoHash }
-        if (pool)
-          generateEphemeralAsync(kem.curve).then(
-            (ephemeral) => r.resolve({ ephemeral, infoHash }),
-            (e: unknown) => r.reject(asCryptoError(e)),
-          )
-        else r.resolve({ ephemeral: generateEphemeral(kem.curve), infoHash })
+        r.resolve({ shared: sharedSecret(encap.dh, encap.enc, r.recipient), enc: encap.enc, infoHash })
       } catch (e) {
         r.reject(asCryptoError(e))
       }
     }
   }
 
+  /** An ephemeral key pair and its DH per recipient; undefined where the DH is all zero. */
+  function encapAll(recipients: Uint8Array[]): ({ enc: Uint8Array; dh: Uint8Array } | undefined)[] {
+    if (kem.curve === "X25519") return x25519EphemeralAll(recipients)
+    return recipients.map((recipient) => {
+      const ephemeral = curve.generate()
+      try {
+        return { enc: ephemeral.publicKey, dh: curve.dh(ephemeral.privateKey, recipient) }
+      } catch {
+        return undefined
+      }
+    })
+  }
+
   function decap(enc: Uint8Array, skR: NodePrivateKey): Uint8Array {
-    const dh = dhOrThrow(skR.key, importPublic(kem.curve, enc))
-    return sharedSecret(dh, enc, skR.publicKey)
+    return sharedSecret(curve.dh(skR.raw, checked(kem.curve, enc)), enc, skR.publicKey)
   }
 
   /** The key schedule's secret and key_schedule_context (RFC 9180 §5.1), from which key, nonce and exporter come. */
@@ -193,12 +191,9 @@ export function makeHpke(suite: NativeSuite): Hpke {
 
   return {
     async seal(publicKey, plaintext, info, aad) {
-      const pkR = ownPublic(publicKey)
-      const { ephemeral, infoHash } = await prepareSeal(info)
-      const dh = dhOrThrow(ephemeral.privateKey, pkR.key)
-      const shared = sharedSecret(dh, ephemeral.publicKey, pkR.raw)
+      const { shared, enc, infoHash } = await encapForSeal(ownPublic(publicKey), info)
       const { key, nonce } = keyAndNonce(shared, infoHash)
-      return { ct: seal(aead, key, nonce, aad ?? empty, plaintext), enc: ephemeral.publicKey }
+      return { ct: seal(aead, key, nonce, aad ?? empty, plaintext), enc }
     },
     async open(privateKey, kemOutput, ciphertext, info, aad) {
       const { key, nonce } = keyAndNonce(
@@ -208,7 +203,7 @@ export function makeHpke(suite: NativeSuite): Hpke {
       return open(aead, key, nonce, aad ?? empty, ciphertext)
     },
     async exportSecret(publicKey, exporterContext, length, info) {
-      const { shared, enc } = encap(ownPublic(publicKey))
+      const { shared, enc } = rethrow(() => encap(ownPublic(publicKey)))
       return { enc, secret: exported(shared, info, exporterContext, length) }
     },
     async importSecret(privateKey, exporterContext, kemOutput, length, info) {
@@ -248,7 +243,7 @@ export function makeHpke(suite: NativeSuite): Hpke {
       return { privateKey: asPrivate(privateKey), publicKey: asPublic(publicKey) }
     },
     async generateKeyPair() {
-      const { privateKey, publicKey } = generateRaw(kem.curve)
+      const { privateKey, publicKey } = curve.generate()
       return {
         privateKey: asPrivate(new NodePrivateKey(kem.curve, privateKey)),
         publicKey: asPublic(new NodePublicKey(kem.curve, publicKey)),
@@ -260,18 +255,17 @@ export function makeHpke(suite: NativeSuite): Hpke {
 }
 
 interface PreparedSeal {
-  ephemeral: { privateKey: KeyObject; publicKey: Uint8Array }
+  shared: Uint8Array
+  enc: Uint8Array
   infoHash: Uint8Array
 }
 
 interface SealRequest {
+  recipient: Uint8Array
   info: Uint8Array
   resolve: (p: PreparedSeal) => void
   reject: (e: unknown) => void
 }
-
-/** Batches of at least this many seals have their ephemeral key pairs generated on libuv's thread pool. */
-const poolBatch = 8
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a === b || (a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b))
@@ -286,11 +280,6 @@ function checked(curve: KemCurve, k: Uint8Array): Uint8Array {
   const size = keySizes[curve]
   if (k.length !== size) throw new CryptoError(`${curve} key must be ${size} bytes, got ${k.length}`)
   return k.slice()
-}
-
-/** X25519/X448 via OpenSSL, which rejects an all-zero shared secret as RFC 9180 §7.1.4 requires. */
-function dhOrThrow(privateKey: KeyObject, publicKey: KeyObject): Uint8Array {
-  return toBytes(rethrow(() => diffieHellman({ privateKey, publicKey })))
 }
 
 /** Errors surface as ts-mls's CryptoError, as the stock provider's do. */

@@ -1,10 +1,12 @@
-// Raw-byte import/export of X25519, X448, Ed25519 and Ed448 keys through JWK. On Node 20 (OpenSSL 3) this is ~10×
-// faster than DER: importing a PKCS#8 key goes through OpenSSL's generic decoder (~330 µs), a JWK through
-// EVP_PKEY_new_raw_private_key (~30 µs, the public key computation included).
-import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPair, generateKeyPairSync } from "node:crypto"
+// Raw-byte keys on OpenSSL (X448, Ed448, and the Ed25519 second opinion of signature.ts), imported through JWK: on
+// Node 20 (OpenSSL 3) that is ~10× faster than DER: a PKCS#8 key goes through OpenSSL's generic decoder (~330 µs),
+// a JWK through EVP_PKEY_new_raw_private_key (~30 µs, the public key computation included). And the DH of each KEM
+// curve, on raw bytes: X25519 through libsodium (curve25519.ts), X448 through OpenSSL.
+import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from "node:crypto"
 import type { JsonWebKey, KeyObject } from "node:crypto"
 import { CryptoError } from "ts-mls/mlsError.js"
 import { fromBase64Url, toBase64Url } from "./bytes.js"
+import { x25519, x25519Generate, x25519PublicKey } from "./curve25519.js"
 import type { KemCurve, SignatureCurve } from "./suites.js"
 
 export type OkpCurve = KemCurve | SignatureCurve
@@ -31,50 +33,6 @@ export function generateRaw(curve: OkpCurve): { privateKey: Uint8Array; publicKe
   return { privateKey: fromBase64Url(jwkField(privateKey.d)), publicKey: fromBase64Url(jwkField(publicKey.x)) }
 }
 
-// @types/node 20 omits this overload too: a public key encoded at generation time, the private one a KeyObject.
-const generateWithJwkPublic = generateKeyPairSync as unknown as (
-  type: (typeof nodeTypes)[KemCurve],
-  options: { publicKeyEncoding: { format: "jwk" } },
-) => { publicKey: JsonWebKey; privateKey: KeyObject }
-
-/**
- * A fresh key pair whose private half never leaves OpenSSL (HPKE ephemeral keys). The public half is encoded at
- * generation time: exporting a fresh X25519 public KeyObject as JWK in a loop hung Node 20 here too (trap 3).
- */
-export function generateEphemeral(curve: KemCurve): { privateKey: KeyObject; publicKey: Uint8Array } {
-  const { privateKey, publicKey } = generateWithJwkPublic(nodeTypes[curve], { publicKeyEncoding: { format: "jwk" } })
-  return { privateKey, publicKey: fromBase64Url(jwkField(publicKey.x)) }
-}
-
-// The asynchronous form of the same overload (libuv's thread pool does the work).
-const generateWithJwkPublicAsync = generateKeyPair as unknown as (
-  type: (typeof nodeTypes)[KemCurve],
-  options: { publicKeyEncoding: { format: "jwk" } },
-  callback: (err: Error | null, publicKey: JsonWebKey, privateKey: KeyObject) => void,
-) => void
-
-type Ephemeral = { privateKey: KeyObject; publicKey: Uint8Array }
-
-/** generateEphemeral on libuv's thread pool. */
-export function generateEphemeralAsync(curve: KemCurve): Promise<Ephemeral> {
-  return new Promise((resolve, reject) => {
-    generateWithJwkPublicAsync(
-      nodeTypes[curve],
-      { publicKeyEncoding: { format: "jwk" } },
-      (err, publicKey, privateKey) => {
-        if (err !== null) reject(err)
-        else {
-          try {
-            resolve({ privateKey, publicKey: fromBase64Url(jwkField(publicKey.x)) })
-          } catch (e) {
-            reject(e)
-          }
-        }
-      },
-    )
-  })
-}
-
 export function importPrivate(curve: OkpCurve, raw: Uint8Array): KeyObject {
   checkSize(curve, raw, "private")
   const d = toBase64Url(raw)
@@ -88,24 +46,38 @@ export function importPublic(curve: OkpCurve, raw: Uint8Array): KeyObject {
   return createPublicKey({ key: { kty: "OKP", crv: curve, x: toBase64Url(raw) }, format: "jwk" })
 }
 
-/** The u-coordinate of each curve's base point (RFC 7748 §4.1, §4.2). */
-const basePoints: Record<KemCurve, KeyObject> = {
-  X25519: importPublic(
-    "X25519",
-    Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 9 : 0)),
-  ),
-  X448: importPublic(
-    "X448",
-    Uint8Array.from({ length: 56 }, (_, i) => (i === 0 ? 5 : 0)),
-  ),
+/** The u-coordinate of X448's base point (RFC 7748 §4.2). */
+const x448Base = importPublic(
+  "X448",
+  Uint8Array.from({ length: 56 }, (_, i) => (i === 0 ? 5 : 0)),
+)
+
+/** A KEM curve's key pairs and DH, all on raw key bytes. */
+export interface DhCurve {
+  generate(): { privateKey: Uint8Array; publicKey: Uint8Array }
+  publicKey(privateKey: Uint8Array): Uint8Array
+  /** Throws CryptoError for an all-zero result (a low-order public key), as RFC 9180 §7.1.4 requires. */
+  dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array
 }
 
-/**
- * The raw public key of a private DH key: the DH of the private key with the base point (RFC 7748 §6), which is
- * what the public key is, without exporting any KeyObject (see generateEphemeral).
- */
-export function publicBytes(curve: KemCurve, privateKey: KeyObject): Uint8Array {
-  return new Uint8Array(diffieHellman({ privateKey, publicKey: basePoints[curve] }))
+export const dhCurves: Record<KemCurve, DhCurve> = {
+  X25519: { generate: x25519Generate, publicKey: x25519PublicKey, dh: x25519 },
+  X448: {
+    generate: () => generateRaw("X448"),
+    // The DH of the private key with the base point (RFC 7748 §6) is the public key, without exporting a KeyObject
+    // (exporting fresh OKP keys can hang Node 20: trap 3).
+    publicKey: (privateKey) => x448(importPrivate("X448", privateKey), x448Base),
+    dh: (privateKey, publicKey) => x448(importPrivate("X448", privateKey), importPublic("X448", publicKey)),
+  },
+}
+
+/** OpenSSL fails an all-zero X448 result. */
+function x448(privateKey: KeyObject, publicKey: KeyObject): Uint8Array {
+  try {
+    return new Uint8Array(diffieHellman({ privateKey, publicKey }))
+  } catch (e) {
+    throw new CryptoError(`X448: ${e instanceof Error ? e.message : String(e)}`)
+  }
 }
 
 function checkSize(curve: OkpCurve, raw: Uint8Array, kind: string): void {

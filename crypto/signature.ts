@@ -1,10 +1,15 @@
-// EdDSA (RFC 8032) for ts-mls on node:crypto, with the key objects cached as described in README.md.
+// EdDSA (RFC 8032) for ts-mls: Ed25519 on libsodium (curve25519.ts; checks batched over two threads by parallel.ts)
+// with OpenSSL's word on every rejection, Ed448 on OpenSSL. Key caches as described in README.md.
 import { createPrivateKey, sign, timingSafeEqual, verify } from "node:crypto"
-import type { KeyObject } from "node:crypto"
+import type { JsonWebKey, KeyObject } from "node:crypto"
 import type { Signature } from "ts-mls"
-import { concat, startsWith, toBase64Url, toBytes } from "./bytes.js"
+import { CryptoError } from "ts-mls/mlsError.js"
+import { concat, fromBase64Url, startsWith, toBase64Url, toBytes } from "./bytes.js"
+import { ed25519SecretKey, ed25519Sign, randomBytes } from "./curve25519.js"
 import { LruCache } from "./lru.js"
 import { generateRaw, importPrivate, importPublic, keySizes } from "./okp.js"
+import { ed25519VerifyAll } from "./parallel.js"
+import type { VerifyJob } from "./parallel.js"
 import type { SignatureCurve } from "./suites.js"
 
 /** PKCS#8 prefixes of a bare private key (RFC 8410), the form the stock provider's Ed25519 keygen returns. */
@@ -14,96 +19,110 @@ const pkcs8Prefixes: Record<SignatureCurve, Uint8Array> = {
 }
 
 /**
- * Public verification keys by curve and key bytes, saving the JWK import (~5 µs of a ~70 µs check) when the same
- * member signs again. Public keys are not secret; the bound keeps memory flat on a server that sees many members.
+ * OpenSSL's public verification keys by curve and key bytes, saving the JWK import when the same member signs again.
+ * Public keys are not secret; the bound keeps memory flat on a server that sees many members.
  */
 const verifyKeys = new LruCache<string, KeyObject>(4096)
 
+/** A signing key ready for use: libsodium's 64-byte secret key for Ed25519, an OpenSSL KeyObject for Ed448. */
+type SigningKey = { curve: "Ed25519"; secretKey: Buffer } | { curve: "Ed448"; key: KeyObject }
+
 /**
- * Signing KeyObjects keyed by the identity of the caller's key array (ts-mls passes the same
- * `state.signaturePrivateKey` / `signKey` object on every call). A WeakMap entry lives exactly as long as the caller
- * keeps that array, so no secret outlives the caller's own copy; the stored copy of the bytes is compared before use
- * so that a caller overwriting its array (e.g. ts-mls's `zeroOutUint8Array`) gets the new key, never a stale one.
+ * Signing keys keyed by the identity of the caller's key array (ts-mls passes the same `state.signaturePrivateKey` /
+ * `signKey` object on every call). A WeakMap entry lives exactly as long as the caller keeps that array, so no secret
+ * outlives the caller's own copy; the stored copy of the bytes is compared before use so that a caller overwriting
+ * its array (e.g. ts-mls's `zeroOutUint8Array`) gets the new key, never a stale one.
  */
-const signingKeys = new WeakMap<Uint8Array, { bytes: Uint8Array; key: KeyObject }>()
+const signingKeys = new WeakMap<Uint8Array, { bytes: Uint8Array; key: SigningKey }>()
 
 export function makeSignature(curve: SignatureCurve): Signature {
   return {
     async sign(signKey, message) {
-      return toBytes(sign(null, message, signingKey(curve, signKey)))
+      const key = signingKey(curve, signKey)
+      return key.curve === "Ed25519" ? ed25519Sign(key.secretKey, message) : toBytes(sign(null, message, key.key))
     },
     async verify(publicKey, message, signature) {
-      const key = verifyKey(curve, publicKey)
-      return key !== undefined && verifySoon(key, message, signature)
+      if (curve === "Ed448") return openSslVerifies(curve, { publicKey, message, signature })
+      if (publicKey.length !== keySizes.Ed25519 || signature.length !== 64) return false
+      return verifySoon({ publicKey, message, signature })
     },
     async keygen() {
-      const { privateKey, publicKey } = generateRaw(curve)
       // Same private key encoding as the stock provider, so keys and encoded states move freely between the two.
-      const signKey = curve === "Ed25519" ? concat([pkcs8Prefixes.Ed25519, privateKey]) : privateKey
-      return { signKey, publicKey }
+      if (curve === "Ed448") {
+        const { privateKey, publicKey } = generateRaw(curve)
+        return { signKey: privateKey, publicKey }
+      }
+      const seed = randomBytes(32)
+      return { signKey: concat([pkcs8Prefixes.Ed25519, seed]), publicKey: ed25519SecretKey(seed).publicKey }
     },
   }
 }
 
-interface Verification {
-  key: KeyObject
-  message: Uint8Array
-  signature: Uint8Array
-  resolve: (valid: boolean) => void
+/**
+ * The stock provider's verdict, OpenSSL's. libsodium rejects some signatures OpenSSL accepts: those by a public key
+ * or with an R of small order, or with a non-canonical key encoding. No honest key makes one, but every member of a
+ * group must reach the same verdict on a Commit, whatever provider it runs. libsodium checks the same equation as
+ * OpenSSL plus those extra conditions, so what it accepts OpenSSL accepts; what it rejects is asked again here. The
+ * verdict is OpenSSL's either way, and honest signatures (the common case) take only the fast path.
+ */
+function openSslVerifies(curve: SignatureCurve, job: VerifyJob): boolean {
+  const key = verifyKey(curve, job.publicKey)
+  try {
+    return key !== undefined && verify(null, job.message, key, job.signature)
+  } catch {
+    return false
+  }
 }
 
-let queued: Verification[] = []
+let queued: { job: VerifyJob; resolve: (valid: boolean) => void }[] = []
 
 /**
- * Batches at least this large keep fewer checks on this thread: ts-mls validates a Commit's KeyPackages concurrently,
- * and while the pool checks them this thread has the rest of the Commit to do (decoding, encoding, tree hashes).
+ * ts-mls starts the checks of a Commit's KeyPackages concurrently (with the ts-mls patch, both signatures of each at
+ * once: 198 for a Commit adding 99 members). Checks requested in one turn of the event loop are collected and run as
+ * one batch, which parallel.ts shares with its worker thread when it is large; a lone check runs here, one
+ * `setImmediate` later.
  */
-const poolBatch = 16
-
-/**
- * Verification is the costliest step of processing a Commit that adds many members (two signatures per KeyPackage),
- * and ts-mls starts those checks concurrently. Verifications requested in one turn of the event loop are therefore
- * collected and shared between this thread and libuv's thread pool, so both cores work; a lone one runs here.
- */
-function verifySoon(key: KeyObject, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
+function verifySoon(job: VerifyJob): Promise<boolean> {
   return new Promise((resolve) => {
-    if (queued.push({ key, message, signature, resolve }) === 1) setImmediate(verifyQueued)
+    if (queued.push({ job, resolve }) === 1) setImmediate(verifyQueued)
   })
 }
 
 function verifyQueued(): void {
   const batch = queued
   queued = []
-  // On this 2-core machine, 99 Ed25519 checks take ~7 ms here alone and ~4.2 ms with two in three on the pool. A
-  // large batch (a Commit's Adds) does better with one in eight here, leaving this thread time for the rest of the
-  // Commit: measured against one in three and against none, for both creating and processing an add-99 Commit.
-  const large = batch.length >= poolBatch
-  for (const [i, v] of batch.entries()) {
-    try {
-      if (large ? i % 8 === 7 : i % 3 === 0) v.resolve(verify(null, v.message, v.key, v.signature))
-      else verify(null, v.message, v.key, v.signature, (err, valid) => v.resolve(err === null && valid))
-    } catch {
-      v.resolve(false)
-    }
+  let verdicts: boolean[]
+  try {
+    verdicts = ed25519VerifyAll(batch.map((q) => q.job))
+  } catch {
+    verdicts = [] // then OpenSSL checks every signature of the batch
   }
+  for (const [i, q] of batch.entries()) q.resolve(verdicts[i] === true || openSslVerifies("Ed25519", q.job))
 }
 
-function signingKey(curve: SignatureCurve, signKey: Uint8Array): KeyObject {
+function signingKey(curve: SignatureCurve, signKey: Uint8Array): SigningKey {
   const hit = signingKeys.get(signKey)
   if (hit !== undefined && hit.bytes.length === signKey.length && timingSafeEqual(hit.bytes, signKey)) return hit.key
-  const key = importSigningKey(curve, signKey)
+  const raw = rawPrivateKey(curve, signKey)
+  const key: SigningKey =
+    curve === "Ed25519"
+      ? { curve, secretKey: ed25519SecretKey(raw).secretKey }
+      : { curve, key: importPrivate(curve, raw) }
   signingKeys.set(signKey, { bytes: signKey.slice(), key })
   return key
 }
 
-/** Raw keys (the test vectors' form) and bare PKCS#8 go the fast JWK path; any other PKCS#8 through DER. */
-function importSigningKey(curve: SignatureCurve, signKey: Uint8Array): KeyObject {
+/** Raw keys (the test vectors' form) and bare PKCS#8 are read directly; any other PKCS#8 through OpenSSL's decoder. */
+function rawPrivateKey(curve: SignatureCurve, signKey: Uint8Array): Uint8Array {
   const size = keySizes[curve]
-  if (signKey.length === size) return importPrivate(curve, signKey)
+  if (signKey.length === size) return signKey
   const prefix = pkcs8Prefixes[curve]
-  if (signKey.length === prefix.length + size && startsWith(signKey, prefix))
-    return importPrivate(curve, signKey.subarray(prefix.length))
-  return createPrivateKey({ key: Buffer.from(signKey), format: "der", type: "pkcs8" })
+  if (signKey.length === prefix.length + size && startsWith(signKey, prefix)) return signKey.subarray(prefix.length)
+  const jwk: JsonWebKey = createPrivateKey({ key: Buffer.from(signKey), format: "der", type: "pkcs8" }).export({
+    format: "jwk",
+  })
+  if (jwk.crv !== curve || jwk.d === undefined) throw new CryptoError(`not an ${curve} private key`)
+  return fromBase64Url(jwk.d)
 }
 
 /** undefined for a malformed key: verification then fails rather than throws, and ts-mls reports a typed error. */

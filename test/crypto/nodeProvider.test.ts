@@ -135,7 +135,7 @@ describe("nodeCryptoProvider hpke", () => {
     await assert.rejects(native.hpke.importPublicKey(bytes(31)), CryptoError)
   })
 
-  it("seals a large concurrent batch (thread-pool key pairs, shared info_hash) that the stock provider opens", async () => {
+  it("seals a large concurrent batch (key pairs shared with the worker thread, one info_hash) that stock opens", async () => {
     // 40 seals in one turn: runs of equal info (equal bytes in distinct arrays, as ts-mls's Welcome makes them) and a
     // different info in between, so a shared info_hash must not leak into the seal after it.
     const keys = await Promise.all(Array.from({ length: 40 }, () => keyPairAcross(stock, native)))
@@ -203,7 +203,7 @@ describe("nodeCryptoProvider signature", () => {
     assert.equal(await native.signature.verify(first.publicKey, message, signature), false)
   })
 
-  it("verifies a large concurrent batch (all on the thread pool) with the right answer for each", async () => {
+  it("verifies a large concurrent batch (shared with the worker thread) with the right answer for each", async () => {
     const keys = await Promise.all(Array.from({ length: 8 }, () => native.signature.keygen()))
     const checks = Array.from({ length: 40 }, (_, i) => {
       const k = keys[i % keys.length]!
@@ -218,6 +218,28 @@ describe("nodeCryptoProvider signature", () => {
       results,
       checks.map((c) => c.valid),
     )
+  })
+
+  it("accepts exactly what the stock provider (OpenSSL) accepts, also where libsodium alone would refuse", async () => {
+    // The identity point is a public key of small order: R = identity and S = 0 satisfy the verification equation
+    // for any message. libsodium refuses such keys, OpenSSL accepts the signature, and members of one group must
+    // agree whatever provider they run.
+    const identity = Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 1 : 0))
+    const trivial = new Uint8Array(64)
+    trivial.set(identity)
+    assert.equal(await stock.signature.verify(identity, message, trivial), true)
+    assert.equal(await native.signature.verify(identity, message, trivial), true)
+    const inBatch = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => native.signature.verify(identity, bytes(30, i), trivial)),
+    )
+    assert.deepEqual(
+      inBatch,
+      inBatch.map(() => true),
+    )
+    // S = 1 breaks the equation: refused by both.
+    trivial[32] = 1
+    assert.equal(await stock.signature.verify(identity, message, trivial), false)
+    assert.equal(await native.signature.verify(identity, message, trivial), false)
   })
 
   it("returns false rather than throwing for a malformed public key or signature", async () => {

@@ -1,0 +1,122 @@
+// Batches of Curve25519 jobs (Ed25519 checks, X25519 ephemeral DHs) run by this thread and one worker thread
+// together, both taking items from one shared queue (batchJobs.js). A Commit adding 99 members asks for 198 signature
+// checks at once and its Welcome for 99 seals; on a 2-core machine two threads halve that wall time.
+import { Worker } from "node:worker_threads"
+import { allocate, dhOutputSize, finishPending, kinds, runItems, status, views, workerTag } from "./batchJobs.js"
+
+/** Smaller batches run on this thread alone: waking the worker (~0.1 ms) would cost about what it saves. */
+export const parallelBatch = 16
+
+/** How long this thread waits for the worker's last items before it runs them itself and replaces the worker. */
+const stallMs = 1000
+
+let helper: Worker | undefined
+
+/**
+ * The worker, started on first use (~30 ms) and unref'd so that it never keeps a process alive. Until it is up, this
+ * thread simply takes every item itself.
+ */
+function worker(): Worker {
+  if (helper !== undefined) return helper
+  const w = new Worker(new URL("./batchJobs.js", import.meta.url), { workerData: workerTag })
+  const forget = () => {
+    if (helper === w) helper = undefined
+  }
+  // A failed worker is replaced on the next batch; its claimed items are finished here (see runBatch).
+  w.on("error", forget)
+  w.on("exit", forget)
+  w.unref()
+  return (helper = w)
+}
+
+/**
+ * Runs a batch to completion and returns the buffer holding its results: the one given, or after a stall a copy in
+ * which this thread finished the items the worker had claimed.
+ */
+export function runBatch(sab: SharedArrayBuffer, stallAfterMs = stallMs): SharedArrayBuffer {
+  const v = views(sab)
+  if (v.count >= parallelBatch) worker().postMessage(sab)
+  runItems(sab)
+  const deadline = performance.now() + stallAfterMs
+  for (let done = Atomics.load(v.header, 1); done < v.count; done = Atomics.load(v.header, 1)) {
+    const left = deadline - performance.now()
+    if (left <= 0 || Atomics.wait(v.header, 1, done, left) === "timed-out") return recoverStalled(sab)
+  }
+  return sab
+}
+
+/**
+ * The worker claimed items and did not finish them within stallMs (it died or hangs): it is let go, and the items it
+ * left are run here in a copy of the batch, so that a late write by the old worker cannot mix with these results.
+ */
+function recoverStalled(sab: SharedArrayBuffer): SharedArrayBuffer {
+  const stalled = helper
+  helper = undefined
+  void stalled?.terminate()
+  const v = views(sab)
+  // Atomic reads first: an item seen finished here has its output visible to the copy made after.
+  const finished = Array.from({ length: v.count }, (_, i) => Atomics.load(v.status, i) !== status.pending)
+  const copy = new SharedArrayBuffer(sab.byteLength)
+  new Uint8Array(copy).set(new Uint8Array(sab))
+  const c = views(copy)
+  finished.forEach((f, i) => {
+    if (!f) c.status[i] = status.pending
+  })
+  finishPending(copy)
+  return copy
+}
+
+export interface VerifyJob {
+  publicKey: Uint8Array
+  message: Uint8Array
+  signature: Uint8Array
+}
+
+/** libsodium's verdict on each Ed25519 signature (32-byte key, 64-byte signature: the caller checks sizes). */
+export function ed25519VerifyAll(jobs: readonly VerifyJob[]): boolean[] {
+  const result = views(runBatch(ed25519Batch(jobs)))
+  return jobs.map((_, i) => result.status[i] === status.ok)
+}
+
+export function ed25519Batch(jobs: readonly VerifyJob[]): SharedArrayBuffer {
+  const sab = allocate(
+    kinds.ed25519Verify,
+    jobs.length,
+    jobs.reduce((n, j) => n + 96 + j.message.length, 0),
+  )
+  const v = views(sab)
+  let at = 0
+  jobs.forEach((j, i) => {
+    v.offsets[i] = at
+    v.data.set(j.publicKey, at)
+    v.data.set(j.signature, at + 32)
+    v.data.set(j.message, at + 96)
+    at += 96 + j.message.length
+  })
+  v.offsets[jobs.length] = at
+  return sab
+}
+
+/**
+ * RFC 9180 Encap's DH for each X25519 recipient key (32 bytes: the caller checks): a fresh ephemeral key pair per
+ * recipient (its public half is `enc`) and its DH with the recipient's key, or undefined where that DH is all zero.
+ */
+export function x25519EphemeralAll(
+  recipients: readonly Uint8Array[],
+): ({ enc: Uint8Array; dh: Uint8Array } | undefined)[] {
+  const sab = allocate(kinds.x25519Ephemeral, recipients.length, recipients.length * 32)
+  const v = views(sab)
+  recipients.forEach((r, i) => {
+    v.offsets[i] = i * 32
+    v.data.set(r, i * 32)
+  })
+  v.offsets[recipients.length] = recipients.length * 32
+  const result = views(runBatch(sab))
+  const out = recipients.map((_, i) => {
+    if (result.status[i] !== status.ok) return undefined
+    const o = result.output.subarray(i * dhOutputSize, (i + 1) * dhOutputSize)
+    return { enc: o.slice(0, 32), dh: o.slice(32) }
+  })
+  result.output.fill(0) // the shared secrets leave shared memory as soon as they are copied out
+  return out
+}
