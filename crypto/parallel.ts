@@ -11,6 +11,8 @@ export const parallelBatch = 16
 const stallMs = 1000
 
 let helper: Worker | undefined
+/** Set when a worker failed (e.g. could not load libsodium): from then on this thread runs every batch alone. */
+let workerFailed = false
 
 /**
  * The worker, started on first use (~30 ms) and unref'd so that it never keeps a process alive. Until it is up, this
@@ -22,8 +24,11 @@ function worker(): Worker {
   const forget = () => {
     if (helper === w) helper = undefined
   }
-  // A failed worker is replaced on the next batch; its claimed items are finished here (see runBatch).
-  w.on("error", forget)
+  // Items a failed worker claimed are finished here (see runBatch); a worker that fails once would fail again.
+  w.on("error", () => {
+    workerFailed = true
+    forget()
+  })
   w.on("exit", forget)
   w.unref()
   return (helper = w)
@@ -35,7 +40,7 @@ function worker(): Worker {
  */
 export function runBatch(sab: SharedArrayBuffer, stallAfterMs = stallMs): SharedArrayBuffer {
   const v = views(sab)
-  if (v.count >= parallelBatch) worker().postMessage(sab)
+  if (v.count >= parallelBatch && !workerFailed) worker().postMessage(sab)
   runItems(sab)
   const deadline = performance.now() + stallAfterMs
   for (let done = Atomics.load(v.header, 1); done < v.count; done = Atomics.load(v.header, 1)) {
