@@ -23,7 +23,7 @@ export function getSuite(name: CiphersuiteName = defaultSuite): Promise<Ciphersu
   return suite
 }
 
-/** Whether `name` runs on node:crypto; the others fall back to ts-mls's stock provider. */
+/** Whether `name` runs on the native provider; the others fall back to ts-mls's stock provider. */
 export function isNativeSuite(name: CiphersuiteName): boolean {
   return nativeSuite(getCiphersuiteFromName(name)) !== undefined
 }

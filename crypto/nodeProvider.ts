@@ -1,4 +1,4 @@
-// The ts-mls CryptoProvider on node:crypto. Suites with a part node:crypto does not cover go to the stock provider.
+// The ts-mls CryptoProvider on node:crypto and libsodium. Suites with a part it does not cover go to the stock provider.
 import { defaultCryptoProvider } from "ts-mls"
 import type { CiphersuiteImpl, CryptoProvider } from "ts-mls"
 import { makeHash } from "./hash.js"

@@ -1,4 +1,4 @@
-// `npm run bench -- crypto`: ts-mls with its stock (WebCrypto) provider vs our node:crypto provider, ciphersuite 1.
+// `npm run bench -- crypto`: ts-mls with its stock (WebCrypto) provider vs ours (node:crypto + libsodium), suite 1.
 // Each figure is the median of 3 repeats (for Commits, of the median of 3 Commits each); ratio is the native
 // speed-up, higher is better for both kinds of figure.
 import {
