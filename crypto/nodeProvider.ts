@@ -1,4 +1,4 @@
-// The ts-mls CryptoProvider on node:crypto and libsodium. Suites with a part it does not cover go to the stock provider.
+// The ts-mls CryptoProvider on node:crypto and libsodium; suites with a part it does not cover go to the stock one.
 import { defaultCryptoProvider } from "ts-mls"
 import type { CiphersuiteImpl, CryptoProvider } from "ts-mls"
 import { makeHash } from "./hash.js"

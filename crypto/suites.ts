@@ -1,4 +1,4 @@
-// Which ts-mls ciphersuites the native provider covers, and the parameters each primitive needs (RFC 9180 §7 ids, sizes).
+// Which ts-mls ciphersuites the native provider covers, and the parameters of each primitive (RFC 9180 §7 ids, sizes).
 import type { AeadAlgorithm, Ciphersuite, HashAlgorithm, KdfAlgorithm, KemAlgorithm, SignatureAlgorithm } from "ts-mls"
 
 export type NodeHash = "sha256" | "sha384" | "sha512"
