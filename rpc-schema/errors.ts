@@ -28,6 +28,8 @@ export const errorTable = {
   server_unreachable: { http: 503, rpc: -32006, doc: "server unreachable" },
   /** The content type is not application/json. */
   unsupported_media_type: { http: 415, rpc: -32007, doc: "unsupported media type" },
+  /** Too many concurrent connections from one address (the stream's per-IP limit); `details.maxConnections` says the limit. */
+  too_many_connections: { http: 429, rpc: -32008, doc: "too many concurrent connections" },
 
   /** Missing, malformed, unknown or expired bearer token. */
   unauthenticated: { http: 401, rpc: -32020, doc: "authentication required" },

@@ -33,7 +33,14 @@ export interface ServerApp {
 export async function buildApp(config: ServerConfig): Promise<ServerApp> {
   const store = new SqliteStore(config.dbPath)
   const events = new DirectoryEvents()
-  const auth = new AuthService(store, config.clock, { session: config.sessionTtlMs, challenge: config.challengeTtlMs })
+  // The hub hears of revoked sessions from the auth service and ends their streams.
+  const hub = new StreamHub(config.wsPingIntervalMs)
+  const auth = new AuthService(
+    store,
+    config.clock,
+    { session: config.sessionTtlMs, challenge: config.challengeTtlMs },
+    hub,
+  )
   const directory = new DirectoryService(store, config.clock, events, config)
 
   const http = Fastify({
@@ -47,6 +54,7 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
   })
   http.decorateRequest("user", "")
+  http.decorateRequest("session", undefined)
   http.removeContentTypeParser("text/plain") // JSON only: anything else is 415
   http.setErrorHandler(errorHandler)
   http.setNotFoundHandler((request, reply) =>
@@ -58,13 +66,14 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
   // The delivery store shares the database and its one WriteBatcher: a Commit spends keys and
   // appends itself in one transaction.
   const deliveryStore = new SqliteDeliveryStore(store.db, store.writes)
-  const hub = new StreamHub(config.wsPingIntervalMs)
   const delivery = new DeliveryService(deliveryStore, config.clock, hub, events, config)
   deliveryRoutes(http, auth, delivery)
-  const stream = attachStream(http, auth, deliveryStore, hub, {
+  const stream = attachStream(http, auth, deliveryStore, hub, config.clock, {
     maxBufferedBytes: config.wsMaxBufferedBytes,
     highWaterBytes: Math.min(256 * 1024, config.wsMaxBufferedBytes / 4),
     pageSize: 200,
+    helloTimeoutMs: config.wsHelloTimeoutMs,
+    maxConnectionsPerIp: config.wsMaxConnectionsPerIp,
   })
 
   const gc =

@@ -31,6 +31,10 @@ export interface ServerConfig {
   wsPingIntervalMs: number
   /** A stream client with more than this many bytes waiting in its socket buffer is disconnected. */
   wsMaxBufferedBytes: number
+  /** A stream connection that has not sent a valid hello this long after the upgrade is closed. */
+  wsHelloTimeoutMs: number
+  /** Stream connections one remote address may hold at once; further upgrades are answered 429. */
+  wsMaxConnectionsPerIp: number
   logLevel: Level | "silent"
   clock: Clock
 }
@@ -50,6 +54,8 @@ export const defaultConfig: Omit<ServerConfig, "dbPath"> = {
   postPerMinute: 1200,
   wsPingIntervalMs: 30_000,
   wsMaxBufferedBytes: 8 * 1024 * 1024,
+  wsHelloTimeoutMs: 10_000,
+  wsMaxConnectionsPerIp: 64,
   logLevel: "info",
   clock: systemClock,
 }

@@ -19,6 +19,8 @@ const usage = `usage: mls-server [options]
   --post-rate N             posts per minute per user after the burst (default ${defaultConfig.postPerMinute})
   --ws-ping SECS            stream ping interval; a connection silent for two is dropped; 0 = off (default ${defaultConfig.wsPingIntervalMs / 1000})
   --ws-max-buffer-kib N     disconnect a stream client with more than this buffered (default ${defaultConfig.wsMaxBufferedBytes / 1024})
+  --ws-hello-timeout SECS   close a stream connection that sends no hello in this time (default ${defaultConfig.wsHelloTimeoutMs / 1000})
+  --ws-max-per-ip N         stream connections one address may hold at once; more get HTTP 429 (default ${defaultConfig.wsMaxConnectionsPerIp})
   --log-level LEVEL         fatal, error, warn, info, debug, trace or silent (default info)
   -h, --help                this text
   --version                 the server version
@@ -39,6 +41,12 @@ function positiveNumber(name: string, text: string | undefined, fallback: number
   return n
 }
 
+function positiveInteger(name: string, text: string | undefined, fallback: number): number {
+  const n = positiveNumber(name, text, fallback)
+  if (!Number.isInteger(n)) fail(`--${name} must be a positive integer`)
+  return n
+}
+
 let parsed
 try {
   parsed = parseArgs({
@@ -55,6 +63,8 @@ try {
       "post-rate": { type: "string" },
       "ws-ping": { type: "string" },
       "ws-max-buffer-kib": { type: "string" },
+      "ws-hello-timeout": { type: "string" },
+      "ws-max-per-ip": { type: "string" },
       "log-level": { type: "string", default: "info" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },
@@ -94,8 +104,13 @@ const config: ServerConfig = {
   wsPingIntervalMs: positiveNumber("ws-ping", flags["ws-ping"], defaultConfig.wsPingIntervalMs / 1000, true) * 1000,
   wsMaxBufferedBytes:
     positiveNumber("ws-max-buffer-kib", flags["ws-max-buffer-kib"], defaultConfig.wsMaxBufferedBytes / 1024) * 1024,
+  wsHelloTimeoutMs:
+    positiveNumber("ws-hello-timeout", flags["ws-hello-timeout"], defaultConfig.wsHelloTimeoutMs / 1000) * 1000,
+  wsMaxConnectionsPerIp: positiveInteger("ws-max-per-ip", flags["ws-max-per-ip"], defaultConfig.wsMaxConnectionsPerIp),
   logLevel: flags["log-level"] as Level | "silent",
 }
+// setTimeout fires at once for delays past ~24.8 days.
+if (config.wsHelloTimeoutMs > 3600_000) fail("--ws-hello-timeout must be at most 3600")
 
 const { mkdirSync } = await import("node:fs")
 const { dirname } = await import("node:path")

@@ -14,6 +14,13 @@
  * The server pings every 30 s (configurable) and drops a connection that did not answer the previous
  * ping. A client that reads too slowly for the server's buffer limit is disconnected (the socket
  * is cut, no close frame: 1006 on its side) and resumes from its cursors.
+ *
+ * Limits: a connection that has not sent a valid `hello` within the hello timeout (10 s, configurable)
+ * is closed with `closeCodes.helloTimeout`. A stream lives only as long as the session it was opened
+ * with: when that token expires or is revoked (`DELETE /v1/sessions`) it is closed with
+ * `closeCodes.sessionEnded`; the client logs in again and resumes from its cursors. One address may
+ * hold a limited number of stream connections at once (64, configurable); an upgrade beyond that
+ * is answered HTTP 429 `too_many_connections` with the error body, and no WebSocket is opened.
  */
 import { Type, type Static } from "@sinclair/typebox"
 import { Strict } from "../common.js"
@@ -28,8 +35,27 @@ export const streamPath = "/v1/stream"
 export const closeCodes = {
   /** The client sent a frame that is not valid JSON or not a client frame, or a second hello. */
   protocolError: 4000,
+  /** The session (bearer token) the stream was opened with expired or was revoked: log in again, then resume. */
+  sessionEnded: 4001,
+  /** No valid `hello` arrived within the server's hello timeout. */
+  helloTimeout: 4002,
   /** The server is shutting down (1001, going away). */
   goingAway: 1001,
+} as const
+
+/**
+ * The reason text sent with each of the server's closes (a protocol error's reason says what was wrong instead).
+ * Clients act on the code; the reason is for people and logs.
+ */
+export const closeReasons = {
+  /** With `closeCodes.sessionEnded`: the token reached its `expiresAt`. */
+  sessionExpired: "session expired",
+  /** With `closeCodes.sessionEnded`: the token was revoked (logout). */
+  sessionRevoked: "session revoked",
+  /** With `closeCodes.helloTimeout`. */
+  helloTimeout: "no hello frame in time",
+  /** With `closeCodes.goingAway`. */
+  goingAway: "server shutting down",
 } as const
 
 /** Where the client is in one group. */

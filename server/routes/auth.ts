@@ -1,4 +1,4 @@
-/** Registration, login challenge, sessions, directory lookup, health. */
+/** Registration, login challenge, sessions (login, logout), directory lookup, health. */
 import type { FastifyInstance } from "fastify"
 import { auth as api } from "../../rpc-schema/server/index.js"
 import type { AuthService } from "../services/auth.js"
@@ -11,5 +11,9 @@ export function authRoutes(app: FastifyInstance, auth: AuthService): void {
   addRoute(app, auth, api.register, ({ body }) => auth.register(body))
   addRoute(app, auth, api.challenge, ({ body }) => auth.challenge(body.username))
   addRoute(app, auth, api.login, ({ body }) => auth.login(body))
+  addRoute(app, auth, api.logout, async ({ session }) => {
+    await auth.logout(session!)
+    return {}
+  })
   addRoute(app, auth, api.getUser, ({ params }) => auth.signatureKey(params.username))
 }

@@ -2,7 +2,7 @@
 import type { Static, TSchema } from "@sinclair/typebox"
 import type { FastifyInstance } from "fastify"
 import type { RouteDescriptor } from "../../rpc-schema/server/index.js"
-import type { AuthService } from "../services/auth.js"
+import type { AuthService, Session } from "../services/auth.js"
 
 type In<S> = S extends TSchema ? Static<S> : undefined
 
@@ -12,6 +12,8 @@ export interface RouteInput<D extends RouteDescriptor> {
   body: In<D["body"]>
   /** The authenticated user; empty on routes without authentication. */
   user: string
+  /** The session of the request's bearer token; undefined on routes without authentication. */
+  session: Session | undefined
 }
 
 export function addRoute<D extends RouteDescriptor>(
@@ -32,7 +34,8 @@ export function addRoute<D extends RouteDescriptor>(
     // Authentication comes first, so an unauthenticated caller learns nothing from validation.
     onRequest: d.auth
       ? async (request) => {
-          request.user = await auth.authenticate(request.headers.authorization)
+          request.session = await auth.authenticate(request.headers.authorization)
+          request.user = request.session.user
         }
       : undefined,
     handler: async (request, reply) => {
@@ -41,6 +44,7 @@ export function addRoute<D extends RouteDescriptor>(
         query: request.query as In<NonNullable<D["query"]>>,
         body: request.body as In<D["body"]>,
         user: request.user,
+        session: request.session,
       })
       return reply.status(d.status).send(result)
     },
@@ -50,5 +54,6 @@ export function addRoute<D extends RouteDescriptor>(
 declare module "fastify" {
   interface FastifyRequest {
     user: string
+    session: Session | undefined
   }
 }

@@ -30,11 +30,25 @@ export function verifyEd25519(publicKey: Uint8Array, message: string, signature:
 const tokenPattern = /^Bearer ([A-Za-z0-9_-]{43})$/
 const hashToken = (token: string) => createHash("sha256").update(token).digest()
 
+/** An authenticated bearer token. */
+export interface Session {
+  user: string
+  /** The token's SHA-256, base64url: names the session without keeping the token. */
+  id: string
+  expiresAt: number
+}
+
+/** Told when a session is revoked, so that what was opened with it (stream connections) ends at once. */
+export interface SessionListener {
+  sessionRevoked(session: Session): void
+}
+
 export class AuthService {
   constructor(
     private readonly store: ServerStore,
     private readonly clock: Clock,
     private readonly ttl: { session: number; challenge: number },
+    private readonly listener: SessionListener,
   ) {}
 
   async register(body: RegisterBody): Promise<RegisterResult> {
@@ -71,13 +85,20 @@ export class AuthService {
     return { token, username: challenge.username, expiresAt }
   }
 
-  /** The user an `Authorization` header belongs to; unauthenticated for anything else. */
-  async authenticate(header: string | undefined): Promise<string> {
+  /** The session an `Authorization` header carries; unauthenticated for anything else. */
+  async authenticate(header: string | undefined): Promise<Session> {
     const token = header && tokenPattern.exec(header)?.[1]
     if (!token) throw new AppError("unauthenticated", "a bearer token is required")
-    const user = await this.store.sessionUser(hashToken(token), this.clock.now())
-    if (!user) throw new AppError("unauthenticated", "the token is unknown or expired")
-    return user
+    const hash = hashToken(token)
+    const row = await this.store.session(hash, this.clock.now())
+    if (!row) throw new AppError("unauthenticated", "the token is unknown, expired or revoked")
+    return { user: row.username, id: toBase64Url(hash), expiresAt: row.expiresAt }
+  }
+
+  /** Revokes the session before its expiry. */
+  async logout(session: Session): Promise<void> {
+    await this.store.deleteSession(fromBase64Url(session.id))
+    this.listener.sessionRevoked(session)
   }
 
   async signatureKey(username: string): Promise<RegisterResult> {

@@ -46,9 +46,10 @@ export class SqliteStore implements ServerStore {
         "DELETE FROM challenges WHERE id = ? RETURNING username, nonce, expires_at",
       ),
       insertSession: db.prepare("INSERT INTO sessions (token_hash, username, expires_at) VALUES (?, ?, ?)"),
-      sessionUser: db.prepare<[Uint8Array, number], { username: string }>(
-        "SELECT username FROM sessions WHERE token_hash = ? AND expires_at > ?",
+      session: db.prepare<[Uint8Array, number], { username: string; expires_at: number }>(
+        "SELECT username, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?",
       ),
+      deleteSession: db.prepare("DELETE FROM sessions WHERE token_hash = ?"),
       keyByRef: db.prepare<[string], KeyRow>(
         "SELECT ref, owner, data, not_after, last_resort, state, reservation_id FROM keypackages WHERE ref = ?",
       ),
@@ -158,8 +159,13 @@ export class SqliteStore implements ServerStore {
     return this.writes.run(() => void this.s.insertSession.run(tokenHash, username, expiresAt))
   }
 
-  async sessionUser(tokenHash: Uint8Array, now: number): Promise<string | undefined> {
-    return this.s.sessionUser.get(tokenHash, now)?.username
+  async session(tokenHash: Uint8Array, now: number): Promise<{ username: string; expiresAt: number } | undefined> {
+    const row = this.s.session.get(tokenHash, now)
+    return row && { username: row.username, expiresAt: row.expires_at }
+  }
+
+  deleteSession(tokenHash: Uint8Array): Promise<void> {
+    return this.writes.run(() => void this.s.deleteSession.run(tokenHash))
   }
 
   addKeyPackages(owner: string, items: ValidKeyPackage[], cap: number, now: number): Promise<StoreUploadOutcome[]> {

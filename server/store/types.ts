@@ -64,7 +64,9 @@ export interface ServerStore {
   /** Deletes the challenge and returns it if it was unexpired: a challenge answers once at most. */
   consumeChallenge(id: string, now: number): Promise<{ username: string; nonce: Uint8Array } | undefined>
   createSession(tokenHash: Uint8Array, username: string, expiresAt: number): Promise<void>
-  sessionUser(tokenHash: Uint8Array, now: number): Promise<string | undefined>
+  /** The unexpired session of that token hash. */
+  session(tokenHash: Uint8Array, now: number): Promise<{ username: string; expiresAt: number } | undefined>
+  deleteSession(tokenHash: Uint8Array): Promise<void>
 
   addKeyPackages(owner: string, items: ValidKeyPackage[], cap: number, now: number): Promise<StoreUploadOutcome[]>
   setLastResort(owner: string, item: ValidKeyPackage, now: number): Promise<StoreUploadOutcome>

@@ -8,12 +8,17 @@
  *   time and only while the socket's buffer is under the high-water mark.
  * Cursors only move forward, so nothing is sent twice; the pump reads committed state after every
  * notification, so nothing is skipped.
+ *
+ * A connection also ends by itself: without a valid hello in time, and when the session it was
+ * opened with expires (or, through the hub, is revoked).
  */
 import type { FastifyBaseLogger } from "fastify"
 import { TypeCompiler } from "@sinclair/typebox/compiler"
 import { WebSocket, type RawData } from "ws"
-import { closeCodes, ClientFrame, type HelloFrame } from "../../rpc-schema/server/ws.js"
+import { closeCodes, closeReasons, ClientFrame, type HelloFrame } from "../../rpc-schema/server/ws.js"
 import type { InboxItem } from "../../rpc-schema/server/http/inbox.js"
+import type { Clock } from "../clock.js"
+import type { Session } from "../services/auth.js"
 import type { DeliveryStore } from "../store/types.js"
 import { caughtUpFrame, entryFrame, errorFrame, inboxFrame } from "./frames.js"
 
@@ -26,6 +31,8 @@ export interface StreamLimits {
   highWaterBytes: number
   /** Entries or inbox items read per store query. */
   pageSize: number
+  /** A connection that has not sent a valid hello this long after the upgrade is closed. */
+  helloTimeoutMs: number
 }
 
 interface Subscription {
@@ -54,31 +61,51 @@ export class StreamConnection {
   private generation = 0
   private caughtUp = false
   private drainTimer: NodeJS.Timeout | undefined
+  private readonly helloTimer: NodeJS.Timeout
+  private readonly cancelExpiry: () => void
 
   constructor(
     private readonly ws: WebSocket,
-    readonly user: string,
+    readonly session: Session,
     private readonly store: DeliveryStore,
     private readonly index: SubscriptionIndex,
+    clock: Clock,
     private readonly limits: StreamLimits,
     private readonly log: FastifyBaseLogger,
   ) {
     ws.on("message", (data, isBinary) => this.onMessage(data, isBinary))
     ws.on("pong", () => (this.alive = true))
+    // A socket that never says hello would otherwise hold its slot (and its address's) forever.
+    this.helloTimer = setTimeout(
+      () => this.close(closeCodes.helloTimeout, closeReasons.helloTimeout),
+      limits.helloTimeoutMs,
+    )
+    // The stream lives no longer than its token, by the server's clock (tests move a ManualClock).
+    this.cancelExpiry = clock.at(session.expiresAt, () =>
+      this.close(closeCodes.sessionEnded, closeReasons.sessionExpired),
+    )
+  }
+
+  get user(): string {
+    return this.session.user
   }
 
   /** Called by the hub once the socket is closed. */
   dispose(): void {
-    this.closed = true
-    clearTimeout(this.drainTimer)
+    this.stop()
     for (const groupId of this.subs.keys()) this.index.unsubscribe(this, groupId)
     this.subs.clear()
+  }
+
+  /** The session this stream was opened with was revoked: nothing more is sent. */
+  revoked(): void {
+    this.close(closeCodes.sessionEnded, closeReasons.sessionRevoked)
   }
 
   /** A live entry of a group this connection may be subscribed to, as the hub serialised it. */
   entry(groupId: string, seq: number, frame: Buffer): void {
     const sub = this.subs.get(groupId)
-    if (!sub || seq <= sub.cursor || seq > sub.upper) return
+    if (this.closed || !sub || seq <= sub.cursor || seq > sub.upper) return
     if (this.dirty || this.pumping || seq !== sub.cursor + 1) return this.changed()
     sub.cursor = seq
     this.ws.send(frame, { binary: false })
@@ -115,6 +142,7 @@ export class StreamConnection {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     this.alive = true
+    if (this.closed) return
     let frame: unknown
     try {
       frame = isBinary ? undefined : JSON.parse(data.toString())
@@ -125,6 +153,7 @@ export class StreamConnection {
     if (frame.type === "hello") {
       if (this.greeted) return this.protocolError("hello was sent already")
       this.greeted = true
+      clearTimeout(this.helloTimer)
       this.hello(frame).catch((err: unknown) => this.fail(err))
     } else {
       this.store.ack(this.user, frame.upTo).catch((err: unknown) => this.fail(err))
@@ -219,19 +248,31 @@ export class StreamConnection {
   private tooSlow(): void {
     // The close frame would wait behind the backlog: cut the socket; the client resumes from its cursors.
     this.log.info({ user: this.user, buffered: this.ws.bufferedAmount }, "stream client too slow, disconnected")
+    this.stop()
     this.ws.terminate()
-    this.closed = true
   }
 
   private protocolError(message: string): void {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(errorFrame("invalid_request", message))
-    this.ws.close(closeCodes.protocolError, message.slice(0, 120))
-    this.closed = true
+    this.close(closeCodes.protocolError, message.slice(0, 120))
   }
 
   private fail(err: unknown): void {
     this.log.error({ err, user: this.user }, "stream failed")
-    this.ws.close(1011, "internal error")
+    this.close(1011, "internal error")
+  }
+
+  /** Ends the connection with a close frame; from here on nothing is sent or handled. */
+  private close(code: number, reason: string): void {
+    if (this.closed) return
+    this.stop()
+    this.ws.close(code, reason)
+  }
+
+  private stop(): void {
     this.closed = true
+    clearTimeout(this.helloTimer)
+    clearTimeout(this.drainTimer)
+    this.cancelExpiry()
   }
 }

@@ -1,13 +1,14 @@
 /**
  * Routes what the delivery service stores to the open stream connections: by group for log
  * entries, by user for inbox changes. Everything it is told has been committed already. It also
- * runs the ping round that drops dead connections.
+ * runs the ping round that drops dead connections, and ends the streams of revoked sessions.
  */
+import type { Session, SessionListener } from "../services/auth.js"
 import type { CommitOutcome, StoredEntry } from "../store/types.js"
 import type { StreamConnection, SubscriptionIndex } from "./connection.js"
 import { entryFrame } from "./frames.js"
 
-export class StreamHub implements SubscriptionIndex {
+export class StreamHub implements SubscriptionIndex, SessionListener {
   private readonly byUser = new Map<string, Set<StreamConnection>>()
   private readonly byGroup = new Map<string, Set<StreamConnection>>()
   private readonly sockets = new Map<StreamConnection, { ping(): void; terminate(): void }>()
@@ -68,6 +69,10 @@ export class StreamHub implements SubscriptionIndex {
 
   groupCreated(groupId: string, creator: string): void {
     for (const conn of this.byUser.get(creator) ?? []) conn.created(groupId)
+  }
+
+  sessionRevoked(session: Session): void {
+    for (const conn of this.byUser.get(session.user) ?? []) if (conn.session.id === session.id) conn.revoked()
   }
 
   get connectionCount(): number {

@@ -62,3 +62,12 @@ export async function startServer(t: TestContext, overrides: Partial<ServerConfi
   })
   return server
 }
+
+/** Resolves once the server holds `n` stream connections; the hub raises no event, so this polls, with a bound. */
+export async function untilStreamConnections(s: TestServer, n: number, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (s.app.hub.connectionCount !== n) {
+    if (Date.now() > deadline) throw new Error(`the server still holds ${s.app.hub.connectionCount} streams, not ${n}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}

@@ -1,6 +1,27 @@
 /** A WebSocket stream client for tests: collects frames, tracks cursors, waits on conditions with a bound. */
 import WebSocket from "ws"
+import type { ErrorBody } from "../../rpc-schema/server/index.js"
 import type { ServerFrame } from "../../rpc-schema/server/ws.js"
+
+/** The server answered the upgrade with an HTTP error instead of a WebSocket. */
+export class UpgradeRefused extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: ErrorBody,
+  ) {
+    super(`upgrade refused: ${status} ${body.error.code}`)
+  }
+}
+
+export interface ConnectOptions {
+  /** Where the client resumes from (sent in hello). */
+  groups?: Map<string, number>
+  inboxAfter?: number
+  /** false: open the socket but send no hello. */
+  hello?: boolean
+  /** Connect from this loopback address (127.0.0.2 is another client address than 127.0.0.1). */
+  localAddress?: string
+}
 
 export class StreamClient {
   readonly frames: ServerFrame[] = []
@@ -9,6 +30,7 @@ export class StreamClient {
   inboxCursor = 0
   closed = false
   closeCode = 0
+  closeReason = ""
   private waiters: (() => void)[] = []
 
   private constructor(readonly ws: WebSocket) {
@@ -19,32 +41,38 @@ export class StreamClient {
       if (f.type === "inbox") this.inboxCursor = f.id
       this.wake()
     })
-    ws.on("close", (code) => {
+    ws.on("close", (code, reason) => {
       this.closed = true
       this.closeCode = code
+      this.closeReason = reason.toString()
       this.wake()
     })
     ws.on("error", () => {})
   }
 
-  /** Opens a stream with `token` and sends hello from the given cursors. */
-  static async connect(
-    base: string,
-    token: string,
-    from: { groups?: Map<string, number>; inboxAfter?: number } = {},
-  ): Promise<StreamClient> {
+  /** Opens a stream with `token` and sends hello from the given cursors; an HTTP refusal rejects with UpgradeRefused. */
+  static async connect(base: string, token: string, from: ConnectOptions = {}): Promise<StreamClient> {
     const ws = new WebSocket(base.replace(/^http/, "ws") + "/v1/stream", {
       headers: { authorization: `Bearer ${token}` },
       perMessageDeflate: false,
+      ...(from.localAddress !== undefined && { localAddress: from.localAddress }),
     })
     await new Promise<void>((resolve, reject) => {
       ws.once("open", resolve)
       ws.once("error", reject)
-      ws.once("unexpected-response", (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)))
+      ws.once("unexpected-response", (_req, res) => {
+        let text = ""
+        res.setEncoding("utf8").on("data", (d: string) => (text += d))
+        res.once("end", () => {
+          reject(new UpgradeRefused(res.statusCode ?? 0, JSON.parse(text) as ErrorBody))
+          ws.terminate() // its "error" goes to the listener above, after the rejection
+        })
+      })
     })
     const c = new StreamClient(ws)
     for (const [g, s] of from.groups ?? []) c.cursors.set(g, s)
     c.inboxCursor = from.inboxAfter ?? 0
+    if (from.hello === false) return c
     ws.send(
       JSON.stringify({
         type: "hello",

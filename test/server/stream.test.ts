@@ -2,7 +2,7 @@ import assert from "node:assert/strict"
 import { describe, it } from "node:test"
 import { createGroup, postCommit, postMessage, reserve, type TestGroup } from "../helpers/groups.js"
 import { fakeMessage, fakeWelcome } from "../helpers/mls.js"
-import { startServer } from "../helpers/server.js"
+import { startServer, untilStreamConnections } from "../helpers/server.js"
 import { StreamClient } from "../helpers/stream.js"
 import { makeEncodedKeyPackages, newUser, uploadKeyPackages, type TestUser } from "../helpers/users.js"
 
@@ -133,11 +133,7 @@ describe("stream", () => {
     await c.until(() => c.caughtUp(), "caughtUp")
     assert.equal(s.app.hub.connectionCount, 1)
     ;(c.ws as unknown as { _socket: { pause(): void } })._socket.pause() // no more pongs
-    const deadline = Date.now() + 5000
-    while (s.app.hub.connectionCount > 0) {
-      assert.ok(Date.now() < deadline, "the dead connection was not dropped")
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
+    await untilStreamConnections(s, 0)
   })
 
   it("starts streaming a group live to a member added while connected, after its Welcome", async (t) => {

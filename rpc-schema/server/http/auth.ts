@@ -87,6 +87,24 @@ export const login = route({
   errors: ["invalid_challenge", "bad_signature"],
 })
 
+export const LogoutResult = Type.Object({})
+export type LogoutResult = Static<typeof LogoutResult>
+
+/**
+ * Revokes the bearer token of this request at once (its expiry would otherwise end it); the stream connections opened
+ * with it close with `closeCodes.sessionEnded`. The user's other tokens stay valid.
+ */
+export const logout = route({
+  method: "DELETE",
+  path: "/v1/sessions",
+  auth: true,
+  params: undefined,
+  body: undefined,
+  status: 200,
+  response: LogoutResult,
+  errors: [],
+})
+
 export const UserParams = Strict({ username: Username })
 export type UserParams = Static<typeof UserParams>
 
