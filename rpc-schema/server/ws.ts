@@ -10,6 +10,10 @@
  * 3. A Welcome's group is streamed only after its `welcome` inbox frame; its entries start after the
  *    adding Commit. A removed member receives entries up to and including the removing Commit, then
  *    the `removed` inbox frame, and nothing of that group after it.
+ * 4. Nothing deleted by retention is skipped silently: when a group's entries after the client's cursor
+ *    were deleted, a `pruned` frame for that group comes before its next entries (seq jumps only right
+ *    after it); when inbox items were deleted unacknowledged, an `inboxExpired` frame comes before the
+ *    inbox items read with it (at catch-up, and live when retention deletes more).
  *
  * The server pings every 30 s (configurable) and drops a connection that did not answer the previous
  * ping. A client that reads too slowly for the server's buffer limit is disconnected (the socket
@@ -26,7 +30,7 @@ import { Type, type Static } from "@sinclair/typebox"
 import { Strict } from "../common.js"
 import { errorTable } from "../errors.js"
 import { GroupId, LogEntry, Seq } from "./http/groups.js"
-import { InboxId, InboxItem } from "./http/inbox.js"
+import { InboxExpired, InboxId, InboxItem } from "./http/inbox.js"
 
 /** The stream's path (an HTTP GET with Upgrade: websocket). */
 export const streamPath = "/v1/stream"
@@ -75,7 +79,7 @@ export const HelloFrame = Strict({
 })
 export type HelloFrame = Static<typeof HelloFrame>
 
-/** client → server: acknowledge (delete) inbox items up to and including `upTo`. */
+/** client → server: acknowledge (delete) inbox items up to and including `upTo`; clears an `inboxExpired` report it reaches. */
 export const AckFrame = Strict({ type: Type.Literal("ack"), upTo: InboxId })
 export type AckFrame = Static<typeof AckFrame>
 
@@ -106,6 +110,33 @@ export const CaughtUpFrame = Type.Object({
 })
 export type CaughtUpFrame = Static<typeof CaughtUpFrame>
 
+/**
+ * server → client: retention deleted entries of a group that this client had not received: every seq in
+ * (after, prunedThrough] is gone for good. Sent before the group's next entries (the next `entry` of the group has
+ * a seq above prunedThrough) and counted as received: the client's cursor for the group becomes prunedThrough. The
+ * same gap as `prunedThrough` of the log route; a deleted Commit means the client's MLS state cannot follow the
+ * group any more (it must rejoin or be re-added). Never sent when the cursor (or the join point) is at or past the
+ * deleted range.
+ */
+export const PrunedFrame = Type.Object({
+  type: Type.Literal("pruned"),
+  groupId: GroupId,
+  /** Where the stream was in the group: the client's cursor (at least its join point). */
+  after: Seq,
+  /** The highest deleted seq this client may read (never above its removal). */
+  prunedThrough: Seq,
+})
+export type PrunedFrame = Static<typeof PrunedFrame>
+
+/**
+ * server → client: inbox items of the user were deleted by retention before being acknowledged (rpc-schema
+ * server/http/inbox.ts `InboxExpired`). Sent before the inbox items read together with it: at catch-up, and live
+ * when retention deletes more (then with the new totals). The report stays on the server, and comes again on the
+ * next connection, until an `ack` with `upTo >= through` clears it.
+ */
+export const InboxExpiredFrame = Type.Composite([Type.Object({ type: Type.Literal("inboxExpired") }), InboxExpired])
+export type InboxExpiredFrame = Static<typeof InboxExpiredFrame>
+
 /** server → client: a request of the client could not be honoured (the connection stays open). */
 export const ErrorFrame = Type.Object({
   type: Type.Literal("error"),
@@ -118,5 +149,12 @@ export const ErrorFrame = Type.Object({
 export type ErrorFrame = Static<typeof ErrorFrame>
 
 /** Every frame the server sends. */
-export const ServerFrame = Type.Union([EntryFrame, InboxFrame, CaughtUpFrame, ErrorFrame])
+export const ServerFrame = Type.Union([
+  EntryFrame,
+  InboxFrame,
+  CaughtUpFrame,
+  ErrorFrame,
+  PrunedFrame,
+  InboxExpiredFrame,
+])
 export type ServerFrame = Static<typeof ServerFrame>

@@ -188,22 +188,32 @@ export class DeliveryService {
       if (!(await this.store.group(groupId))) throw new AppError("group_not_found", "no group with that id")
       throw new AppError("not_member", `${user} is not a member of that group`)
     }
-    const entries = await this.store.readLog(groupId, user, after, limit)
-    return { entries: entries.map(toLogEntry), lastSeq: m.removedSeq ?? m.lastSeq }
+    const page = await this.store.readLog(groupId, user, after, limit)
+    return {
+      entries: page.entries.map(toLogEntry),
+      lastSeq: m.removedSeq ?? m.lastSeq,
+      ...(page.prunedThrough !== undefined && { prunedThrough: page.prunedThrough }),
+    }
   }
 
   async readInbox(user: string, q: { after?: string; limit?: string }): Promise<InboxResult> {
     const { after, limit } = pageArgs(q)
-    const items = await this.store.readInbox(user, after, limit)
-    return { items: items.map((i) => ({ id: i.id, item: JSON.parse(i.item) as InboxItem, createdAt: i.createdAt })) }
+    const page = await this.store.readInbox(user, after, limit)
+    return {
+      items: page.items.map((i) => ({ id: i.id, item: JSON.parse(i.item) as InboxItem, createdAt: i.createdAt })),
+      ...(page.expired && { expired: page.expired }),
+    }
   }
 
   async ack(user: string, upTo: number): Promise<number> {
     return this.store.ack(user, upTo)
   }
 
+  /** Retention; the stream connections of users whose unacknowledged inbox items were deleted are told after the commit. */
   async collectGarbage() {
     this.postLimiter.prune()
-    return this.store.collectGarbage(this.clock.now(), this.config.deliveryRetentionMs)
+    const report = await this.store.collectGarbage(this.clock.now(), this.config.deliveryRetentionMs)
+    for (const user of report.expiredUsers) this.hub.inbox(user)
+    return report
   }
 }

@@ -120,4 +120,18 @@ export const migrations: readonly string[] = [
   ALTER TABLE group_log ADD COLUMN client_id BLOB;
   CREATE UNIQUE INDEX group_log_client_id ON group_log(group_id, sender, client_id) WHERE client_id IS NOT NULL;
   `,
+  // 4: what retention deleted, so that nothing is lost silently. Per group: every entry with seq <= pruned_seq is
+  // gone (retention deletes a prefix of each log). Per user: how many inbox items retention deleted before they were
+  // acknowledged, and the highest id among them; the row goes when an ack reaches that id.
+  // Entries deleted before this migration: every seq below the oldest entry left (all of last_seq if none is left).
+  `
+  ALTER TABLE groups ADD COLUMN pruned_seq INTEGER NOT NULL DEFAULT 0;
+  UPDATE groups SET pruned_seq = coalesce((SELECT min(seq) - 1 FROM group_log WHERE group_id = groups.id), last_seq);
+
+  CREATE TABLE inbox_expired (
+    username TEXT PRIMARY KEY REFERENCES users(username),
+    count    INTEGER NOT NULL,
+    through  INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ]

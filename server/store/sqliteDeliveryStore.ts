@@ -10,10 +10,13 @@ import type {
   AppendItem,
   CommitInput,
   CommitOutcome,
+  DeliveryGcReport,
   DeliveryStore,
+  ExpiredReport,
+  InboxPage,
+  LogPage,
   StoredEntry,
   StoredGroup,
-  StoredInboxItem,
   StoredMembership,
 } from "./types.js"
 import type { WriteBatcher } from "./writeBatcher.js"
@@ -64,6 +67,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
       member: db.prepare<[string, string], MemberRow>(
         "SELECT joined_seq, removed_seq FROM group_members WHERE group_id = ? AND username = ?",
       ),
+      reader: db.prepare<[string, string], MemberRow & { pruned_seq: number }>(
+        `SELECT m.joined_seq, m.removed_seq, g.pruned_seq
+         FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.group_id = ? AND m.username = ?`,
+      ),
       memberships: db.prepare<[string], MemberRow & GroupRow & { group_id: string }>(
         `SELECT m.group_id, m.joined_seq, m.removed_seq, g.epoch, g.last_seq
          FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.username = ? ORDER BY m.group_id`,
@@ -91,8 +98,22 @@ export class SqliteDeliveryStore implements DeliveryStore {
       welcomes: db.prepare<[string, number], { group_id: string }>(
         "SELECT group_id FROM inbox WHERE username = ? AND id > ? AND kind = 'welcome'",
       ),
+      expired: db.prepare<[string], ExpiredReport>("SELECT count, through FROM inbox_expired WHERE username = ?"),
       ack: db.prepare("DELETE FROM inbox WHERE username = ? AND id <= ?"),
-      oldEntries: db.prepare("DELETE FROM group_log WHERE received_at <= ?"),
+      clearExpired: db.prepare("DELETE FROM inbox_expired WHERE username = ? AND through <= ?"),
+      // Per group, the newest entry old enough to go: it and every entry before it are deleted (a prefix).
+      oldPrefixes: db.prepare<[number], { group_id: string; seq: number }>(
+        "SELECT group_id, max(seq) AS seq FROM group_log WHERE received_at <= ? GROUP BY group_id",
+      ),
+      deletePrefix: db.prepare("DELETE FROM group_log WHERE group_id = ? AND seq <= ?"),
+      setPruned: db.prepare("UPDATE groups SET pruned_seq = max(pruned_seq, ?) WHERE id = ?"),
+      oldInboxByUser: db.prepare<[number], { username: string; count: number; through: number }>(
+        "SELECT username, count(*) AS count, max(id) AS through FROM inbox WHERE created_at <= ? GROUP BY username",
+      ),
+      addExpired: db.prepare(
+        `INSERT INTO inbox_expired (username, count, through) VALUES (?, ?, ?)
+         ON CONFLICT (username) DO UPDATE SET count = count + excluded.count, through = max(through, excluded.through)`,
+      ),
       oldInbox: db.prepare("DELETE FROM inbox WHERE created_at <= ?"),
     }
   }
@@ -258,11 +279,14 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return { entry: { groupId, seq, epoch, kind, sender, data, receivedAt: now }, duplicate: false }
   }
 
-  async readLog(groupId: string, username: string, after: number, limit: number): Promise<StoredEntry[]> {
-    const m = this.s.member.get(groupId, username)
-    if (!m) return []
+  // Synchronous from the first statement to the last: no transaction can commit between reading how far retention
+  // deleted and reading the entries, so the gap reported is exactly the one before these entries.
+  async readLog(groupId: string, username: string, after: number, limit: number): Promise<LogPage> {
+    const m = this.s.reader.get(groupId, username)
+    if (!m) return { entries: [] }
+    const from = Math.max(after, m.joined_seq)
     const upper = m.removed_seq ?? Number.MAX_SAFE_INTEGER
-    return this.s.entries.all(groupId, Math.max(after, m.joined_seq), upper, limit).map((r) => ({
+    const entries = this.s.entries.all(groupId, from, upper, limit).map((r): StoredEntry => ({
       groupId,
       seq: r.seq,
       epoch: r.epoch,
@@ -271,24 +295,49 @@ export class SqliteDeliveryStore implements DeliveryStore {
       data: r.data,
       receivedAt: r.received_at,
     }))
+    // Deleted entries this user may read and has not had: (from, min(pruned, upper)].
+    const prunedThrough = Math.min(m.pruned_seq, upper)
+    return prunedThrough > from ? { entries, prunedThrough } : { entries }
   }
 
   async pendingWelcomes(username: string, after: number): Promise<Set<string>> {
     return new Set(this.s.welcomes.all(username, after).map((r) => r.group_id))
   }
 
-  async readInbox(username: string, after: number, limit: number): Promise<StoredInboxItem[]> {
-    return this.s.inbox.all(username, after, limit).map((r) => ({ id: r.id, item: r.item, createdAt: r.created_at }))
+  async inboxExpired(username: string): Promise<ExpiredReport | undefined> {
+    return this.s.expired.get(username)
+  }
+
+  // Items and report read in one synchronous run: an item is either among the items or counted in the report.
+  async readInbox(username: string, after: number, limit: number): Promise<InboxPage> {
+    const items = this.s.inbox
+      .all(username, after, limit)
+      .map((r) => ({ id: r.id, item: r.item, createdAt: r.created_at }))
+    const expired = this.s.expired.get(username)
+    return expired ? { items, expired } : { items }
   }
 
   ack(username: string, upTo: number): Promise<number> {
-    return this.writes.run(() => this.s.ack.run(username, upTo).changes)
+    return this.writes.run(() => {
+      const deleted = this.s.ack.run(username, upTo).changes
+      this.s.clearExpired.run(username, upTo)
+      return deleted
+    })
   }
 
-  collectGarbage(now: number, retentionMs: number): Promise<{ logEntries: number; inboxItems: number }> {
-    return this.writes.run(() => ({
-      logEntries: this.s.oldEntries.run(now - retentionMs).changes,
-      inboxItems: this.s.oldInbox.run(now - retentionMs).changes,
-    }))
+  collectGarbage(now: number, retentionMs: number): Promise<DeliveryGcReport> {
+    const cutoff = now - retentionMs
+    return this.writes.run((): DeliveryGcReport => {
+      let logEntries = 0
+      for (const { group_id, seq } of this.s.oldPrefixes.all(cutoff)) {
+        logEntries += this.s.deletePrefix.run(group_id, seq).changes
+        this.s.setPruned.run(seq, group_id)
+      }
+      // Every inbox item is unacknowledged (an ack deletes it): each one deleted here is counted for its user.
+      const expired = this.s.oldInboxByUser.all(cutoff)
+      for (const e of expired) this.s.addExpired.run(e.username, e.count, e.through)
+      const inboxItems = this.s.oldInbox.run(cutoff).changes
+      return { logEntries, inboxItems, expiredUsers: expired.map((e) => e.username) }
+    })
   }
 }

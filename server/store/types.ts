@@ -148,6 +148,35 @@ export interface StoredInboxItem {
   createdAt: number
 }
 
+/** A page of a group log as one user may read it. */
+export interface LogPage {
+  entries: StoredEntry[]
+  /**
+   * Set when retention deleted entries this user may read after the cursor: (max(after, joinedSeq), prunedThrough]
+   * are gone, and `entries` start after it. Read in the same instant as `entries`.
+   */
+  prunedThrough?: number
+}
+
+/** Unacknowledged inbox items retention deleted: how many, and the highest id among them. */
+export interface ExpiredReport {
+  count: number
+  through: number
+}
+
+/** A page of a user's inbox with the report of expired items, read in the same instant. */
+export interface InboxPage {
+  items: StoredInboxItem[]
+  expired?: ExpiredReport
+}
+
+export interface DeliveryGcReport {
+  logEntries: number
+  inboxItems: number
+  /** Users some of whose unacknowledged inbox items were deleted (their streams are told). */
+  expiredUsers: string[]
+}
+
 /** One message of a batch append. */
 export interface AppendItem {
   epoch: number
@@ -190,11 +219,23 @@ export interface DeliveryStore {
     items: readonly AppendItem[],
     now: number,
   ): Promise<{ entry: StoredEntry; duplicate: boolean }[]>
-  /** Entries after `after` that `username` may read (joined < seq <= removed), in seq order. */
-  readLog(groupId: string, username: string, after: number, limit: number): Promise<StoredEntry[]>
+  /**
+   * Entries after `after` that `username` may read (joined < seq <= removed), in seq order, and the gap retention
+   * left before them, if any.
+   */
+  readLog(groupId: string, username: string, after: number, limit: number): Promise<LogPage>
   /** Welcome groups waiting in `username`'s inbox after a cursor: they are streamed only after that item. */
   pendingWelcomes(username: string, after: number): Promise<Set<string>>
-  readInbox(username: string, after: number, limit: number): Promise<StoredInboxItem[]>
+  /** The user's report of inbox items retention deleted unacknowledged, if any. */
+  inboxExpired(username: string): Promise<ExpiredReport | undefined>
+  /** Items after a cursor, with the user's report of expired items. */
+  readInbox(username: string, after: number, limit: number): Promise<InboxPage>
+  /** Deletes items up to `upTo`, and the report of expired items if `upTo` reaches its `through`; one transaction. */
   ack(username: string, upTo: number): Promise<number>
-  collectGarbage(now: number, retentionMs: number): Promise<{ logEntries: number; inboxItems: number }>
+  /**
+   * Retention, in one transaction: deletes each group log's prefix up to its newest entry received at or before
+   * now - retentionMs and records how far (`groups.pruned_seq`); deletes inbox items created by then, adding them to
+   * their users' reports of expired items.
+   */
+  collectGarbage(now: number, retentionMs: number): Promise<DeliveryGcReport>
 }

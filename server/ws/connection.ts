@@ -7,7 +7,9 @@
  *   dirty, and the pump reads the store from the cursors until it finds nothing new, a page at a
  *   time and only while the socket's buffer is under the high-water mark.
  * Cursors only move forward, so nothing is sent twice; the pump reads committed state after every
- * notification, so nothing is skipped.
+ * notification, so nothing is skipped. What retention deleted is said, never skipped: a `pruned` frame
+ * moves a group's cursor over deleted entries before the entries after them, and an `inboxExpired`
+ * frame reports deleted inbox items whenever the user's report differs from the last one sent.
  *
  * A connection also ends by itself: without a valid hello in time, and when the session it was
  * opened with expires (or, through the hub, is revoked).
@@ -19,8 +21,8 @@ import { closeCodes, closeReasons, ClientFrame, type HelloFrame } from "../../rp
 import type { InboxItem } from "../../rpc-schema/server/http/inbox.js"
 import type { Clock } from "../clock.js"
 import type { Session } from "../services/auth.js"
-import type { DeliveryStore } from "../store/types.js"
-import { caughtUpFrame, entryFrame, errorFrame, inboxFrame } from "./frames.js"
+import type { DeliveryStore, ExpiredReport } from "../store/types.js"
+import { caughtUpFrame, entryFrame, errorFrame, inboxExpiredFrame, inboxFrame, prunedFrame } from "./frames.js"
 
 const clientFrame = TypeCompiler.Compile(ClientFrame)
 
@@ -53,6 +55,8 @@ export class StreamConnection {
   alive = true
   private readonly subs = new Map<string, Subscription>()
   private inboxCursor = 0
+  /** The report of expired inbox items last sent; cleared when the store has none (acknowledged). */
+  private reportedExpired: ExpiredReport | undefined
   private greeted = false
   private closed = false
   private dirty = true
@@ -188,8 +192,12 @@ export class StreamConnection {
         if (this.closed) return
         if (this.ws.bufferedAmount > this.limits.highWaterBytes) return this.waitForDrain()
         const generation = this.generation
-        // Group entries before inbox items: a removal notice follows the removing Commit.
-        const sent = (await this.pumpGroups()) || (await this.pumpInbox())
+        // Group entries before inbox items: a removal notice follows the removing Commit. A report of expired inbox
+        // items first of all: a client learns of a lost Welcome before the entries of that group.
+        const sent =
+          this.expired(await this.store.inboxExpired(this.user)) ||
+          (await this.pumpGroups()) ||
+          (await this.pumpInbox())
         if (sent === 0 && generation === this.generation) break
       }
       this.dirty = false
@@ -209,7 +217,14 @@ export class StreamConnection {
     let sent = 0
     for (const [groupId, sub] of this.subs) {
       if (sub.cursor >= sub.upper) continue
-      const entries = await this.store.readLog(groupId, this.user, sub.cursor, this.limits.pageSize)
+      const { entries, prunedThrough } = await this.store.readLog(groupId, this.user, sub.cursor, this.limits.pageSize)
+      if (this.closed || this.subs.get(groupId) !== sub) return sent
+      if (prunedThrough !== undefined && prunedThrough > sub.cursor) {
+        // Retention deleted what comes next: say so, then go on after it.
+        this.ws.send(prunedFrame(groupId, sub.cursor, prunedThrough))
+        sub.cursor = prunedThrough
+        sent++
+      }
       for (const e of entries) {
         if (this.closed || this.subs.get(groupId) !== sub) return sent
         this.ws.send(entryFrame(e))
@@ -221,9 +236,21 @@ export class StreamConnection {
     return sent
   }
 
+  /** Sends the user's report of expired inbox items if it is not the one sent last; 1 if sent. */
+  private expired(report: ExpiredReport | undefined): number {
+    if (this.closed) return 0
+    const last = this.reportedExpired
+    this.reportedExpired = report
+    if (!report || (last && last.count === report.count && last.through === report.through)) return 0
+    this.ws.send(inboxExpiredFrame(report))
+    return 1
+  }
+
   private async pumpInbox(): Promise<number> {
-    const items = await this.store.readInbox(this.user, this.inboxCursor, this.limits.pageSize)
-    let sent = 0
+    // Read with the items: an item after the cursor is either among them or counted in this report, so a client
+    // acknowledging what it received cannot clear a report it has not been sent.
+    const { items, expired } = await this.store.readInbox(this.user, this.inboxCursor, this.limits.pageSize)
+    let sent = this.expired(expired)
     for (const i of items) {
       if (this.closed) return sent
       this.ws.send(inboxFrame(i))

@@ -5,7 +5,7 @@
 import { toBase64Url } from "../../rpc-schema/common.js"
 import type { LogEntry } from "../../rpc-schema/server/http/groups.js"
 import type { ErrorCode } from "../../rpc-schema/errors.js"
-import type { StoredEntry, StoredInboxItem } from "../store/types.js"
+import type { ExpiredReport, StoredEntry, StoredInboxItem } from "../store/types.js"
 
 export function toLogEntry(e: StoredEntry): LogEntry {
   return {
@@ -27,6 +27,12 @@ export const inboxFrame = (i: StoredInboxItem): string =>
 
 export const caughtUpFrame = (groups: { groupId: string; seq: number }[], inbox: number): string =>
   JSON.stringify({ type: "caughtUp", groups, inbox })
+
+export const prunedFrame = (groupId: string, after: number, prunedThrough: number): string =>
+  JSON.stringify({ type: "pruned", groupId, after, prunedThrough })
+
+export const inboxExpiredFrame = (e: ExpiredReport): string =>
+  JSON.stringify({ type: "inboxExpired", count: e.count, through: e.through })
 
 export const errorFrame = (code: ErrorCode, message: string, groupId?: string): string =>
   JSON.stringify({ type: "error", code, message, ...(groupId !== undefined && { groupId }) })

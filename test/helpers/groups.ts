@@ -1,4 +1,4 @@
-/** Delivery calls for tests: create a group, post messages and Commits, reserve keys. */
+/** Delivery calls for tests: create a group, post messages and Commits, reserve keys, read and acknowledge the inbox. */
 import { http } from "./http.js"
 import { fakeCommit, fakeMessage, newGroupId } from "./mls.js"
 import type { TestUser } from "./users.js"
@@ -49,3 +49,9 @@ export async function reserve(base: string, by: TestUser, target: string) {
 
 export const readLog = (base: string, user: TestUser, g: TestGroup, after = 0, limit = 500) =>
   http(base, "GET", `/v1/groups/${g.id}/log?after=${after}&limit=${limit}`, { token: user.token })
+
+export const readInbox = (base: string, user: TestUser, after = 0, limit = 500) =>
+  http(base, "GET", `/v1/inbox?after=${after}&limit=${limit}`, { token: user.token })
+
+export const ackInbox = (base: string, user: TestUser, upTo: number) =>
+  http(base, "POST", "/v1/inbox/ack", { token: user.token, json: { upTo } })

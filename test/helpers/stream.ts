@@ -25,7 +25,7 @@ export interface ConnectOptions {
 
 export class StreamClient {
   readonly frames: ServerFrame[] = []
-  /** Last seq received per group, and the inbox cursor: what a reconnect resumes from. */
+  /** Last seq received (or reported deleted by a `pruned` frame) per group, and the inbox cursor: what a reconnect resumes from. */
   readonly cursors = new Map<string, number>()
   inboxCursor = 0
   closed = false
@@ -38,6 +38,7 @@ export class StreamClient {
       const f = JSON.parse(data.toString()) as ServerFrame
       this.frames.push(f)
       if (f.type === "entry") this.cursors.set(f.groupId, f.seq)
+      if (f.type === "pruned") this.cursors.set(f.groupId, f.prunedThrough)
       if (f.type === "inbox") this.inboxCursor = f.id
       this.wake()
     })
@@ -113,6 +114,18 @@ export class StreamClient {
 
   inbox() {
     return this.frames.flatMap((f) => (f.type === "inbox" ? [f] : []))
+  }
+
+  /** `pruned` frames (entries deleted by retention before this client got them). */
+  pruned(groupId?: string) {
+    return this.frames.flatMap((f) =>
+      f.type === "pruned" && (groupId === undefined || f.groupId === groupId) ? [f] : [],
+    )
+  }
+
+  /** `inboxExpired` frames (inbox items deleted by retention unacknowledged). */
+  inboxExpired() {
+    return this.frames.flatMap((f) => (f.type === "inboxExpired" ? [f] : []))
   }
 
   caughtUp(): boolean {

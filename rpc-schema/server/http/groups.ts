@@ -268,10 +268,23 @@ export const LogResult = Type.Object({
   entries: Type.Array(LogEntry),
   /** The seq of the newest entry of the group; more pages follow while the last entry's seq is below it. */
   lastSeq: Seq,
+  /**
+   * Present only when retention deleted entries the caller was entitled to and had not fetched: every entry with a
+   * seq in (max(`after`, joinedSeq), prunedThrough] is gone for good, and `entries` start after it. It is the
+   * highest deleted seq the caller may read (never above its removedSeq). Its MLS state cannot follow the group
+   * across a deleted Commit: the client must rejoin (or be re-added) rather than go on. Continue paging from
+   * prunedThrough when `entries` is empty. Absent when the caller's cursor (or its join point) is at or past the
+   * deleted range.
+   */
+  prunedThrough: Type.Optional(Seq),
 })
 export type LogResult = Static<typeof LogResult>
 
-/** Catch-up: a page of a group's log after a seq. Entries older than the retention period are gone. */
+/**
+ * Catch-up: a page of a group's log after a seq. Retention (`--retention-days`) deletes a prefix of each log, the
+ * entries up to the newest one older than the retention period; a read that falls into that prefix says so with
+ * `prunedThrough` instead of skipping it silently.
+ */
 export const readLog = route({
   method: "GET",
   path: "/v1/groups/:groupId/log",

@@ -1,7 +1,8 @@
 /**
  * Delivery service, per-user inbox: Welcomes, removal notices and key-directory events for the
  * caller. Items are numbered by a cursor that only grows; they stay until acknowledged or until
- * the retention period ends.
+ * the retention period ends. Items that retention deletes unacknowledged are counted for the
+ * user (`InboxExpired`) until an acknowledgement reaches the highest of them.
  */
 import { Type, type Static } from "@sinclair/typebox"
 import { Strict, Username, KeyPackageRef } from "../../common.js"
@@ -62,10 +63,31 @@ export const InboxQuery = Strict({
   limit: Type.Optional(QueryInt),
 })
 export type InboxQuery = Static<typeof InboxQuery>
-export const InboxResult = Type.Object({ items: Type.Array(InboxEntry) })
+/**
+ * Inbox items retention deleted before the user acknowledged them. The server keeps one such report per user and
+ * adds to it at each deletion; it is repeated by every inbox read and every stream's catch-up until an
+ * acknowledgement (`POST /v1/inbox/ack` or the stream's `ack`) with `upTo >= through` clears it, so a lost answer
+ * loses nothing. An item the client had received but not yet acknowledged when it was deleted is counted too.
+ * What was lost can be read back elsewhere: `GET /v1/groups` lists every membership (a group without its Welcome
+ * is a lost invitation: ask a member to re-add you; `removedSeq` a lost removal), and the key directory's status and
+ * refs the state of the pool (lost key events).
+ */
+export const InboxExpired = Type.Object({
+  /** How many unacknowledged items were deleted since the report was last cleared (at least 1). */
+  count: Type.Integer({ minimum: 1 }),
+  /** The highest inbox cursor among them: acknowledging up to it (or past it) clears the report. */
+  through: InboxId,
+})
+export type InboxExpired = Static<typeof InboxExpired>
+
+export const InboxResult = Type.Object({
+  items: Type.Array(InboxEntry),
+  /** Present while unacknowledged items deleted by retention have not been acknowledged past (see InboxExpired). */
+  expired: Type.Optional(InboxExpired),
+})
 export type InboxResult = Static<typeof InboxResult>
 
-/** A page of the caller's unacknowledged inbox items after a cursor. */
+/** A page of the caller's unacknowledged inbox items after a cursor, with the report of expired items if any. */
 export const readInbox = route({
   method: "GET",
   path: "/v1/inbox",
@@ -79,14 +101,17 @@ export const readInbox = route({
 })
 
 export const AckBody = Strict({
-  /** Deletes every item of the caller's inbox up to and including this cursor. */
+  /**
+   * Deletes every item of the caller's inbox up to and including this cursor, and clears the report of expired
+   * items when this reaches its `through`.
+   */
   upTo: InboxId,
 })
 export type AckBody = Static<typeof AckBody>
 export const AckResult = Type.Object({ deleted: Type.Integer({ minimum: 0 }) })
 export type AckResult = Static<typeof AckResult>
 
-/** Acknowledges inbox items: they are deleted. */
+/** Acknowledges inbox items: they are deleted (and an InboxExpired report they reach is cleared). */
 export const ackInbox = route({
   method: "POST",
   path: "/v1/inbox/ack",
