@@ -7,15 +7,12 @@ import { toBase64Url } from "../../rpc-schema/common.js"
 import { AppError } from "../../rpc-schema/errors.js"
 import { auth } from "../../rpc-schema/server/index.js"
 import { fromBase64Url } from "../../rpc-schema/common.js"
+import { sameBytes } from "../bytes.js"
 import type { Clock } from "../clock.js"
 import type { EventBus } from "../events.js"
 import type { CredentialCheck, CredentialVerdict } from "../mls/credentialCheck.js"
 import type { PinStore } from "../store/pinStore.js"
 import type { Session } from "../sync/session.js"
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i])
-}
 
 export class Directory {
   /** A lookup that failed for a passing reason (server unreachable): the caller retries instead of refusing. */

@@ -8,7 +8,8 @@
  *
  * One run at a time; a run stops at the first passing failure (server unreachable, rate limited) and is retried with
  * backoff, or at once when the stream comes back. A refusal that cannot pass (removed from the group, a message the
- * server will never take) drops that entry: its waiter gets the error, an entry recovered after a restart is logged.
+ * server will never take) drops that entry: its waiter gets the error; when nobody waits (an entry recovered after a
+ * restart, or one whose send was answered `queued`), `message.refused` tells the frontends.
  */
 import type { Logger } from "pino"
 import { toBase64Url } from "../../rpc-schema/common.js"
@@ -17,6 +18,7 @@ import { AppError, type ErrorCode } from "../../rpc-schema/errors.js"
 import { groups as routes } from "../../rpc-schema/server/index.js"
 import { maxBatchSize } from "../../rpc-schema/server/http/groups.js"
 import type { Clock } from "../clock.js"
+import type { EventBus } from "../events.js"
 import type { Db } from "../store/database.js"
 import type { GroupStore } from "../store/groupStore.js"
 import type { OutboxEntry, OutboxStore } from "../store/outboxStore.js"
@@ -71,6 +73,7 @@ export interface OutboxSenderOptions {
   groups: GroupStore
   session: Session
   clock: Clock
+  events: EventBus
   log: Logger
   username: string
 }
@@ -187,7 +190,10 @@ export class OutboxSender {
     return undefined
   }
 
-  /** One transaction for a batch: sent entries go from the outbox into the history, refused ones are dropped. */
+  /**
+   * One transaction for a batch: sent entries go from the outbox into the history, refused ones are dropped (and
+   * reported in the same transaction when no call waits for them, so a crash cannot lose the report).
+   */
   private settle(done: Done[]): void {
     const now = this.o.clock.now()
     const outcomes: [number, SendOutcome][] = []
@@ -197,6 +203,17 @@ export class OutboxSender {
         if (seq === undefined) {
           this.o.log.warn({ groupId: entry.groupId, code: error?.code }, "queued message refused by the server")
           outcomes.push([entry.id, { kind: "failed", error: error! }])
+          if (!this.waiters.has(entry.id))
+            this.o.events.emit("message.refused", {
+              groupId: entry.groupId,
+              // The outbox row references its group (foreign key): the group is there.
+              group: this.o.groups.get(entry.groupId)!.name,
+              clientId: toBase64Url(entry.clientId),
+              text: entry.text,
+              createdAt: entry.createdAt,
+              code: error!.code,
+              message: error!.message,
+            })
           continue
         }
         const message: StoredMessage = {

@@ -19,6 +19,7 @@ import {
   joinGroupWithExtensions,
 } from "ts-mls"
 import type { CiphersuiteImpl, KeyPackage, PrivateKeyPackage, Proposal } from "ts-mls"
+import { sameBytes } from "../bytes.js"
 import type { SignatureKeyPair } from "./identity.js"
 import { basicCredential } from "./credentialCheck.js"
 import type { CredentialCheck } from "./credentialCheck.js"
@@ -209,11 +210,7 @@ export function leavePending(group: ChatGroup): boolean {
 }
 
 function sameMember(a: Member, b: Member): boolean {
-  return (
-    a.leafIndex === b.leafIndex &&
-    a.signaturePublicKey.length === b.signaturePublicKey.length &&
-    a.signaturePublicKey.every((x, i) => x === b.signaturePublicKey[i])
-  )
+  return a.leafIndex === b.leafIndex && sameBytes(a.signaturePublicKey, b.signaturePublicKey)
 }
 
 /** Who joined and who left between two member lists. */

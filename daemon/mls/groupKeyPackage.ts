@@ -5,6 +5,7 @@ import { verifyLeafNodeSignatureKeyPackage } from "ts-mls/leafNode.js"
 import type { KeyPackageRejection } from "../../rpc-schema/errors.js"
 import { usernameOf } from "./credentialCheck.js"
 import { GroupError } from "./groupError.js"
+import { sameBytes } from "../bytes.js"
 
 /** Who an invite is for, as the directory says, and the KeyPackage the server handed out for them. */
 export interface Invitee {
@@ -23,10 +24,6 @@ export function decodeKeyPackageBytes(bytes: Uint8Array): KeyPackage {
   if (decoded === undefined || decoded[1] !== bytes.length)
     throw new GroupError("keypackage_invalid", "not a KeyPackage", { reason: "malformed" })
   return decoded[0]
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i])
 }
 
 /** Throws keypackage_invalid unless `kp` belongs to `expectedUser` with `expectedSignatureKey` and is usable at `now` (ms). */

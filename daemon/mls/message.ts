@@ -17,6 +17,7 @@ import { memberChanges } from "./group.js"
 import { GroupError, guarded } from "./groupError.js"
 import { epoch, groupId, isActive, members, membersOfTree, withCheck } from "./groupState.js"
 import type { ChatGroup, Member } from "./groupState.js"
+import { sameBytes } from "../bytes.js"
 
 export interface EncryptedText {
   state: ChatGroup
@@ -59,10 +60,6 @@ function decodeMessage(bytes: Uint8Array): MLSMessage {
   if (decoded === undefined || decoded[1] !== bytes.length)
     throw new GroupError("malformed_message", "not an MLSMessage")
   return decoded[0]
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i])
 }
 
 /** The sender's member entry of a PrivateMessage, from its sender data (RFC 9420 §6.3.2) and the epoch's tree. */

@@ -8,6 +8,7 @@ export const EventName = Type.Union([
   Type.Literal("pool.changed"),
   Type.Literal("connection.changed"),
   Type.Literal("message.received"),
+  Type.Literal("message.refused"),
   Type.Literal("group.joined"),
   Type.Literal("group.updated"),
   Type.Literal("invite.failed"),

@@ -143,3 +143,35 @@ export const leave = method({
   result: GroupSummary,
   errors: ["not_registered", "not_found", "conflict", "not_member", "server_unreachable"],
 })
+
+export const GroupSelfUpdateParams = Strict({ group: GroupRef })
+export type GroupSelfUpdateParams = Static<typeof GroupSelfUpdateParams>
+export const GroupSelfUpdateResult = Type.Object({
+  groupId: Type.String({ description: "MLS group id, base64url" }),
+  /** The epoch the update Commit started; every member moves to it. */
+  epoch: Type.Integer({ minimum: 1 }),
+})
+export type GroupSelfUpdateResult = Static<typeof GroupSelfUpdateResult>
+
+/**
+ * Rotates this member's keys in the group for post-compromise security (RFC 9420 §12.4): a Commit with an
+ * UpdatePath (new leaf encryption key and path secrets; the signature key stays) and no proposals of its own. Proposals
+ * other members made and nobody committed yet (a leave) are committed with it by reference, as §12.4 requires. On
+ * epoch_conflict catches up and retries. Answers with the new epoch once the server took the Commit.
+ */
+export const selfUpdate = method({
+  name: "group.selfUpdate",
+  summary: "rotate this member's keys in a group",
+  params: GroupSelfUpdateParams,
+  result: GroupSelfUpdateResult,
+  errors: [
+    "not_registered",
+    "not_found",
+    "conflict",
+    "forbidden",
+    "not_member",
+    "epoch_conflict",
+    "rate_limited",
+    "server_unreachable",
+  ],
+})

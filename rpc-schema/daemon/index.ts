@@ -17,6 +17,7 @@ import {
   groupUpdated,
   inviteFailed,
   messageReceived,
+  messageRefused,
   poolChanged,
 } from "./notifications.js"
 import * as message from "./message.js"
@@ -40,6 +41,7 @@ export const methods = {
   [group.invite.name]: group.invite,
   [group.remove.name]: group.remove,
   [group.leave.name]: group.leave,
+  [group.selfUpdate.name]: group.selfUpdate,
   [message.send.name]: message.send,
   [message.list.name]: message.list,
   [events.subscribe.name]: events.subscribe,
@@ -58,6 +60,7 @@ export const notifications = {
   [poolChanged.name]: poolChanged,
   [connectionChanged.name]: connectionChanged,
   [messageReceived.name]: messageReceived,
+  [messageRefused.name]: messageRefused,
   [groupJoined.name]: groupJoined,
   [groupUpdated.name]: groupUpdated,
   [inviteFailed.name]: inviteFailed,

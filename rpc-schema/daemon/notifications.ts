@@ -60,6 +60,33 @@ export const messageReceived = notification({
   params: MessageReceivedParams,
 })
 
+export const MessageRefusedParams = Type.Object({
+  eventId: EventId,
+  groupId: Type.String(),
+  /** The group's name (members only). */
+  group: Type.String(),
+  /** The `clientId` message.send answered with, base64url. */
+  clientId: Type.String(),
+  text: Type.String(),
+  /** When message.send stored it in the outbox. */
+  createdAt: TimestampMs,
+  /** The server's stable snake_case code: `not_member`, `group_not_found`, `message_too_large`, `epoch_conflict`, … */
+  code: Type.String(),
+  message: Type.String(),
+})
+export type MessageRefusedParams = Static<typeof MessageRefusedParams>
+
+/**
+ * An own message waiting in the outbox was refused by the server for good and dropped: it was not sent. Sent only
+ * when no message.send call waits for that answer (the message was queued before a restart, or its call was answered
+ * `queued`); a waiting call gets the error itself.
+ */
+export const messageRefused = notification({
+  name: "message.refused",
+  summary: "a queued own message was refused by the server and not sent",
+  params: MessageRefusedParams,
+})
+
 /** What group.joined and group.updated both say of the group: where it stands now. */
 const groupNow = {
   eventId: EventId,

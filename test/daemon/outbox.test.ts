@@ -69,6 +69,29 @@ describe("outbox", () => {
     assert.deepEqual(seen, ["joined outage", ...want])
   })
 
+  it("a queued message the server refuses after a restart is dropped and reported as message.refused", async (t) => {
+    const s = await startServer(t)
+    const [alice, bob] = await Promise.all(["alice", "bob"].map((n) => registered(t, s.url, n)))
+    const g = await groupWith(alice!, "refusal", { bob: bob! })
+    await s.stop()
+    const queued = await alice!.client.call("message.send", { group: "refusal", text: "never sent" })
+    assert.equal(queued.state, "queued")
+    await alice!.stop()
+    // While alice's daemon is down, bob removes her: the server will refuse her queued message for good.
+    await s.start()
+    await bob!.client.call("group.remove", { group: "refusal", user: "alice" })
+
+    const alice2 = await alice!.restart()
+    const refused = alice2.client.next("message.refused", (p) => p.clientId === queued.clientId, 30_000)
+    // Replays the notification if it was recorded before this frontend subscribed.
+    await alice2.client.call("events.subscribe", { after: 0 })
+    const r = await refused
+    assert.deepEqual([r.groupId, r.group, r.text, r.code], [g.groupId, "refusal", "never sent", "not_member"])
+    assert.deepEqual((await alice2.client.call("message.list", { group: "refusal" })).queued, [])
+    assert.ok(!(await history(alice2.client, "refusal")).includes("never sent"))
+    assert.ok(!(await history(bob!.client, "refusal")).includes("never sent"))
+  })
+
   it("64 sends in flight are encrypted in call order and land once; a bad one among them fails alone", async (t) => {
     const s = await startServer(t, { postBurst: 1e6, postPerMinute: 1e6 })
     const [alice, bob] = await Promise.all(["alice", "bob"].map((n) => registered(t, s.url, n)))

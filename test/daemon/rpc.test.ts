@@ -114,6 +114,7 @@ describe("JSON-RPC socket", () => {
       "group.updated",
       "invite.failed",
       "message.received",
+      "message.refused",
       "pool.changed",
     ])
   })

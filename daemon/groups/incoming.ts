@@ -1,0 +1,279 @@
+/**
+ * The log's side of groups: entries from the stream (or read while catching up) applied to the stored state, and
+ * the removal notice from the inbox. Each entry is applied in one transaction: new MLS state, stored message,
+ * cursor, event; a burst of application messages of one group shares one transaction. Another member's leave
+ * proposal is committed here by the member chosen to do it.
+ */
+import type { CiphersuiteImpl } from "ts-mls"
+import { fromBase64Url } from "../../rpc-schema/common.js"
+import { groups as routes } from "../../rpc-schema/server/index.js"
+import type { LogEntry } from "../../rpc-schema/server/http/groups.js"
+import type { InboxItem } from "../../rpc-schema/server/http/inbox.js"
+import { sameBytes } from "../bytes.js"
+import { memberChanges } from "../mls/group.js"
+import { deserializeState, epoch, isActive, members, ownLeafIndex, serializeState } from "../mls/groupState.js"
+import type { ChatGroup } from "../mls/groupState.js"
+import { processIncoming } from "../mls/message.js"
+import type { Committer } from "./commits.js"
+import type { GroupContext } from "./context.js"
+
+export type RemovedItem = Extract<InboxItem, { kind: "removed" }>
+
+export class IncomingLog {
+  private readonly lazyCursors = new Map<string, number>()
+  private lazyTimer: NodeJS.Timeout | undefined
+
+  constructor(
+    private readonly ctx: GroupContext,
+    private readonly commits: Committer,
+  ) {}
+
+  /**
+   * Log entries from the stream, in order (a burst that arrived together). A run of two or more application
+   * messages of one group is applied in one transaction; anything else one entry at a time. Throws only for a
+   * passing failure (the stream retries from its cursors).
+   */
+  async applyEntries(entries: LogEntry[]): Promise<void> {
+    for (let i = 0; i < entries.length;) {
+      const first = entries[i]!
+      let end = i
+      while (end < entries.length && entries[end]!.groupId === first.groupId && entries[end]!.kind === "application")
+        end++
+      if (end - i >= 2) {
+        await this.applyMessages(entries.slice(i, end))
+        i = end
+      } else {
+        await this.apply(first)
+        i++
+      }
+    }
+  }
+
+  /** Reads the group's log from the server after the stored cursor and applies every entry. */
+  async catchUp(id: string): Promise<void> {
+    for (;;) {
+      const g = this.ctx.groups.get(id)
+      if (!g || g.status !== "active") return
+      const page = await this.ctx.session.call(routes.readLog, {
+        params: { groupId: id },
+        query: { after: g.lastSeq, limit: 500 },
+      })
+      for (const e of page.entries) await this.apply(e)
+      const last = page.entries.at(-1)?.seq
+      if (last === undefined || last >= page.lastSeq) return
+    }
+  }
+
+  /** A removal notice: the removing Commit came first on the stream, so the state knows already; mark it. */
+  onRemoved(item: RemovedItem): void {
+    const g = this.ctx.groups.get(item.groupId)
+    if (!g || g.status === "removed") return
+    this.ctx.db.transaction(() => {
+      this.ctx.groups.setStatus(g.id, "removed")
+      this.ctx.events.emit("group.updated", {
+        groupId: g.id,
+        name: g.name,
+        epoch: item.epoch + 1,
+        members: [],
+        added: [],
+        removed: [this.ctx.username],
+        by: item.by,
+        reason: "removed",
+      })
+    })()
+  }
+
+  /** Writes the cursor moves still in memory (before the database is closed). */
+  flushCursors(): void {
+    clearTimeout(this.lazyTimer)
+    this.lazyTimer = undefined
+    const moves = [...this.lazyCursors]
+    this.lazyCursors.clear()
+    if (moves.length === 0 || !this.ctx.db.open) return
+    this.ctx.db.transaction(() => {
+      for (const [id, seq] of moves) this.ctx.groups.advance(id, seq)
+    })()
+  }
+
+  /**
+   * Application messages of one group, processed in order on the evolving state in memory, then written in ONE
+   * transaction: the final state, every message, the cursor (past the last entry) and the events. A crash before
+   * the commit leaves the stored state and cursor as they were, so the stream sends the whole run again; after it,
+   * the cursor is past them all. An entry that does not decrypt to an application message ends the run: what came
+   * before it is written, and it and the rest go through `apply` one at a time.
+   */
+  private async applyMessages(entries: LogEntry[]): Promise<void> {
+    const g = this.ctx.groups.get(entries[0]!.groupId)
+    if (!g || g.status !== "active") return
+    const cs = await this.ctx.suite()
+    let state = deserializeState(g.state)
+    let changed = false
+    let last = g.lastSeq
+    const received: { entry: LogEntry; sender: string; text: string }[] = []
+    let rest: LogEntry[] = []
+    let others = false
+    for (const [i, entry] of entries.entries()) {
+      if (entry.seq <= last) continue
+      // Own messages were stored when sent: the echo only moves the cursor.
+      if (entry.sender !== this.ctx.username) {
+        others = true
+        try {
+          const incoming = await processIncoming(state, fromBase64Url(entry.message), cs, this.ctx.directory.check)
+          if (incoming.kind === "application") {
+            state = incoming.state
+            changed = true
+            received.push({ entry, sender: incoming.sender.username, text: incoming.text })
+          } else if (incoming.kind !== "stale") {
+            rest = entries.slice(i)
+            break
+          }
+        } catch (err) {
+          // Nothing of the run is written: it comes again on the next connection.
+          const transient = this.ctx.directory.takeTransient()
+          if (transient) throw transient
+          this.ctx.log.warn({ groupId: g.id, seq: entry.seq, err: (err as Error).message }, "log entry not applied")
+        }
+      }
+      last = entry.seq
+    }
+    if (!others) this.advanceLater(g.id, last)
+    else if (last > g.lastSeq) {
+      const now = this.ctx.clock.now()
+      this.ctx.db.transaction(() => {
+        if (changed) this.ctx.groups.saveState(g.id, serializeState(state), Number(epoch(state)), last)
+        else this.ctx.groups.advance(g.id, last)
+        for (const { entry, sender, text } of received) {
+          const message = { groupId: g.id, seq: entry.seq, sender, text, sentAt: entry.receivedAt }
+          if (this.ctx.groups.addMessage({ ...message, receivedAt: now, own: false }))
+            this.ctx.events.emit("message.received", { ...message, group: g.name })
+        }
+      })()
+    }
+    for (const entry of rest) await this.apply(entry)
+  }
+
+  private async apply(entry: LogEntry): Promise<void> {
+    const g = this.ctx.groups.get(entry.groupId)
+    if (!g || g.status !== "active" || entry.seq <= g.lastSeq) return
+    if (entry.sender === this.ctx.username && entry.kind === "commit") {
+      const pending = this.ctx.groups.pending(g.id)
+      if (pending && sameBytes(pending.commit, fromBase64Url(entry.message))) {
+        const state = deserializeState(pending.state)
+        const { added, removed } = memberChanges(members(deserializeState(g.state)), members(state))
+        this.commits.adopt(g.id, state, added, removed, entry.seq)
+        return
+      }
+    }
+    // Own messages were stored when sent, own proposals kept when made; own Commits were adopted when the server
+    // took them (their echo is `stale`).
+    if (entry.sender === this.ctx.username && entry.kind !== "commit") {
+      this.advanceLater(g.id, entry.seq)
+      return
+    }
+    const cs = await this.ctx.suite()
+    const before = deserializeState(g.state)
+    let incoming: Awaited<ReturnType<typeof processIncoming>>
+    try {
+      incoming = await processIncoming(before, fromBase64Url(entry.message), cs, this.ctx.directory.check)
+    } catch (err) {
+      const transient = this.ctx.directory.takeTransient()
+      if (transient) throw transient
+      this.ctx.log.warn({ groupId: g.id, seq: entry.seq, err: (err as Error).message }, "log entry not applied")
+      this.ctx.groups.advance(g.id, entry.seq)
+      return
+    }
+    const state = incoming.state
+    const ep = Number(epoch(state))
+    let commitLeave = false
+    this.ctx.db.transaction(() => {
+      switch (incoming.kind) {
+        case "application": {
+          this.ctx.groups.saveState(g.id, serializeState(state), ep, entry.seq)
+          const fresh = this.ctx.groups.addMessage({
+            groupId: g.id,
+            seq: entry.seq,
+            sender: incoming.sender.username,
+            text: incoming.text,
+            sentAt: entry.receivedAt,
+            receivedAt: this.ctx.clock.now(),
+            own: false,
+          })
+          if (fresh)
+            this.ctx.events.emit("message.received", {
+              groupId: g.id,
+              group: g.name,
+              seq: entry.seq,
+              sender: incoming.sender.username,
+              text: incoming.text,
+              sentAt: entry.receivedAt,
+            })
+          break
+        }
+        case "commit":
+          this.ctx.groups.saveState(g.id, serializeState(state), Number(incoming.epoch), entry.seq)
+          if (incoming.removedSelf) this.ctx.groups.setStatus(g.id, "removed")
+          this.ctx.events.emit("group.updated", {
+            groupId: g.id,
+            name: g.name,
+            epoch: Number(incoming.epoch),
+            members: members(state).map((m) => m.username),
+            added: incoming.added.map((m) => m.username),
+            removed: incoming.removed.map((m) => m.username),
+            by: incoming.committer?.username ?? null,
+            reason: incoming.removedSelf ? "removed" : "commit",
+          })
+          break
+        case "proposal": {
+          this.ctx.groups.saveState(g.id, serializeState(state), ep, entry.seq)
+          const leaver =
+            incoming.proposalType === "remove" && incoming.removes?.leafIndex === incoming.proposer?.leafIndex
+              ? incoming.removes
+              : undefined
+          if (leaver === undefined) break
+          this.ctx.events.emit("group.updated", {
+            groupId: g.id,
+            name: g.name,
+            epoch: ep,
+            members: members(state).map((m) => m.username),
+            added: [],
+            removed: [],
+            by: leaver.username,
+            reason: "leaveProposed",
+          })
+          commitLeave = this.isLeaveCommitter(state, leaver.leafIndex)
+          break
+        }
+        case "stale":
+          this.ctx.groups.advance(g.id, entry.seq)
+          break
+      }
+    })()
+    if (commitLeave) await this.commitLeave(g.id, cs)
+  }
+
+  /**
+   * An own echo moves the cursor without a transaction of its own: the moves are written together a moment later
+   * (or by the next entry's transaction, which sets the cursor past them). Losing them in a crash only means the
+   * echoes come again, and an own echo changes nothing but the cursor.
+   */
+  private advanceLater(id: string, seq: number): void {
+    this.lazyCursors.set(id, Math.max(seq, this.lazyCursors.get(id) ?? 0))
+    this.lazyTimer ??= setTimeout(() => this.flushCursors(), 200)
+  }
+
+  /** The member that commits someone's leave: the active member with the lowest leaf index, leaver apart. */
+  private isLeaveCommitter(state: ChatGroup, leaver: number): boolean {
+    if (!isActive(state)) return false
+    const first = members(state).find((m) => m.leafIndex !== leaver)
+    return first?.leafIndex === ownLeafIndex(state)
+  }
+
+  private async commitLeave(id: string, cs: CiphersuiteImpl): Promise<void> {
+    try {
+      await this.commits.commitProposals(id, cs)
+    } catch (err) {
+      // The leave still happens: the next sender commits it (see SendBatcher), or another member does.
+      this.ctx.log.info({ groupId: id, err: (err as Error).message }, "leave not committed by this member")
+    }
+  }
+}
