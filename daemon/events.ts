@@ -1,4 +1,9 @@
-/** Notifications: recorded durably with an id (EventStore), then handed to the connections listening. */
+/**
+ * Notifications: recorded durably with an id (EventStore), then handed to the connections listening once committed.
+ * `emit` is usually called inside the transaction that makes the change it reports; listeners must not hear of a
+ * change that then rolls back, nor ask the database about one it has not committed yet. So listeners are fed from
+ * the store after the current synchronous work, with what the store really holds.
+ */
 import type { NotificationName, NotificationParams } from "../rpc-schema/daemon/index.js"
 import type { Clock } from "./clock.js"
 import type { EventStore, StoredEvent } from "./store/eventStore.js"
@@ -7,21 +12,41 @@ export type EventListener = (e: StoredEvent) => void
 
 export class EventBus {
   private readonly listeners = new Set<EventListener>()
+  /** The last event handed to the listeners. */
+  private delivered: number
+  private deliveryQueued = false
 
   constructor(
     readonly store: EventStore,
     private readonly clock: Clock,
-  ) {}
-
-  emit<N extends NotificationName>(name: N, params: Omit<NotificationParams<N>, "eventId">): void {
-    const id = this.store.append(name, params, this.clock.now())
-    const e = { id, name, params: { eventId: id, ...params } }
-    for (const l of this.listeners) l(e)
+  ) {
+    this.delivered = store.lastId()
   }
 
-  /** Recorded events after `id`, with their ids filled in, for a subscriber catching up. */
-  since(id: number, names: readonly string[]): StoredEvent[] {
+  emit<N extends NotificationName>(name: N, params: Omit<NotificationParams<N>, "eventId">): void {
+    this.store.append(name, params, this.clock.now())
+    if (!this.deliveryQueued) {
+      this.deliveryQueued = true
+      queueMicrotask(() => this.deliver())
+    }
+  }
+
+  /** Recorded events after `id`, with their ids filled in, for a subscriber catching up (all names if omitted). */
+  since(id: number, names?: readonly string[]): StoredEvent[] {
     return this.store.since(id, names).map((e) => ({ ...e, params: { eventId: e.id, ...e.params } }))
+  }
+
+  /**
+   * Hands the committed events not yet delivered to the listeners. better-sqlite3 transactions are synchronous, so a
+   * microtask runs after the emitting transaction has committed or rolled back; a rolled-back event is simply not
+   * in the store.
+   */
+  private deliver(): void {
+    this.deliveryQueued = false
+    for (const e of this.since(this.delivered)) {
+      this.delivered = e.id
+      for (const l of this.listeners) l(e)
+    }
   }
 
   on(l: EventListener): () => void {

@@ -27,13 +27,14 @@ export class EventStore {
     return this.db.prepare<[], { id: number | null }>("SELECT max(id) AS id FROM events").get()?.id ?? 0
   }
 
-  since(id: number, names: readonly string[]): StoredEvent[] {
+  /** Events after `id` in order, only those named in `names` if given. */
+  since(id: number, names?: readonly string[]): StoredEvent[] {
     return this.db
       .prepare<[number], { id: number; name: string; params: string }>(
         "SELECT id, name, params FROM events WHERE id > ? ORDER BY id",
       )
       .all(id)
-      .filter((e) => names.includes(e.name))
+      .filter((e) => names === undefined || names.includes(e.name))
       .map((e) => ({ id: e.id, name: e.name, params: JSON.parse(e.params) as Record<string, unknown> }))
   }
 }
