@@ -1,5 +1,5 @@
 /** Builds the server: store, services and HTTP routes, from one config. main.ts and tests both use it. */
-import Fastify, { LogController, type FastifyInstance } from "fastify"
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from "fastify"
 import { AppError } from "../rpc-schema/errors.js"
 import type { ServerConfig } from "./config.js"
 import { errorHandler, sendError } from "./errors.js"
@@ -43,7 +43,7 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
   )
   const directory = new DirectoryService(store, config.clock, events, config)
 
-  const http = Fastify({
+  const options = {
     bodyLimit,
     logController: new LogController({ disableRequestLogging: !["debug", "trace"].includes(config.logLevel) }),
     logger: {
@@ -52,7 +52,12 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
       redact: ["req.headers.authorization", "*.token", "*.nonce", "*.signature", "*.proof"],
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
-  })
+  } satisfies FastifyServerOptions
+  // With a certificate the same routes and the stream's upgrade run over TLS (HTTPS, WSS). Fastify types an HTTPS
+  // instance apart; the routes and the stream use only what both kinds of server have.
+  const http = config.tls
+    ? (Fastify({ ...options, https: config.tls }) as unknown as FastifyInstance)
+    : Fastify(options)
   http.decorateRequest("user", "")
   http.decorateRequest("session", undefined)
   http.removeContentTypeParser("text/plain") // JSON only: anything else is 415

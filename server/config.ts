@@ -37,6 +37,8 @@ export interface ServerConfig {
   wsMaxConnectionsPerIp: number
   logLevel: Level | "silent"
   clock: Clock
+  /** PEM certificate chain and private key: the server speaks HTTPS and WSS itself. Plain HTTP when absent. */
+  tls?: { cert: Buffer; key: Buffer }
 }
 
 export const defaultConfig: Omit<ServerConfig, "dbPath"> = {

@@ -1,4 +1,5 @@
 /** mls-server: flags, then buildApp, listen, and a graceful stop on SIGINT/SIGTERM. */
+import { readFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import type { Level } from "pino"
 import { buildApp } from "./app.js"
@@ -21,11 +22,14 @@ const usage = `usage: mls-server [options]
   --ws-max-buffer-kib N     disconnect a stream client with more than this buffered (default ${defaultConfig.wsMaxBufferedBytes / 1024})
   --ws-hello-timeout SECS   close a stream connection that sends no hello in this time (default ${defaultConfig.wsHelloTimeoutMs / 1000})
   --ws-max-per-ip N         stream connections one address may hold at once; more get HTTP 429 (default ${defaultConfig.wsMaxConnectionsPerIp})
+  --tls-cert PATH           PEM certificate (chain): serve HTTPS and WSS; needs --tls-key (default plain HTTP,
+                            for loopback or behind a TLS-terminating proxy)
+  --tls-key PATH            PEM private key of --tls-cert
   --log-level LEVEL         fatal, error, warn, info, debug, trace or silent (default info)
   -h, --help                this text
   --version                 the server version
 
-On start it prints one line "listening on http://HOST:PORT" to stdout.`
+On start it prints one line "listening on http://HOST:PORT" (https with TLS) to stdout.`
 
 const levels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"]
 
@@ -47,6 +51,20 @@ function positiveInteger(name: string, text: string | undefined, fallback: numbe
   return n
 }
 
+/** Both files or neither; each must be readable (whether they form a valid pair is checked when the server starts). */
+function tlsFiles(cert: string | undefined, key: string | undefined): ServerConfig["tls"] {
+  if (cert === undefined && key === undefined) return undefined
+  if (cert === undefined || key === undefined) fail("--tls-cert and --tls-key go together")
+  const read = (flag: string, path: string) => {
+    try {
+      return readFileSync(path)
+    } catch (err) {
+      fail(`--${flag}: cannot read ${path}: ${(err as Error).message}`)
+    }
+  }
+  return { cert: read("tls-cert", cert), key: read("tls-key", key) }
+}
+
 let parsed
 try {
   parsed = parseArgs({
@@ -65,6 +83,8 @@ try {
       "ws-max-buffer-kib": { type: "string" },
       "ws-hello-timeout": { type: "string" },
       "ws-max-per-ip": { type: "string" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
       "log-level": { type: "string", default: "info" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },
@@ -108,6 +128,7 @@ const config: ServerConfig = {
     positiveNumber("ws-hello-timeout", flags["ws-hello-timeout"], defaultConfig.wsHelloTimeoutMs / 1000) * 1000,
   wsMaxConnectionsPerIp: positiveInteger("ws-max-per-ip", flags["ws-max-per-ip"], defaultConfig.wsMaxConnectionsPerIp),
   logLevel: flags["log-level"] as Level | "silent",
+  tls: tlsFiles(flags["tls-cert"], flags["tls-key"]),
 }
 // setTimeout fires at once for delays past ~24.8 days.
 if (config.wsHelloTimeoutMs > 3600_000) fail("--ws-hello-timeout must be at most 3600")

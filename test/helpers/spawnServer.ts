@@ -61,3 +61,15 @@ export async function runChild<T>(file: string, input: unknown): Promise<T> {
   if (code !== 0) throw new Error(`${file} exited with ${code}`)
   return JSON.parse(out) as T
 }
+
+/** Runs `server/main.ts` with `args` expecting it to exit by itself (a refusal); resolves with its code and stderr. */
+export async function runServer(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(root, "server/main.ts"), ...args], {
+    cwd: root,
+    stdio: ["ignore", "ignore", "pipe"],
+  })
+  let stderr = ""
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d))
+  const [code] = (await once(child, "exit")) as [number | null]
+  return { code, stderr }
+}
