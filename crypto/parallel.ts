@@ -63,6 +63,7 @@ function recoverStalled(sab: SharedArrayBuffer): SharedArrayBuffer {
   const finished = Array.from({ length: v.count }, (_, i) => Atomics.load(v.status, i) !== status.pending)
   const copy = new SharedArrayBuffer(sab.byteLength)
   new Uint8Array(copy).set(new Uint8Array(sab))
+  v.output.fill(0) // the caller wipes the copy's outputs; the abandoned buffer's go now
   const c = views(copy)
   finished.forEach((f, i) => {
     if (!f) c.status[i] = status.pending
