@@ -22,6 +22,7 @@ import { PoolStore } from "./store/poolStore.js"
 import { ServerClient } from "./sync/httpClient.js"
 import { registerUser } from "./sync/registration.js"
 import { Session } from "./sync/session.js"
+import { recordInboxExpiry } from "./sync/inboxExpiry.js"
 import { ServerStream, type StreamEvents } from "./sync/stream.js"
 import { CursorStore } from "./store/cursorStore.js"
 import { GroupStore } from "./store/groupStore.js"
@@ -155,6 +156,14 @@ export class Daemon {
     return {
       onGroupItem: (item) => (item.kind === "welcome" ? groups.onWelcome(item) : groups.onRemoved(item)),
       onEntries: (entries) => groups.onEntries(entries),
+      onPruned: (frame) => groups.onPruned(frame),
+      onInboxExpired: (report) => {
+        if (recordInboxExpiry(this.db, this.cursors, this.events, report, this.opts.clock.now())) {
+          this.opts.log.warn(report, "inbox items expired on the server unread")
+          // Lost key-directory events (reservations, spends) are repaired by reconciling with the server.
+          maintainer.soon()
+        }
+      },
       groupCursors: () => groups.cursors(),
       onKeyEvent: (item) => {
         const now = this.opts.clock.now()

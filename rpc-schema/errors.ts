@@ -76,6 +76,12 @@ export const errorTable = {
   message_too_large: { http: 413, rpc: -32064, doc: "message too large" },
   /** Not a well-formed MLSMessage of the expected kind, or for another group. */
   malformed_message: { http: 400, rpc: -32065, doc: "malformed MLS message" },
+  /**
+   * The daemon's MLS state of the group cannot follow it any more: retention deleted log entries it had not
+   * fetched, a Commit among them (`group.historyLost` said `canContinue: false`). Nothing can be sent to the group
+   * until a member removes and re-adds this profile.
+   */
+  group_out_of_sync: { http: 409, rpc: -32066, doc: "this member's state of the group is out of sync (history lost)" },
 } as const
 
 /** A stable snake_case error code. */

@@ -97,6 +97,15 @@ export class GroupService {
     return this.serial(() => this.incoming.applyEntries(entries))
   }
 
+  /**
+   * Retention deleted entries of a group before this daemon processed them (the stream's `pruned` frame): the cursor
+   * moves past them with `group.historyLost`, and the group becomes `out_of_sync` when a Commit was among them.
+   * Throws only for a passing failure (the stream retries).
+   */
+  onPruned(frame: { groupId: string; after: number; prunedThrough: number }): Promise<void> {
+    return this.serial(() => this.incoming.onPruned(frame.groupId, frame.after, frame.prunedThrough))
+  }
+
   /** A Welcome from the inbox: join, or report `invite.failed`. Throws only for a passing failure. */
   onWelcome(item: WelcomeItem): Promise<void> {
     return this.serial(() => acceptWelcome(this.o, item, this.o.onKeyConsumed))

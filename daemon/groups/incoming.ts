@@ -6,6 +6,7 @@
  */
 import type { CiphersuiteImpl } from "ts-mls"
 import { fromBase64Url } from "../../rpc-schema/common.js"
+import { AppError, type ErrorCode } from "../../rpc-schema/errors.js"
 import { groups as routes } from "../../rpc-schema/server/index.js"
 import type { LogEntry } from "../../rpc-schema/server/http/groups.js"
 import type { InboxItem } from "../../rpc-schema/server/http/inbox.js"
@@ -16,8 +17,12 @@ import type { ChatGroup } from "../mls/groupState.js"
 import { processIncoming } from "../mls/message.js"
 import type { Committer } from "./commits.js"
 import type { GroupContext } from "./context.js"
+import { requireActive } from "./queries.js"
 
 export type RemovedItem = Extract<InboxItem, { kind: "removed" }>
+
+/** Failures of a server read that pass: the stream retries the frame on its next connection. */
+const passing: readonly ErrorCode[] = ["server_unreachable", "rate_limited", "internal", "unauthenticated"]
 
 export class IncomingLog {
   private readonly lazyCursors = new Map<string, number>()
@@ -49,19 +54,92 @@ export class IncomingLog {
     }
   }
 
-  /** Reads the group's log from the server after the stored cursor and applies every entry. */
+  /**
+   * Reads the group's log from the server after the stored cursor and applies every entry. A gap retention left
+   * (`prunedThrough`) is handled as the stream's `pruned` frame is; when it leaves the group out of sync, this throws
+   * `group_out_of_sync` (the caller was about to build on that state).
+   */
   async catchUp(id: string): Promise<void> {
-    for (;;) {
+    for (let pages = 0; ; pages++) {
       const g = this.ctx.groups.get(id)
-      if (!g || g.status !== "active") return
+      if (!g || g.status === "removed") return
+      requireActive(g)
+      const after = Math.max(g.lastSeq, this.lazyCursors.get(id) ?? 0)
       const page = await this.ctx.session.call(routes.readLog, {
         params: { groupId: id },
-        query: { after: g.lastSeq, limit: 500 },
+        query: { after, limit: 500 },
       })
+      if (page.prunedThrough !== undefined) {
+        await this.onPruned(id, after, page.prunedThrough, page.entries[0])
+        requireActive(this.ctx.groups.get(id)!)
+      }
       for (const e of page.entries) await this.apply(e)
-      const last = page.entries.at(-1)?.seq
-      if (last === undefined || last >= page.lastSeq) return
+      const last = page.entries.at(-1)?.seq ?? page.prunedThrough
+      // Bounded: a log that keeps growing faster than it is read is caught up with by the stream instead.
+      if (last === undefined || last >= page.lastSeq || pages >= 1000) return
     }
+  }
+
+  /**
+   * Retention deleted the group's entries (after, prunedThrough] before this daemon processed them. Whether the MLS
+   * state can go on depends on what was lost: the epoch of the first entry after the gap (or the group's epoch when
+   * none follows) above the state's means a Commit was among them. In ONE transaction: the cursor moves past the gap,
+   * the group becomes `out_of_sync` when it cannot continue, and `group.historyLost` is recorded. `next` is the first
+   * entry after the gap when the caller has it already (catch-up); the stream's `pruned` frame reads it from the
+   * server. Throws only for a passing failure (the stream retries from its cursors, which have not moved).
+   */
+  async onPruned(id: string, after: number, prunedThrough: number, next?: LogEntry): Promise<void> {
+    const g = this.ctx.groups.get(id)
+    if (!g || g.status === "removed") return
+    const from = Math.max(after, g.lastSeq, this.lazyCursors.get(id) ?? 0)
+    if (prunedThrough <= from) return
+    if (g.status === "out_of_sync") return this.advanceLater(id, prunedThrough)
+    let through = prunedThrough
+    let groupEpoch: number | undefined = next?.epoch
+    if (groupEpoch === undefined) ({ through, epoch: groupEpoch } = await this.epochAfter(id, prunedThrough))
+    const canContinue = groupEpoch === undefined || groupEpoch <= g.epoch
+    const status = canContinue ? "active" : "out_of_sync"
+    this.ctx.log.warn({ groupId: id, after: from, prunedThrough: through, canContinue }, "group history lost")
+    this.ctx.db.transaction(() => {
+      this.ctx.groups.advance(id, through)
+      if (!canContinue) this.ctx.groups.setStatus(id, "out_of_sync")
+      this.ctx.events.emit("group.historyLost", {
+        groupId: id,
+        group: g.name,
+        after: from,
+        prunedThrough: through,
+        lost: through - from,
+        canContinue,
+        epoch: g.epoch,
+        groupEpoch: groupEpoch ?? g.epoch,
+        status,
+      })
+    })()
+  }
+
+  /**
+   * The epoch of the group's first entry after `through` (the epoch a Commit was made at, or the one a message names),
+   * or the group's epoch when no entry follows. Retention may have deleted more meanwhile: the gap then ends later.
+   * Undefined when the server does not say (this member was removed meanwhile: its removal notice follows).
+   */
+  private async epochAfter(id: string, through: number): Promise<{ through: number; epoch: number | undefined }> {
+    try {
+      for (let attempt = 0; attempt < 4; attempt++) {
+        const page = await this.ctx.session.call(routes.readLog, {
+          params: { groupId: id },
+          query: { after: through, limit: 1 },
+        })
+        through = Math.max(through, page.prunedThrough ?? 0)
+        if (page.entries[0]) return { through, epoch: page.entries[0].epoch }
+        const info = await this.ctx.session.call(routes.getGroup, { params: { groupId: id } })
+        // An entry appended between the two reads: read it (its epoch is the one after the gap, the group's may be later).
+        if (info.lastSeq <= through) return { through, epoch: info.epoch }
+      }
+    } catch (err) {
+      if (!(err instanceof AppError) || passing.includes(err.code)) throw err
+      this.ctx.log.info({ groupId: id, code: err.code }, "epoch after a history gap unknown")
+    }
+    return { through, epoch: undefined }
   }
 
   /** A removal notice: the removing Commit came first on the stream, so the state knows already; mark it. */
@@ -104,7 +182,8 @@ export class IncomingLog {
    */
   private async applyMessages(entries: LogEntry[]): Promise<void> {
     const g = this.ctx.groups.get(entries[0]!.groupId)
-    if (!g || g.status !== "active") return
+    if (!g || g.status === "removed") return
+    if (g.status === "out_of_sync") return this.advanceLater(g.id, entries.at(-1)!.seq)
     const cs = await this.ctx.suite()
     let state = deserializeState(g.state)
     let changed = false
@@ -154,7 +233,9 @@ export class IncomingLog {
 
   private async apply(entry: LogEntry): Promise<void> {
     const g = this.ctx.groups.get(entry.groupId)
-    if (!g || g.status !== "active" || entry.seq <= g.lastSeq) return
+    if (!g || g.status === "removed" || entry.seq <= g.lastSeq) return
+    // Its state cannot process what follows a lost Commit: the cursor only moves (the hello stays near the head).
+    if (g.status === "out_of_sync") return this.advanceLater(g.id, entry.seq)
     if (entry.sender === this.ctx.username && entry.kind === "commit") {
       const pending = this.ctx.groups.pending(g.id)
       if (pending && sameBytes(pending.commit, fromBase64Url(entry.message))) {

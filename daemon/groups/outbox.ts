@@ -158,6 +158,17 @@ export class OutboxSender {
    * Answers the passing failure that stops the run, if any.
    */
   private async post(chunk: OutboxEntry[], done: Done[]): Promise<AppError | undefined> {
+    const g = this.o.groups.get(chunk[0]!.groupId)
+    if (g?.status === "out_of_sync") {
+      // Encrypted at an epoch the group has left (a lost Commit): nobody could read them. Refused here, not posted.
+      const error = new AppError(
+        "group_out_of_sync",
+        `group "${g.name}" is out of sync (history lost): the message was not sent`,
+        { groupId: g.id },
+      )
+      for (const entry of chunk) done.push({ entry, error })
+      return undefined
+    }
     if (chunk.length > 1) {
       try {
         const r = await this.o.session.call(routes.postMessages, {

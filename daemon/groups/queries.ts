@@ -21,11 +21,27 @@ export function findGroup(groups: GroupStore, ref: string): StoredGroup {
   throw new AppError("not_found", `no group "${ref}"`)
 }
 
-/** Like findGroup, for changes: a group this profile was removed from is `not_member`. */
+/**
+ * Like findGroup, for changes: a group this profile was removed from is `not_member`; one whose state cannot follow
+ * the group any more (history lost, a Commit in it) is `group_out_of_sync`: anything made on that state (a message,
+ * a Commit, a proposal) would be at an epoch the other members left, so it fails here instead.
+ */
 export function activeGroup(groups: GroupStore, ref: string): StoredGroup {
   const g = findGroup(groups, ref)
-  if (g.status !== "active") throw new AppError("not_member", `removed from group "${g.name}"`)
+  requireActive(g)
   return g
+}
+
+/** Throws the stable error of a group this profile cannot change: removed, or out of sync. */
+export function requireActive(g: StoredGroup): void {
+  if (g.status === "removed") throw new AppError("not_member", `removed from group "${g.name}"`)
+  if (g.status === "out_of_sync")
+    throw new AppError(
+      "group_out_of_sync",
+      `group "${g.name}" is out of sync: the server deleted part of its history (a Commit among it) before this ` +
+        "profile fetched it; ask a member to remove and re-add you",
+      { groupId: g.id },
+    )
 }
 
 export function summarize(g: StoredGroup): GroupSummary {
@@ -53,6 +69,7 @@ export function groupMembers(groups: GroupStore, ref: string): GroupMembersResul
     groupId: g.id,
     name: g.name,
     epoch: g.epoch,
+    status: g.status,
     members: members(state).map((m) => ({
       username: m.username,
       leafIndex: m.leafIndex,
@@ -77,10 +94,13 @@ export function groupMessages(
   return { ...groups.messages(id, before, limit), queued }
 }
 
-/** Where the stream resumes, per group this profile is still in. */
+/**
+ * Where the stream resumes, per group this profile is still in (an out-of-sync group too: its cursor keeps moving, so
+ * the server does not stream it from the start again).
+ */
 export function groupCursors(groups: GroupStore): GroupCursor[] {
   return groups
     .all()
-    .filter((g) => g.status === "active")
+    .filter((g) => g.status !== "removed")
     .map((g) => ({ groupId: g.id, after: g.lastSeq }))
 }

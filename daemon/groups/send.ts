@@ -6,14 +6,13 @@
 import { randomBytes } from "node:crypto"
 import { toBase64Url } from "../../rpc-schema/common.js"
 import type { MessageSendResult } from "../../rpc-schema/daemon/message.js"
-import { AppError } from "../../rpc-schema/errors.js"
 import { deserializeState, epoch, serializeState } from "../mls/groupState.js"
 import type { ChatGroup } from "../mls/groupState.js"
 import { encryptText } from "../mls/message.js"
 import type { Committer } from "./commits.js"
 import { toAppError, type GroupContext } from "./context.js"
 import type { OutboxSender, SendOutcome } from "./outbox.js"
-import { activeGroup } from "./queries.js"
+import { activeGroup, requireActive } from "./queries.js"
 
 interface QueuedSend {
   outcome: Promise<SendOutcome>
@@ -92,7 +91,7 @@ export class SendBatcher {
             // A proposal (someone's leave) blocks application messages until committed: commit it first.
             await this.commits.commitProposals(id, cs)
             const g = this.ctx.groups.get(id)!
-            if (g.status !== "active") throw new AppError("not_member", `removed from group "${g.name}"`)
+            requireActive(g)
             current = { state: deserializeState(g.state), used: false }
             states.set(id, current)
           }

@@ -24,7 +24,8 @@ interface GroupRow {
   state: Buffer
   epoch: number
   last_seq: number
-  status: GroupStatus
+  status: "active" | "removed"
+  out_of_sync: number
   joined_at: number
   joined_by: string | null
 }
@@ -45,7 +46,7 @@ const toGroup = (r: GroupRow): StoredGroup => ({
   state: new Uint8Array(r.state),
   epoch: r.epoch,
   lastSeq: r.last_seq,
-  status: r.status,
+  status: r.status === "active" && r.out_of_sync === 1 ? "out_of_sync" : r.status,
   joinedAt: r.joined_at,
   joinedBy: r.joined_by,
 })
@@ -87,9 +88,18 @@ export class GroupStore {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, state = excluded.state, epoch = excluded.epoch,
            last_seq = excluded.last_seq, status = excluded.status, joined_at = excluded.joined_at,
-           joined_by = excluded.joined_by, pending_commit = NULL, pending_state = NULL`,
+           joined_by = excluded.joined_by, pending_commit = NULL, pending_state = NULL, out_of_sync = 0`,
       )
-      .run(g.id, g.name, g.state, g.epoch, g.lastSeq, g.status, g.joinedAt, g.joinedBy)
+      .run(
+        g.id,
+        g.name,
+        g.state,
+        g.epoch,
+        g.lastSeq,
+        g.status === "removed" ? "removed" : "active",
+        g.joinedAt,
+        g.joinedBy,
+      )
   }
 
   /** A new MLS state (and epoch); the cursor moves only when `lastSeq` is given. */
@@ -123,8 +133,10 @@ export class GroupStore {
     this.db.prepare("UPDATE groups SET last_seq = max(last_seq, ?) WHERE id = ?").run(lastSeq, id)
   }
 
+  /** `out_of_sync` is a flag beside the stored status (migration 4); `active` clears it. */
   setStatus(id: string, status: GroupStatus): void {
-    this.db.prepare("UPDATE groups SET status = ? WHERE id = ?").run(status, id)
+    if (status === "out_of_sync") this.db.prepare("UPDATE groups SET out_of_sync = 1 WHERE id = ?").run(id)
+    else this.db.prepare("UPDATE groups SET status = ?, out_of_sync = 0 WHERE id = ?").run(status, id)
   }
 
   /** Stores a message once: the same (group, seq) again changes nothing. Answers whether it was new. */

@@ -104,4 +104,10 @@ export const migrations: readonly string[] = [
     created_at INTEGER NOT NULL
   );
   `,
+  // 4: groups whose MLS state cannot follow them (retention deleted a Commit this daemon had not fetched). A flag
+  // beside `status` rather than a new status value: changing the CHECK would mean rebuilding the table, which the
+  // messages and outbox rows reference. Reported as status `out_of_sync` while `status` is 'active'.
+  `
+  ALTER TABLE groups ADD COLUMN out_of_sync INTEGER NOT NULL DEFAULT 0;
+  `,
 ]

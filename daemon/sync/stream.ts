@@ -3,6 +3,10 @@
  * notices) and group log entries. Connects with the session's bearer token (a 401 renews it), sends `hello` from the
  * stored inbox cursor and the groups' cursors, and reconnects with exponential backoff and full jitter.
  *
+ * When the server ends the stream because its session expired or was revoked (close 4001), the daemon logs in again at
+ * once and resumes. Retention's reports are acted on: a `pruned` frame goes to the group service (history lost), an
+ * `inboxExpired` report is recorded, then acknowledged so the server clears it.
+ *
  * Frames are handled one at a time, in arrival order; entry frames that have arrived already behind an entry frame go
  * with it as one burst (applied in one transaction by the group service). An inbox item's cursor is stored (and
  * acknowledged) once it is handled; a group's cursor moves with the entries inside the group store's transaction. A handler that fails for
@@ -12,8 +16,8 @@ import type { Logger } from "pino"
 import WebSocket from "ws"
 import { TypeCompiler } from "@sinclair/typebox/compiler"
 import type { LogEntry } from "../../rpc-schema/server/http/groups.js"
-import type { InboxItem } from "../../rpc-schema/server/http/inbox.js"
-import { ServerFrame, streamPath, type GroupCursor } from "../../rpc-schema/server/ws.js"
+import type { InboxExpired, InboxItem } from "../../rpc-schema/server/http/inbox.js"
+import { closeCodes, ServerFrame, streamPath, type GroupCursor, type PrunedFrame } from "../../rpc-schema/server/ws.js"
 import type { Clock } from "../clock.js"
 import type { CursorStore } from "../store/cursorStore.js"
 import type { Session } from "./session.js"
@@ -36,6 +40,16 @@ export interface StreamEvents {
    * A burst is handed over at once so that it can be applied in one transaction.
    */
   onEntries(entries: LogEntry[]): Promise<void>
+  /**
+   * Retention deleted entries of a group this daemon had not received (they come no more: the group's next entries
+   * follow); a rejection means "not now", as above (the cursor has not moved, so the frame comes again).
+   */
+  onPruned(frame: PrunedFrame): Promise<void>
+  /**
+   * Retention deleted unacknowledged inbox items: record the report durably (once per report); the stream
+   * acknowledges it to the server only after this resolves, so a crash in between loses nothing.
+   */
+  onInboxExpired(report: InboxExpired): void
   /** Where each group resumes (the `hello` frame). */
   groupCursors(): GroupCursor[]
   /** The stream is up and caught up (true) or down (false). */
@@ -56,7 +70,10 @@ export class ServerStream {
   private retry: NodeJS.Timeout | undefined
   private idle: NodeJS.Timeout | undefined
   private up = false
-  /** A 401 on the upgrade is answered by one fresh login; a second one in a row is a failure like any other. */
+  /**
+   * A 401 on the upgrade, or a close because the stream's session ended (4001), is answered by one fresh login and an
+   * immediate reconnect; a second one before the stream caught up is a failure like any other (backoff).
+   */
   private renewed = false
   /** Frames are handled in order, one at a time (a burst of entry frames together). */
   private work: Promise<void> = Promise.resolve()
@@ -123,11 +140,26 @@ export class ServerStream {
       this.work = this.work.then(() => this.next())
     })
     ws.on("error", (err) => this.log.debug({ err }, "stream error"))
-    ws.on("close", (code) => {
+    ws.on("close", (code, reason) => {
       if (ws !== this.ws || refused) return
       this.ws = undefined
-      this.down(`stream closed (${code})`)
+      if (code === closeCodes.sessionEnded) this.sessionEnded(token, reason.toString())
+      else this.down(`stream closed (${code}${reason.length > 0 ? `: ${reason.toString()}` : ""})`)
     })
+  }
+
+  /**
+   * The server closed the stream because its token expired or was revoked: log in again at once (the stale token is
+   * not tried again, so no 401 round trip) and resume from the cursors, without a backoff wait and without reporting
+   * the link down. The frames of the old connection not handled yet are dropped; the new one sends them again.
+   */
+  private sessionEnded(token: string, reason: string): void {
+    clearTimeout(this.idle)
+    if (this.stopped) return
+    this.log.info({ reason }, "stream session ended; logging in again")
+    if (this.renewed) return this.down(`stream closed: ${reason}`, token)
+    this.renewed = true
+    void this.connect(token)
   }
 
   private alive(): void {
@@ -193,6 +225,14 @@ export class ServerStream {
         case "error":
           this.log.warn({ code: frame.code, msg: frame.message, groupId: frame.groupId }, "stream error frame")
           break
+        case "pruned":
+          await this.events.onPruned(frame)
+          break
+        case "inboxExpired":
+          // Recorded first, acknowledged after: the report stays on the server until the ack reaches `through`.
+          this.events.onInboxExpired({ count: frame.count, through: frame.through })
+          if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "ack", upTo: frame.through }))
+          break
         case "entry":
           await this.events.onEntries(burst ?? [frame])
           break
@@ -206,7 +246,8 @@ export class ServerStream {
     }
   }
 
-  private down(error: string): void {
+  /** The link failed: report it (once per outage) and reconnect after a backoff; `stale` is a token not to reuse. */
+  private down(error: string, stale?: string): void {
     clearTimeout(this.idle)
     if (this.stopped) return
     if (this.up || this.failures === 0) this.events.onState(false, error)
@@ -217,7 +258,7 @@ export class ServerStream {
     const delay = Math.round(Math.random() * full)
     this.log.debug({ error, delay }, "stream down; reconnecting")
     clearTimeout(this.retry)
-    this.retry = setTimeout(() => void this.connect(), delay).unref()
+    this.retry = setTimeout(() => void this.connect(stale), delay).unref()
   }
 
   stop(): void {

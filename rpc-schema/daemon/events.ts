@@ -13,6 +13,8 @@ export const EventName = Type.Union([
   Type.Literal("group.updated"),
   Type.Literal("invite.failed"),
   Type.Literal("credential.refused"),
+  Type.Literal("group.historyLost"),
+  Type.Literal("invites.expired"),
 ])
 export type EventName = Static<typeof EventName>
 

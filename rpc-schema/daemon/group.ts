@@ -9,9 +9,14 @@ export const GroupRef = Type.String({ minLength: 1, maxLength: 340, description:
 /** The group name shared among members: 1..256 UTF-8 bytes, not blank. */
 export const GroupName = Type.String({ minLength: 1, maxLength: 256, description: "group name (members only)" })
 
-/** `active` while a member; `removed` once a Commit removed this member (history stays readable). */
-export const GroupStatus = Type.Union([Type.Literal("active"), Type.Literal("removed")], {
-  description: "active | removed",
+/**
+ * `active` while a member; `removed` once a Commit removed this member (history stays readable); `out_of_sync` once
+ * retention deleted log entries this daemon had not fetched, a Commit among them, so its MLS state cannot follow the
+ * group (`group.historyLost` with `canContinue: false`): history stays readable, changes and sends fail with
+ * `group_out_of_sync` until a member removes and re-adds this profile (its Welcome makes the group `active` again).
+ */
+export const GroupStatus = Type.Union([Type.Literal("active"), Type.Literal("removed"), Type.Literal("out_of_sync")], {
+  description: "active | removed | out_of_sync",
 })
 export type GroupStatus = Static<typeof GroupStatus>
 
@@ -68,6 +73,8 @@ export const GroupMembersResult = Type.Object({
   groupId: Type.String(),
   name: Type.String(),
   epoch: Type.Integer({ minimum: 0 }),
+  /** As in group.list: `out_of_sync` means these are the members as of the last epoch this profile could follow. */
+  status: GroupStatus,
   members: Type.Array(GroupMember),
 })
 export type GroupMembersResult = Static<typeof GroupMembersResult>
@@ -102,6 +109,7 @@ export const invite = method({
     "unknown_user",
     "forbidden",
     "not_member",
+    "group_out_of_sync",
     "epoch_conflict",
     "reservation_expired",
     "rate_limited",
@@ -124,6 +132,7 @@ export const remove = method({
     "conflict",
     "forbidden",
     "not_member",
+    "group_out_of_sync",
     "epoch_conflict",
     "server_unreachable",
   ],
@@ -141,7 +150,7 @@ export const leave = method({
   summary: "leave a group",
   params: GroupLeaveParams,
   result: GroupSummary,
-  errors: ["not_registered", "not_found", "conflict", "not_member", "server_unreachable"],
+  errors: ["not_registered", "not_found", "conflict", "not_member", "group_out_of_sync", "server_unreachable"],
 })
 
 export const GroupSelfUpdateParams = Strict({ group: GroupRef })
@@ -170,6 +179,7 @@ export const selfUpdate = method({
     "conflict",
     "forbidden",
     "not_member",
+    "group_out_of_sync",
     "epoch_conflict",
     "rate_limited",
     "server_unreachable",

@@ -13,9 +13,11 @@ import type { MethodDescriptor, NotificationDescriptor } from "./method.js"
 import {
   connectionChanged,
   credentialRefused,
+  groupHistoryLost,
   groupJoined,
   groupUpdated,
   inviteFailed,
+  invitesExpired,
   messageReceived,
   messageRefused,
   poolChanged,
@@ -65,6 +67,8 @@ export const notifications = {
   [groupUpdated.name]: groupUpdated,
   [inviteFailed.name]: inviteFailed,
   [credentialRefused.name]: credentialRefused,
+  [groupHistoryLost.name]: groupHistoryLost,
+  [invitesExpired.name]: invitesExpired,
 } as const
 export type DaemonNotifications = typeof notifications
 export type NotificationName = keyof DaemonNotifications

@@ -64,6 +64,7 @@ export const send = method({
     "not_found",
     "conflict",
     "not_member",
+    "group_out_of_sync",
     "epoch_conflict",
     "rate_limited",
     "server_unreachable",

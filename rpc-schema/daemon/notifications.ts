@@ -4,6 +4,7 @@
  */
 import { Type, type Static } from "@sinclair/typebox"
 import { ConnectionState } from "./daemon.js"
+import { GroupStatus } from "./group.js"
 import { notification } from "./method.js"
 import { PoolStatusResult } from "./pool.js"
 import { TimestampMs, Username } from "../common.js"
@@ -161,4 +162,70 @@ export const credentialRefused = notification({
   name: "credential.refused",
   summary: "a member's signature key was refused",
   params: CredentialRefusedParams,
+})
+
+export const GroupHistoryLostParams = Type.Object({
+  eventId: EventId,
+  groupId: Type.String(),
+  /** The group's name (members only). */
+  group: Type.String(),
+  /** The last log entry this daemon had processed of the group. */
+  after: Type.Integer({ minimum: 0 }),
+  /**
+   * The highest seq retention deleted before this daemon fetched it: every entry in (`after`, `prunedThrough`] is
+   * gone for good (messages in it will never be shown); the daemon goes on after it.
+   */
+  prunedThrough: Type.Integer({ minimum: 1 }),
+  /** How many log seqs were lost: `prunedThrough - after` (own messages among them are in the history already). */
+  lost: Type.Integer({ minimum: 1 }),
+  /**
+   * true: only entries of this member's current epoch were lost (application messages, proposals); the group goes
+   * on (`status` stays `active`). false: a Commit was among them, so this member's MLS state cannot follow the group;
+   * it becomes `out_of_sync`, and sends and changes fail with `group_out_of_sync` until a member removes and re-adds
+   * this profile.
+   */
+  canContinue: Type.Boolean(),
+  /** The epoch of this member's MLS state. */
+  epoch: Type.Integer({ minimum: 0 }),
+  /** The epoch of the group's first entry after the gap (its current epoch when none follows). */
+  groupEpoch: Type.Integer({ minimum: 0 }),
+  /** The group's status afterwards: `active` or `out_of_sync`. */
+  status: GroupStatus,
+})
+export type GroupHistoryLostParams = Static<typeof GroupHistoryLostParams>
+
+/**
+ * Retention on the server deleted log entries of a group before this daemon fetched them (the daemon was offline for
+ * longer than the server's retention period). Recorded in the transaction that moves the group's cursor over the
+ * gap (and marks the group `out_of_sync` when it cannot continue), so it is sent once and never lost.
+ */
+export const groupHistoryLost = notification({
+  name: "group.historyLost",
+  summary: "log entries of a group were deleted by retention before this profile fetched them",
+  params: GroupHistoryLostParams,
+})
+
+export const InvitesExpiredParams = Type.Object({
+  eventId: EventId,
+  /**
+   * How many of this profile's inbox items the server's retention deleted before the daemon received them
+   * (Welcomes, removal notices, key-directory events), counted since the server's report was last cleared. A report
+   * that grew before the daemon's acknowledgement reached the server comes again with the larger totals.
+   */
+  count: Type.Integer({ minimum: 1 }),
+  /** The server's inbox cursor of the newest of them (the report is acknowledged up to it). */
+  through: Type.Integer({ minimum: 0 }),
+})
+export type InvitesExpiredParams = Static<typeof InvitesExpiredParams>
+
+/**
+ * Inbox items of this profile expired on the server unread: invitations (Welcomes) among them are lost, so a group
+ * someone added this profile to may never appear (ask a member to re-add you). Lost key-directory events are repaired
+ * by a pool maintenance pass, which the daemon starts. Recorded before the daemon acknowledges the report to the
+ * server, and once per report (a report repeated after a restart is not sent again).
+ */
+export const invitesExpired = notification({
+  name: "invites.expired",
+  summary: "inbox items (invitations among them) expired on the server before this profile received them",
+  params: InvitesExpiredParams,
 })

@@ -110,9 +110,11 @@ describe("JSON-RPC socket", () => {
     assert.deepEqual(notes, [
       "connection.changed",
       "credential.refused",
+      "group.historyLost",
       "group.joined",
       "group.updated",
       "invite.failed",
+      "invites.expired",
       "message.received",
       "message.refused",
       "pool.changed",

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { TestContext } from "node:test"
+import { toBase64Url } from "../../rpc-schema/common.js"
 import { buildApp, type ServerApp } from "../../server/app.js"
 import { ManualClock } from "../../server/clock.js"
 import { defaultConfig, type ServerConfig } from "../../server/config.js"
@@ -70,4 +71,29 @@ export async function untilStreamConnections(s: TestServer, n: number, timeoutMs
     if (Date.now() > deadline) throw new Error(`the server still holds ${s.app.hub.connectionCount} streams, not ${n}`)
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
+}
+
+/**
+ * Revokes every session `username` holds, each as `DELETE /v1/sessions` with its token would (the server keeps only
+ * the tokens' hashes, which is all the revocation needs): the streams opened with them close with 4001 "session
+ * revoked". Answers how many were revoked.
+ */
+export async function revokeSessions(s: TestServer, username: string): Promise<number> {
+  const rows = s.app.store.db
+    .prepare<[string], { token_hash: Buffer; expires_at: number }>(
+      "SELECT token_hash, expires_at FROM sessions WHERE username = ?",
+    )
+    .all(username)
+  for (const r of rows)
+    await s.app.auth.logout({ user: username, id: toBase64Url(r.token_hash), expiresAt: r.expires_at })
+  return rows.length
+}
+
+/** The server's report of `username`'s inbox items deleted by retention and not yet acknowledged past, if any. */
+export function inboxExpiredReport(s: TestServer, username: string): { count: number; through: number } | undefined {
+  return s.app.store.db
+    .prepare<[string], { count: number; through: number }>(
+      "SELECT count, through FROM inbox_expired WHERE username = ?",
+    )
+    .get(username)
 }
