@@ -1,5 +1,5 @@
-// The ts-mls patches (patches/ts-mls+1.6.4.patch) change no result: the label caches of expandWithLabel and the
-// duplicate-Add check of validateProposals, checked against their definitions.
+// The ts-mls patches (patches/ts-mls+1.6.4.patch) change no result: the label caches of expandWithLabel, the
+// duplicate-Add check of validateProposals and the encodings kept by value identity, checked against their definitions.
 import assert from "node:assert/strict"
 import { describe, it } from "node:test"
 import {
@@ -12,7 +12,10 @@ import {
 } from "ts-mls"
 import type { CiphersuiteImpl } from "ts-mls"
 import { defaultClientConfig } from "ts-mls/clientConfig.js"
+import { encodeCommit } from "ts-mls/commit.js"
 import { expandWithLabel } from "ts-mls/crypto/kdf.js"
+import { encodeKeyPackage } from "ts-mls/keyPackage.js"
+import { encodeLeafNode } from "ts-mls/leafNode.js"
 import { CryptoVerificationError, ValidationError } from "ts-mls/mlsError.js"
 import { getSuite } from "../../crypto/index.js"
 import { toHex } from "./vectors.js"
@@ -119,5 +122,34 @@ describe("ts-mls patch: duplicate Adds", () => {
       assert.match(e.message, /Could not verify leaf node signature/)
       return true
     })
+  })
+})
+
+describe("ts-mls patch: encodings kept by value identity", () => {
+  it("writes a KeyPackage, a leaf node and a Commit as an equal fresh copy would, and a changed copy anew", async () => {
+    const alice = await generateKeyPackage(credential("alice"), defaultCapabilities(), defaultLifetime, [], cs)
+    const bob = await generateKeyPackage(credential("bob"), defaultCapabilities(), defaultLifetime, [], cs)
+    const kp = alice.publicPackage
+    const first = encodeKeyPackage(kp)
+    // Kept: the same bytes again, and inside a Commit that carries the same object.
+    assert.equal(toHex(encodeKeyPackage(kp)), toHex(first))
+    // A structurally equal copy is a different object: encoded afresh, to the same bytes.
+    assert.equal(toHex(encodeKeyPackage(structuredClone(kp))), toHex(first))
+    assert.equal(toHex(encodeLeafNode(kp.leafNode)), toHex(encodeLeafNode(structuredClone(kp.leafNode))))
+    // A changed copy (how ts-mls changes values) gets its own encoding.
+    const resigned = { ...kp, signature: bob.publicPackage.signature }
+    assert.notEqual(toHex(encodeKeyPackage(resigned)), toHex(first))
+    assert.equal(toHex(encodeKeyPackage(resigned)), toHex(encodeKeyPackage(structuredClone(resigned))))
+
+    const commit = {
+      proposals: [
+        { proposalOrRefType: "proposal" as const, proposal: { proposalType: "add" as const, add: { keyPackage: kp } } },
+      ],
+      path: undefined,
+    }
+    const commitBytes = encodeCommit(commit)
+    assert.equal(toHex(encodeCommit(commit)), toHex(commitBytes))
+    assert.equal(toHex(encodeCommit(structuredClone(commit))), toHex(commitBytes))
+    assert.ok(toHex(commitBytes).includes(toHex(first)), "the Commit carries the KeyPackage's encoding")
   })
 })
