@@ -1,5 +1,6 @@
 // The ts-mls patches (patches/ts-mls+1.6.4.patch) change no result: the label caches of expandWithLabel, the
-// duplicate-Add check of validateProposals and the encodings kept by value identity, checked against their definitions.
+// duplicate-Add check of validateProposals and the encodings kept by value identity, checked against their definitions;
+// and the one fix: a Commit with several invalid proposals no longer leaves unhandled rejections behind.
 import assert from "node:assert/strict"
 import { describe, it } from "node:test"
 import {
@@ -7,8 +8,11 @@ import {
   createGroup,
   defaultCapabilities,
   defaultLifetime,
+  emptyPskIndex,
   generateKeyPackage,
   generateKeyPackageWithKey,
+  joinGroup,
+  processPrivateMessage,
 } from "ts-mls"
 import type { CiphersuiteImpl } from "ts-mls"
 import { defaultClientConfig } from "ts-mls/clientConfig.js"
@@ -151,5 +155,53 @@ describe("ts-mls patch: encodings kept by value identity", () => {
     assert.equal(toHex(encodeCommit(commit)), toHex(commitBytes))
     assert.equal(toHex(encodeCommit(structuredClone(commit))), toHex(commitBytes))
     assert.ok(toHex(commitBytes).includes(toHex(first)), "the Commit carries the KeyPackage's encoding")
+  })
+})
+
+describe("ts-mls patch: several invalid proposals in one Commit", () => {
+  it("refuses the Commit without an unhandled rejection, when creating it and when a member processes it", async () => {
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on("unhandledRejection", onUnhandled)
+    try {
+      const alice = await generateKeyPackage(credential("alice"), defaultCapabilities(), defaultLifetime, [], cs)
+      const bob = await generateKeyPackage(credential("bob"), defaultCapabilities(), defaultLifetime, [], cs)
+      const start = await createGroup(utf8("bad adds"), alice.publicPackage, alice.privatePackage, [], cs)
+      const withBob = await createCommit(
+        { state: start, cipherSuite: cs },
+        {
+          extraProposals: [{ proposalType: "add", add: { keyPackage: bob.publicPackage } }],
+          ratchetTreeExtension: true,
+        },
+      )
+      const bobState = await joinGroup(withBob.welcome!, bob.publicPackage, bob.privatePackage, emptyPskIndex, cs)
+      // Three KeyPackages whose signatures do not verify.
+      const forged = []
+      for (const name of ["carol", "dave", "erin"]) {
+        const kp = (await generateKeyPackage(credential(name), defaultCapabilities(), defaultLifetime, [], cs))
+          .publicPackage
+        const signature = kp.signature.slice()
+        signature[0]! ^= 1
+        forged.push({ proposalType: "add" as const, add: { keyPackage: { ...kp, signature } } })
+      }
+      await assert.rejects(
+        createCommit({ state: withBob.newState, cipherSuite: cs }, { extraProposals: forged }),
+        CryptoVerificationError,
+      )
+      // A committer that skips the checks (its verify says yes to everything) sends them anyway; Bob refuses.
+      const lying: CiphersuiteImpl = { ...cs, signature: { ...cs.signature, verify: async () => true } }
+      const sent = await createCommit({ state: withBob.newState, cipherSuite: lying }, { extraProposals: forged })
+      assert.equal(sent.commit.wireformat, "mls_private_message")
+      if (sent.commit.wireformat !== "mls_private_message") return
+      await assert.rejects(
+        processPrivateMessage(bobState, sent.commit.privateMessage, emptyPskIndex, cs),
+        CryptoVerificationError,
+      )
+      // Node reports unhandled rejections once the microtasks have run: after a turn of the event loop.
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.deepEqual(unhandled, [])
+    } finally {
+      process.off("unhandledRejection", onUnhandled)
+    }
   })
 })
