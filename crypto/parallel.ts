@@ -34,13 +34,18 @@ function worker(): Worker {
   return (helper = w)
 }
 
+/** Hands a batch to the worker, which starts on it while this thread goes on; `finishBatch` completes it. */
+export function startBatch(sab: SharedArrayBuffer): void {
+  if (views(sab).count >= parallelBatch && !workerFailed) worker().postMessage(sab)
+}
+
 /**
- * Runs a batch to completion and returns the buffer holding its results: the one given, or after a stall a copy in
- * which this thread finished the items the worker had claimed.
+ * Runs what is left of a started batch on this thread and waits for the worker's last items; returns the buffer
+ * holding the results: the one given, or after a stall a copy in which this thread finished the items the worker had
+ * claimed.
  */
-export function runBatch(sab: SharedArrayBuffer, stallAfterMs = stallMs): SharedArrayBuffer {
+export function finishBatch(sab: SharedArrayBuffer, stallAfterMs = stallMs): SharedArrayBuffer {
   const v = views(sab)
-  if (v.count >= parallelBatch && !workerFailed) worker().postMessage(sab)
   runItems(sab)
   const deadline = performance.now() + stallAfterMs
   for (let done = Atomics.load(v.header, 1); done < v.count; done = Atomics.load(v.header, 1)) {
@@ -48,6 +53,12 @@ export function runBatch(sab: SharedArrayBuffer, stallAfterMs = stallMs): Shared
     if (left <= 0 || Atomics.wait(v.header, 1, done, left) === "timed-out") return recoverStalled(sab)
   }
   return sab
+}
+
+/** startBatch and finishBatch at once. */
+export function runBatch(sab: SharedArrayBuffer, stallAfterMs = stallMs): SharedArrayBuffer {
+  startBatch(sab)
+  return finishBatch(sab, stallAfterMs)
 }
 
 /**
@@ -80,8 +91,12 @@ export interface VerifyJob {
 
 /** libsodium's verdict on each Ed25519 signature (32-byte key, 64-byte signature: the caller checks sizes). */
 export function ed25519VerifyAll(jobs: readonly VerifyJob[]): boolean[] {
-  const result = views(runBatch(ed25519Batch(jobs)))
-  return jobs.map((_, i) => result.status[i] === status.ok)
+  return ed25519Verdicts(runBatch(ed25519Batch(jobs)))
+}
+
+/** The verdicts of a finished Ed25519 batch, in job order. */
+export function ed25519Verdicts(finished: SharedArrayBuffer): boolean[] {
+  return Array.from(views(finished).status, (s) => s === status.ok)
 }
 
 export function ed25519Batch(jobs: readonly VerifyJob[]): SharedArrayBuffer {

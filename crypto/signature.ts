@@ -8,7 +8,7 @@ import { concat, fromBase64Url, startsWith, toBase64Url, toBytes } from "./bytes
 import { ed25519SecretKey, ed25519Sign, randomBytes } from "./curve25519.js"
 import { LruCache } from "./lru.js"
 import { generateRaw, importPrivate, importPublic, keySizes } from "./okp.js"
-import { ed25519VerifyAll } from "./parallel.js"
+import { ed25519Batch, ed25519Verdicts, finishBatch, startBatch } from "./parallel.js"
 import type { VerifyJob } from "./parallel.js"
 import type { SignatureCurve } from "./suites.js"
 
@@ -74,30 +74,66 @@ function openSslVerifies(curve: SignatureCurve, job: VerifyJob): boolean {
   }
 }
 
-let queued: { job: VerifyJob; resolve: (valid: boolean) => void }[] = []
+interface QueuedCheck {
+  job: VerifyJob
+  resolve: (valid: boolean) => void
+}
+
+/** Checks requested since the last chunk was cut. */
+let queued: QueuedCheck[] = []
+/** Chunks handed to the worker already, finished together at the end of the turn. */
+let started: { sab: SharedArrayBuffer; checks: QueuedCheck[] }[] = []
+
+/**
+ * Checks requested while ts-mls is still requesting more are cut into chunks of this many and handed to the worker at
+ * once, so that it works on them while this thread goes on: processing a Commit that adds 99 members, the patched
+ * ts-mls computes the new epoch while the 198 checks of its KeyPackages run.
+ */
+const chunkSize = 32
 
 /**
  * ts-mls starts the checks of a Commit's KeyPackages concurrently (with the ts-mls patch, both signatures of each at
- * once: 198 for a Commit adding 99 members). Checks requested in one turn of the event loop are collected and run as
- * one batch, which parallel.ts shares with its worker thread when it is large; a lone check runs here, one
- * `setImmediate` later.
+ * once: 198 for a Commit adding 99 members). Checks requested in one turn of the event loop are collected: each full
+ * chunk goes to the worker as soon as it is cut (parallel.ts), and at the end of the turn this thread cuts the rest
+ * and finishes every chunk together with the worker. A lone check runs here, one `setImmediate` later.
  */
 function verifySoon(job: VerifyJob): Promise<boolean> {
   return new Promise((resolve) => {
-    if (queued.push({ job, resolve }) === 1) setImmediate(verifyQueued)
+    if (queued.push({ job, resolve }) === 1 && started.length === 0) setImmediate(verifyQueued)
+    if (queued.length === chunkSize) startChunk()
   })
 }
 
-function verifyQueued(): void {
-  const batch = queued
+function startChunk(): void {
+  const checks = queued
   queued = []
-  let verdicts: boolean[]
   try {
-    verdicts = ed25519VerifyAll(batch.map((q) => q.job))
+    const sab = ed25519Batch(checks.map((q) => q.job))
+    startBatch(sab)
+    started.push({ sab, checks })
   } catch {
-    verdicts = [] // then OpenSSL checks every signature of the batch
+    settle(checks, []) // then OpenSSL checks every signature of the chunk
   }
-  for (const [i, q] of batch.entries()) q.resolve(verdicts[i] === true || openSslVerifies("Ed25519", q.job))
+}
+
+function verifyQueued(): void {
+  if (queued.length > 0) startChunk()
+  const chunks = started
+  started = []
+  for (const { sab, checks } of chunks) {
+    let verdicts: boolean[]
+    try {
+      verdicts = ed25519Verdicts(finishBatch(sab))
+    } catch {
+      verdicts = []
+    }
+    settle(checks, verdicts)
+  }
+}
+
+/** libsodium's verdicts, with OpenSSL's word on each signature libsodium refused (or never checked). */
+function settle(checks: QueuedCheck[], verdicts: boolean[]): void {
+  for (const [i, q] of checks.entries()) q.resolve(verdicts[i] === true || openSslVerifies("Ed25519", q.job))
 }
 
 function signingKey(curve: SignatureCurve, signKey: Uint8Array): SigningKey {
