@@ -1,6 +1,7 @@
 /** `group.*`: chat groups (DESIGN §3 Groups). Group names are known to members only, never to the server. */
 import { Type, type Static } from "@sinclair/typebox"
 import { Strict, TimestampMs, Username } from "../common.js"
+import type { ErrorCode } from "../errors.js"
 import { method } from "./method.js"
 
 /** A group by its MLS group id (base64url) or by its name when that name is unique in this profile. */
@@ -88,6 +89,23 @@ export const members = method({
   errors: ["not_found", "conflict"],
 })
 
+/**
+ * What a method that posts a Commit of this member's own can answer: no profile or group, the group is not active or
+ * out of sync, the server refuses (not a member any more, forbidden, rate-limited), the epoch race was lost more
+ * times than the retries allow, or the server cannot be reached.
+ */
+const ownCommitErrors: readonly ErrorCode[] = [
+  "not_registered",
+  "not_found",
+  "conflict",
+  "forbidden",
+  "not_member",
+  "group_out_of_sync",
+  "epoch_conflict",
+  "rate_limited",
+  "server_unreachable",
+]
+
 export const GroupInviteParams = Strict({ group: GroupRef, user: Username })
 export type GroupInviteParams = Static<typeof GroupInviteParams>
 
@@ -101,20 +119,7 @@ export const invite = method({
   summary: "add a user to a group",
   params: GroupInviteParams,
   result: GroupSummary,
-  errors: [
-    "not_registered",
-    "not_found",
-    "conflict",
-    "pool_exhausted",
-    "unknown_user",
-    "forbidden",
-    "not_member",
-    "group_out_of_sync",
-    "epoch_conflict",
-    "reservation_expired",
-    "rate_limited",
-    "server_unreachable",
-  ],
+  errors: [...ownCommitErrors, "pool_exhausted", "unknown_user", "reservation_expired"],
 })
 
 export const GroupRemoveParams = Strict({ group: GroupRef, user: Username })
@@ -126,16 +131,7 @@ export const remove = method({
   summary: "remove a member from a group",
   params: GroupRemoveParams,
   result: GroupSummary,
-  errors: [
-    "not_registered",
-    "not_found",
-    "conflict",
-    "forbidden",
-    "not_member",
-    "group_out_of_sync",
-    "epoch_conflict",
-    "server_unreachable",
-  ],
+  errors: ownCommitErrors,
 })
 
 export const GroupLeaveParams = Strict({ group: GroupRef })
@@ -173,15 +169,5 @@ export const selfUpdate = method({
   summary: "rotate this member's keys in a group",
   params: GroupSelfUpdateParams,
   result: GroupSelfUpdateResult,
-  errors: [
-    "not_registered",
-    "not_found",
-    "conflict",
-    "forbidden",
-    "not_member",
-    "group_out_of_sync",
-    "epoch_conflict",
-    "rate_limited",
-    "server_unreachable",
-  ],
+  errors: ownCommitErrors,
 })
