@@ -4,16 +4,11 @@
 // deterministic (RFC 8032) and X25519 is a function (RFC 7748); the RFC 9420 vectors and mixed groups check both.
 import sodium from "sodium-native"
 import { CryptoError } from "ts-mls/mlsError.js"
+import { randomBytes } from "./rng.js"
 
 /** A view of the caller's bytes as the Buffer type sodium-native's typings ask for (no copy). */
 function buf(b: Uint8Array): Buffer {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength)
-}
-
-export function randomBytes(n: number): Uint8Array {
-  const b = Buffer.alloc(n)
-  sodium.randombytes_buf(b)
-  return new Uint8Array(b.buffer, b.byteOffset, n)
 }
 
 export function x25519PublicKey(privateKey: Uint8Array): Uint8Array {

@@ -96,8 +96,14 @@ export function makeHpke(suite: NativeSuite): Hpke {
 
   function encap(pkR: NodePublicKey): { shared: Uint8Array; enc: Uint8Array } {
     const ephemeral = curve.generate()
-    const dh = curve.dh(ephemeral.privateKey, pkR.raw)
-    return { shared: sharedSecret(dh, ephemeral.publicKey, pkR.raw), enc: ephemeral.publicKey }
+    try {
+      const dh = curve.dh(ephemeral.privateKey, pkR.raw)
+      const shared = sharedSecret(dh, ephemeral.publicKey, pkR.raw)
+      dh.fill(0)
+      return { shared, enc: ephemeral.publicKey }
+    } finally {
+      ephemeral.privateKey.fill(0) // used once: RFC 9180's ephemeral key
+    }
   }
 
   let sealQueue: SealRequest[] = []
@@ -133,7 +139,9 @@ export function makeHpke(suite: NativeSuite): Hpke {
         const infoHash =
           previous !== undefined && equalBytes(previous.info, r.info) ? previous.infoHash : infoHashOf(r.info)
         previous = { info: r.info, infoHash }
-        r.resolve({ shared: sharedSecret(encap.dh, encap.enc, r.recipient), enc: encap.enc, infoHash })
+        const shared = sharedSecret(encap.dh, encap.enc, r.recipient)
+        encap.dh.fill(0)
+        r.resolve({ shared, enc: encap.enc, infoHash })
       } catch (e) {
         r.reject(asCryptoError(e))
       }
@@ -149,6 +157,8 @@ export function makeHpke(suite: NativeSuite): Hpke {
         return { enc: ephemeral.publicKey, dh: curve.dh(ephemeral.privateKey, recipient) }
       } catch {
         return undefined
+      } finally {
+        ephemeral.privateKey.fill(0)
       }
     })
   }

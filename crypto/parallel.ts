@@ -1,5 +1,5 @@
 // Batches of Curve25519 jobs (Ed25519 checks, X25519 ephemeral DHs) run by this thread and one worker thread
-// together, both taking items from one shared queue (batchJobs.js). A Commit adding 99 members asks for 198 signature
+// together, both claiming items through one atomic counter (batchJobs.js). A Commit adding 99 members asks for 198 signature
 // checks at once and its Welcome for 99 seals; on a 2-core machine two threads halve that wall time.
 import { Worker } from "node:worker_threads"
 import { allocate, dhOutputSize, finishPending, kinds, runItems, status, views, workerTag } from "./batchJobs.js"
@@ -24,7 +24,7 @@ function worker(): Worker {
   const forget = () => {
     if (helper === w) helper = undefined
   }
-  // Items a failed worker claimed are finished here (see runBatch); a worker that fails once would fail again.
+  // Items a failed worker claimed are finished here (see finishBatch); a worker that fails once would fail again.
   w.on("error", () => {
     workerFailed = true
     forget()
@@ -87,11 +87,6 @@ export interface VerifyJob {
   publicKey: Uint8Array
   message: Uint8Array
   signature: Uint8Array
-}
-
-/** libsodium's verdict on each Ed25519 signature (32-byte key, 64-byte signature: the caller checks sizes). */
-export function ed25519VerifyAll(jobs: readonly VerifyJob[]): boolean[] {
-  return ed25519Verdicts(runBatch(ed25519Batch(jobs)))
 }
 
 /** The verdicts of a finished Ed25519 batch, in job order. */
