@@ -73,7 +73,7 @@ export class Daemon {
     this.db = openDatabase(opts.dbPath)
     this.identities = new IdentityStore(this.db)
     this.pool = new PoolStore(this.db)
-    this.events = new EventBus(new EventStore(this.db), opts.clock)
+    this.events = new EventBus(new EventStore(this.db), opts.clock, opts.log.child({ part: "events" }))
     this.cursors = new CursorStore(this.db)
     this.groupStore = new GroupStore(this.db)
     this.outbox = new OutboxStore(this.db)

@@ -4,6 +4,7 @@
  * change that then rolls back, nor ask the database about one it has not committed yet. So listeners are fed from
  * the store after the current synchronous work, with what the store really holds.
  */
+import type { Logger } from "pino"
 import type { NotificationName, NotificationParams } from "../rpc-schema/daemon/index.js"
 import type { Clock } from "./clock.js"
 import type { EventStore, StoredEvent } from "./store/eventStore.js"
@@ -19,6 +20,7 @@ export class EventBus {
   constructor(
     readonly store: EventStore,
     private readonly clock: Clock,
+    private readonly log: Logger,
   ) {
     this.delivered = store.lastId()
   }
@@ -45,7 +47,14 @@ export class EventBus {
     this.deliveryQueued = false
     for (const e of this.since(this.delivered)) {
       this.delivered = e.id
-      for (const l of this.listeners) l(e)
+      // One failing listener (a connection going away) must not keep the event from the others.
+      for (const l of this.listeners) {
+        try {
+          l(e)
+        } catch (err) {
+          this.log.error({ err, event: e.name, eventId: e.id }, "notification listener failed")
+        }
+      }
     }
   }
 

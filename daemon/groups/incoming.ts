@@ -120,7 +120,9 @@ export class IncomingLog {
   /**
    * The epoch of the group's first entry after `through` (the epoch a Commit was made at, or the one a message names),
    * or the group's epoch when no entry follows. Retention may have deleted more meanwhile: the gap then ends later.
-   * Undefined when the server does not say (this member was removed meanwhile: its removal notice follows).
+   * Undefined when the server does not say (this member was removed meanwhile: its removal notice follows). When
+   * entries keep arriving between the two reads it throws a passing error, so the frame comes again later, rather
+   * than guess that the group can go on.
    */
   private async epochAfter(id: string, through: number): Promise<{ through: number; epoch: number | undefined }> {
     try {
@@ -138,8 +140,9 @@ export class IncomingLog {
     } catch (err) {
       if (!(err instanceof AppError) || passing.includes(err.code)) throw err
       this.ctx.log.info({ groupId: id, code: err.code }, "epoch after a history gap unknown")
+      return { through, epoch: undefined }
     }
-    return { through, epoch: undefined }
+    throw new AppError("internal", "the group's log kept growing while the epoch after a history gap was read")
   }
 
   /** A removal notice: the removing Commit came first on the stream, so the state knows already; mark it. */

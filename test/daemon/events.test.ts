@@ -6,6 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, describe, it } from "node:test"
 import Database from "better-sqlite3"
+import { pino } from "pino"
 import { SettableClock } from "../../daemon/clock.js"
 import { EventBus } from "../../daemon/events.js"
 import { openDatabase } from "../../daemon/store/database.js"
@@ -23,7 +24,7 @@ describe("EventBus", () => {
     const path = join(dir, "events.db")
     const db = openDatabase(path)
     const reader = new Database(path, { readonly: true })
-    const bus = new EventBus(new EventStore(db), new SettableClock())
+    const bus = new EventBus(new EventStore(db), new SettableClock(), pino({ level: "silent" }))
     const heard: { event: StoredEvent; visibleElsewhere: boolean }[] = []
     bus.on((event) => {
       const row = reader.prepare("SELECT id FROM events WHERE id = ?").get(event.id)
@@ -54,6 +55,24 @@ describe("EventBus", () => {
     assert.ok(first !== undefined && second !== undefined && first.id < second.id)
     assert.equal((first.params as { eventId: number }).eventId, first.id)
     reader.close()
+    db.close()
+  })
+  it("hands each event to every listener even when one of them throws, and logs that one", async () => {
+    const db = openDatabase(join(dir, "listeners.db"))
+    const logged: string[] = []
+    const log = pino({ level: "error" }, { write: (line: string) => void logged.push(line) })
+    const bus = new EventBus(new EventStore(db), new SettableClock(), log)
+    const heard: string[] = []
+    bus.on(() => {
+      throw new Error("connection gone")
+    })
+    bus.on((event) => heard.push((event.params as { server: string }).server))
+    bus.emit("connection.changed", linkDown("one"))
+    bus.emit("connection.changed", linkDown("two"))
+    await Promise.resolve()
+    assert.deepEqual(heard, ["one", "two"])
+    assert.equal(logged.length, 2)
+    assert.match(logged[0]!, /notification listener failed/)
     db.close()
   })
 })
