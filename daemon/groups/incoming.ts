@@ -145,6 +145,29 @@ export class IncomingLog {
     throw new AppError("internal", "the group's log kept growing while the epoch after a history gap was read")
   }
 
+  /**
+   * A Commit the server took (it is in the log) that this state cannot apply: the group has moved to an epoch this
+   * daemon cannot follow, so messages it sent would be unreadable and later ones unreadable to it. In ONE
+   * transaction the cursor moves past it, the group becomes `out_of_sync` (sends fail fast with `group_out_of_sync`
+   * until a new Welcome) and `group.updated` (reason `outOfSync`) is recorded, instead of carrying on silently.
+   */
+  private lostSync(g: { id: string; name: string; epoch: number }, state: ChatGroup, seq: number): void {
+    this.ctx.db.transaction(() => {
+      this.ctx.groups.advance(g.id, seq)
+      this.ctx.groups.setStatus(g.id, "out_of_sync")
+      this.ctx.events.emit("group.updated", {
+        groupId: g.id,
+        name: g.name,
+        epoch: g.epoch,
+        members: members(state).map((m) => m.username),
+        added: [],
+        removed: [],
+        by: null,
+        reason: "outOfSync",
+      })
+    })()
+  }
+
   /** A removal notice: the removing Commit came first on the stream, so the state knows already; mark it. */
   onRemoved(item: RemovedItem): void {
     const g = this.ctx.groups.get(item.groupId)
@@ -263,6 +286,7 @@ export class IncomingLog {
       const transient = this.ctx.directory.takeTransient()
       if (transient) throw transient
       this.ctx.log.warn({ groupId: g.id, seq: entry.seq, err: (err as Error).message }, "log entry not applied")
+      if (entry.kind === "commit") return this.lostSync(g, before, entry.seq)
       this.ctx.groups.advance(g.id, entry.seq)
       return
     }

@@ -117,7 +117,10 @@ export const GroupUpdatedParams = Type.Object({
   removed: Type.Array(Username),
   /** Who committed the change (null when unknown). */
   by: Type.Union([Username, Type.Null()]),
-  /** `commit` (a Commit was applied), `removed` (this profile was removed), `leaveProposed` (`by` proposed to leave). */
+  /**
+   * `commit` (a Commit was applied), `removed` (this profile was removed), `leaveProposed` (`by` proposed to leave),
+   * `outOfSync` (a Commit in the group's log could not be applied: the group is `out_of_sync` until a new Welcome).
+   */
   reason: Type.String(),
 })
 export type GroupUpdatedParams = Static<typeof GroupUpdatedParams>
