@@ -144,6 +144,12 @@ describe("ts-mls patch: encodings kept by value identity", () => {
     const resigned = { ...kp, signature: bob.publicPackage.signature }
     assert.notEqual(toHex(encodeKeyPackage(resigned)), toHex(first))
     assert.equal(toHex(encodeKeyPackage(resigned)), toHex(encodeKeyPackage(structuredClone(resigned))))
+    // The encoding is kept by identity: a value changed in place after it was written is not written anew. This is
+    // why the patch relies on ts-mls (and mls-chat) never changing these values in place.
+    const mutable = structuredClone(kp)
+    const kept = toHex(encodeKeyPackage(mutable))
+    mutable.signature = bob.publicPackage.signature
+    assert.equal(toHex(encodeKeyPackage(mutable)), kept)
 
     const commit = {
       proposals: [
