@@ -95,6 +95,12 @@ export class AuthService {
     return { user: row.username, id: toBase64Url(hash), expiresAt: row.expiresAt }
   }
 
+  /** Whether the session, authenticated earlier, has since been revoked (an expired one is not: it expired). */
+  async revoked(session: Session): Promise<boolean> {
+    const now = this.clock.now()
+    return now < session.expiresAt && !(await this.store.session(fromBase64Url(session.id), now))
+  }
+
   /** Revokes the session before its expiry. */
   async logout(session: Session): Promise<void> {
     await this.store.deleteSession(fromBase64Url(session.id))

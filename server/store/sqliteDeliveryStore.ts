@@ -304,10 +304,6 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return new Set(this.s.welcomes.all(username, after).map((r) => r.group_id))
   }
 
-  async inboxExpired(username: string): Promise<ExpiredReport | undefined> {
-    return this.s.expired.get(username)
-  }
-
   // Items and report read in one synchronous run: an item is either among the items or counted in the report.
   async readInbox(username: string, after: number, limit: number): Promise<InboxPage> {
     const items = this.s.inbox

@@ -226,8 +226,6 @@ export interface DeliveryStore {
   readLog(groupId: string, username: string, after: number, limit: number): Promise<LogPage>
   /** Welcome groups waiting in `username`'s inbox after a cursor: they are streamed only after that item. */
   pendingWelcomes(username: string, after: number): Promise<Set<string>>
-  /** The user's report of inbox items retention deleted unacknowledged, if any. */
-  inboxExpired(username: string): Promise<ExpiredReport | undefined>
   /** Items after a cursor, with the user's report of expired items. */
   readInbox(username: string, after: number, limit: number): Promise<InboxPage>
   /** Deletes items up to `upTo`, and the report of expired items if `upTo` reaches its `through`; one transaction. */

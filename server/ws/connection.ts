@@ -21,7 +21,7 @@ import { closeCodes, closeReasons, ClientFrame, type HelloFrame } from "../../rp
 import type { InboxItem } from "../../rpc-schema/server/http/inbox.js"
 import type { Clock } from "../clock.js"
 import type { Session } from "../services/auth.js"
-import type { DeliveryStore, ExpiredReport } from "../store/types.js"
+import type { DeliveryStore, ExpiredReport, InboxPage } from "../store/types.js"
 import { caughtUpFrame, entryFrame, errorFrame, inboxExpiredFrame, inboxFrame, prunedFrame } from "./frames.js"
 
 const clientFrame = TypeCompiler.Compile(ClientFrame)
@@ -192,12 +192,13 @@ export class StreamConnection {
         if (this.closed) return
         if (this.ws.bufferedAmount > this.limits.highWaterBytes) return this.waitForDrain()
         const generation = this.generation
-        // Group entries before inbox items: a removal notice follows the removing Commit. A report of expired inbox
-        // items first of all: a client learns of a lost Welcome before the entries of that group.
-        const sent =
-          this.expired(await this.store.inboxExpired(this.user)) ||
-          (await this.pumpGroups()) ||
-          (await this.pumpInbox())
+        // The inbox page and the report of expired items are read together, in one store call: an item after the
+        // cursor is either among the items or counted in the report, so a client acknowledging what it received
+        // cannot clear a report it has not been sent. The report goes first of all (a client learns of a lost
+        // Welcome before the entries of that group); group entries go before inbox items (a removal notice follows
+        // the removing Commit), so the page is sent only in a pass where the groups had nothing more.
+        const page = await this.store.readInbox(this.user, this.inboxCursor, this.limits.pageSize)
+        const sent = this.expired(page.expired) || (await this.pumpGroups()) || this.pumpInbox(page.items)
         if (sent === 0 && generation === this.generation) break
       }
       this.dirty = false
@@ -246,11 +247,9 @@ export class StreamConnection {
     return 1
   }
 
-  private async pumpInbox(): Promise<number> {
-    // Read with the items: an item after the cursor is either among them or counted in this report, so a client
-    // acknowledging what it received cannot clear a report it has not been sent.
-    const { items, expired } = await this.store.readInbox(this.user, this.inboxCursor, this.limits.pageSize)
-    let sent = this.expired(expired)
+  /** Sends inbox items read (with the report) after `inboxCursor` at the start of this pass. */
+  private pumpInbox(items: InboxPage["items"]): number {
+    let sent = 0
     for (const i of items) {
       if (this.closed) return sent
       this.ws.send(inboxFrame(i))

@@ -81,6 +81,17 @@ export function attachStream(
           hub.add(conn, ws)
           ws.on("close", () => hub.remove(conn))
           ws.on("error", (err) => app.log.debug({ err, user: session.user }, "stream socket error"))
+          // A logout between authentication and hub.add found no connection to end. Logout deletes the session
+          // before telling the hub, so asking the store again now that the hub holds the connection leaves no gap.
+          auth.revoked(session).then(
+            (revoked) => {
+              if (revoked) conn.revoked()
+            },
+            (err: unknown) => {
+              app.log.error({ err, user: session.user }, "stream session check failed")
+              ws.close(1011, "internal error")
+            },
+          )
         }),
       (err: unknown) => {
         if (err instanceof AppError) return refuse(socket, err)

@@ -233,4 +233,30 @@ describe("retention: inbox", () => {
     await s.app.delivery.collectGarbage()
     assert.deepEqual((await readInbox(s.url, bob)).body.expired, { count: third.length, through: Math.max(...third) })
   })
+
+  it("sends the report before the entries of a group whose Welcome expired, then those entries, on one catch-up", async (t) => {
+    const s = await startServer(t, config)
+    const alice = await newUser(s.url, "alice")
+    const bob = await newUser(s.url, "bob")
+    await withKeys(s, bob, 1)
+    const g = await createGroup(s.url, alice)
+    const add = await postCommit(s.url, alice, g, {
+      keyPackages: [await reserve(s.url, alice, "bob")],
+      welcome: fakeWelcome(),
+    })
+    assert.equal(add.status, 201)
+    const lost = ((await readInbox(s.url, bob)).body.items as { id: number }[]).map((i) => i.id)
+    s.clock.advance(2 * hour)
+    const seqs = [await post(s, alice, g), await post(s, alice, g), await post(s, alice, g)]
+    assert.equal((await s.app.delivery.collectGarbage()).inboxItems, lost.length)
+
+    const stream = await StreamClient.connect(s.url, bob.token)
+    t.after(() => stream.close())
+    await stream.until(() => stream.caughtUp(), "caughtUp")
+    assert.deepEqual(stream.frames[0], { type: "inboxExpired", count: lost.length, through: Math.max(...lost) })
+    assert.deepEqual(
+      stream.frames.slice(1).map((f) => (f.type === "entry" ? f.seq : f.type)),
+      [...seqs, "caughtUp"],
+    )
+  })
 })

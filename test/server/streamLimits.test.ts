@@ -96,6 +96,33 @@ describe("stream limits", () => {
     await untilStreamConnections(s, 2)
   })
 
+  it("ends a stream whose session was revoked after its upgrade was authenticated but before it was registered", async (t) => {
+    const s = await startServer(t)
+    const alice = await newUser(s.url, "alice")
+    const other = { ...alice, token: await login(s.url, "alice", alice) }
+    const kept = await caughtUp(s.url, other.token)
+    t.after(() => kept.close())
+    // The window cannot be hit by timing: the real AuthService's authenticate is wrapped, once, so that the real logout
+    // (DELETE /v1/sessions) completes after the upgrade's authentication and before the stream registers its connection.
+    const auth = s.app.auth
+    const authenticate = auth.authenticate.bind(auth)
+    let loggedOut = false
+    auth.authenticate = async (header) => {
+      auth.authenticate = authenticate
+      const session = await authenticate(header)
+      const out = await http(s.url, "DELETE", "/v1/sessions", { token: alice.token })
+      assert.deepEqual([out.status, out.body], [200, {}])
+      loggedOut = true
+      return session
+    }
+    const late = await StreamClient.connect(s.url, alice.token)
+    assert.ok(loggedOut)
+
+    await closedWith(late, closeCodes.sessionEnded, closeReasons.sessionRevoked)
+    await delivers(s.url, other, [kept])
+    await untilStreamConnections(s, 1)
+  })
+
   it("refuses upgrades past the per-address limit with 429 too_many_connections; other addresses are unaffected", async (t) => {
     const s = await startServer(t, { wsMaxConnectionsPerIp: 2 })
     const alice = await newUser(s.url, "alice")
