@@ -40,19 +40,36 @@ export function startBatch(sab: SharedArrayBuffer): void {
 }
 
 /**
- * Runs what is left of a started batch on this thread and waits for the worker's last items; returns the buffer
- * holding the results: the one given, or after a stall a copy in which this thread finished the items the worker had
- * claimed.
+ * Runs what is left of a started batch on this thread and completes it; returns the buffer holding the results: the
+ * one given, or after a stall a copy in which this thread finished the items the worker had claimed.
+ *
+ * Signature checks the worker has claimed but not finished are run again here rather than waited for. The OS often
+ * deschedules the worker for milliseconds (V8's own background threads share the two cores), and a check is a pure
+ * function: both threads store the same verdict, so it does not matter which one lands. Ephemeral DHs draw a fresh
+ * key, so for them this thread waits for the worker, and takes over after a stall.
  */
 export function finishBatch(sab: SharedArrayBuffer, stallAfterMs = stallMs): SharedArrayBuffer {
   const v = views(sab)
   runItems(sab)
+  if (v.header[2] === kinds.ed25519Verify) {
+    finishPending(sab)
+    return sab
+  }
   const deadline = performance.now() + stallAfterMs
   for (let done = Atomics.load(v.header, 1); done < v.count; done = Atomics.load(v.header, 1)) {
     const left = deadline - performance.now()
     if (left <= 0 || Atomics.wait(v.header, 1, done, left) === "timed-out") return recoverStalled(sab)
   }
   return sab
+}
+
+/**
+ * finishBatch for several started batches: this thread first takes every item left in any of them, so that it never
+ * waits on one batch while another still has work.
+ */
+export function finishBatches(sabs: readonly SharedArrayBuffer[]): SharedArrayBuffer[] {
+  for (const sab of sabs) runItems(sab)
+  return sabs.map((sab) => finishBatch(sab))
 }
 
 /** startBatch and finishBatch at once. */

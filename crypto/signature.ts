@@ -9,7 +9,7 @@ import { ed25519SecretKey, ed25519Sign } from "./curve25519.js"
 import { LruCache } from "./lru.js"
 import { generateRaw, importPrivate, importPublic, keySizes } from "./okp.js"
 import { randomBytes } from "./rng.js"
-import { ed25519Batch, ed25519Verdicts, finishBatch, startBatch } from "./parallel.js"
+import { ed25519Batch, ed25519Verdicts, finishBatches, startBatch } from "./parallel.js"
 import type { VerifyJob } from "./parallel.js"
 import type { SignatureCurve } from "./suites.js"
 
@@ -121,15 +121,13 @@ function verifyQueued(): void {
   if (queued.length > 0) startChunk()
   const chunks = started
   started = []
-  for (const { sab, checks } of chunks) {
-    let verdicts: boolean[]
-    try {
-      verdicts = ed25519Verdicts(finishBatch(sab))
-    } catch {
-      verdicts = []
-    }
-    settle(checks, verdicts)
+  let finished: SharedArrayBuffer[] | undefined
+  try {
+    finished = finishBatches(chunks.map((c) => c.sab))
+  } catch {
+    finished = undefined // then OpenSSL checks every signature
   }
+  chunks.forEach(({ checks }, i) => settle(checks, finished === undefined ? [] : ed25519Verdicts(finished[i]!)))
 }
 
 /** libsodium's verdicts, with OpenSSL's word on each signature libsodium refused (or never checked). */

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict"
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, sign } from "node:crypto"
 import { describe, it } from "node:test"
-import { status, views } from "../../crypto/batchJobs.js"
+import { allocate, dhOutputSize, kinds, status, views } from "../../crypto/batchJobs.js"
 import { ed25519Batch, ed25519Verdicts, parallelBatch, runBatch, x25519EphemeralAll } from "../../crypto/parallel.js"
 import type { VerifyJob } from "../../crypto/parallel.js"
 
@@ -31,7 +31,7 @@ describe("parallel Ed25519 checks", () => {
     }
   })
 
-  it("finishes an item claimed by a worker that never answers, on the calling thread", () => {
+  it("checks again, on the calling thread, an item claimed by a worker that never answers", () => {
     const { jobs, expected } = verifyJobs(6)
     const sab = ed25519Batch(jobs)
     // Item 0 is claimed as a worker would claim it, and never finished.
@@ -68,5 +68,33 @@ describe("parallel X25519 ephemeral DH", () => {
       assert.equal(Buffer.from(result.dh).toString("hex"), theirs.toString("hex"), `recipient ${i}`)
     }
     assert.equal(encs.size, recipients.length - 1)
+  })
+
+  it("finishes a DH claimed by a worker that never answers in a copy of the batch, after the stall timeout", () => {
+    const recipients = Array.from({ length: 3 }, () => generateKeyPairSync("x25519"))
+    const sab = allocate(kinds.x25519Ephemeral, recipients.length, recipients.length * 32)
+    const v = views(sab)
+    recipients.forEach((r, i) => {
+      v.offsets[i] = i * 32
+      v.data.set(raw(r.publicKey), i * 32)
+    })
+    v.offsets[recipients.length] = recipients.length * 32
+    // Item 0 is claimed as a worker would claim it, and never finished: unlike a check, a DH draws a fresh key, so
+    // the calling thread waits for it and then redoes it in a copy, leaving the abandoned buffer to the old worker.
+    Atomics.add(v.header, 0, 1)
+    const finished = runBatch(sab, 20)
+    assert.notEqual(finished, sab)
+    const result = views(finished)
+    assert.deepEqual(Array.from(result.status), [status.ok, status.ok, status.ok])
+    assert.deepEqual(Array.from(v.output), new Array(v.output.length).fill(0), "the abandoned buffer holds no DH")
+    for (const [i, r] of recipients.entries()) {
+      const out = result.output.subarray(i * dhOutputSize, (i + 1) * dhOutputSize)
+      const enc = createPublicKey({
+        key: { kty: "OKP", crv: "X25519", x: Buffer.from(out.subarray(0, 32)).toString("base64url") },
+        format: "jwk",
+      })
+      const theirs = diffieHellman({ privateKey: r.privateKey, publicKey: enc })
+      assert.equal(Buffer.from(out.subarray(32)).toString("hex"), theirs.toString("hex"), `recipient ${i}`)
+    }
   })
 })
