@@ -1,6 +1,7 @@
 // The ts-mls patches (patches/ts-mls+1.6.4.patch) change no result: the label caches of expandWithLabel, the
-// duplicate-Add check of validateProposals and the encodings kept by value identity, checked against their definitions;
-// and the one fix: a Commit with several invalid proposals no longer leaves unhandled rejections behind.
+// duplicate-Add check of validateProposals, the encodings kept by value identity or from decoding and the secret tree
+// without parent ratchets, checked against their definitions; and the two fixes: a Commit with several invalid
+// proposals no longer leaves unhandled rejections behind, and only canonical encodings are decoded.
 import assert from "node:assert/strict"
 import { describe, it } from "node:test"
 import {
@@ -16,11 +17,12 @@ import {
 } from "ts-mls"
 import type { CiphersuiteImpl } from "ts-mls"
 import { defaultClientConfig } from "ts-mls/clientConfig.js"
-import { encodeCommit } from "ts-mls/commit.js"
+import { decodeCommit, encodeCommit } from "ts-mls/commit.js"
 import { expandWithLabel } from "ts-mls/crypto/kdf.js"
-import { encodeKeyPackage } from "ts-mls/keyPackage.js"
-import { encodeLeafNode } from "ts-mls/leafNode.js"
-import { CryptoVerificationError, ValidationError } from "ts-mls/mlsError.js"
+import { decodeKeyPackage, encodeKeyPackage, verifyKeyPackage } from "ts-mls/keyPackage.js"
+import { encodeLeafNode, verifyLeafNodeSignatureKeyPackage } from "ts-mls/leafNode.js"
+import { CodecError, CryptoVerificationError, ValidationError } from "ts-mls/mlsError.js"
+import { createSecretTree } from "ts-mls/secretTree.js"
 import { getSuite } from "../../crypto/index.js"
 import { toHex } from "./vectors.js"
 
@@ -216,5 +218,96 @@ describe("ts-mls patch: several invalid proposals in one Commit", () => {
     } finally {
       process.off("unhandledRejection", onUnhandled)
     }
+  })
+})
+
+describe("ts-mls patch: decoding takes canonical encodings only, and keeps them", () => {
+  it("refuses a length not in its fewest bytes and an optional's presence octet other than 0 or 1 (RFC 9420 §2.1)", async () => {
+    const kp = (await generateKeyPackage(credential("alice"), defaultCapabilities(), defaultLifetime, [], cs))
+      .publicPackage
+    const bytes = encodeKeyPackage(kp)
+    assert.equal(bytes[4], 32, "init_key's length, after the version and the cipher suite")
+    const withLength = (length: number[]) => Uint8Array.from([...bytes.subarray(0, 4), ...length, ...bytes.subarray(5)])
+    assert.equal(toHex(encodeKeyPackage(decodeKeyPackage(withLength([32]), 0)![0])), toHex(bytes))
+    for (const length of [
+      [0x40, 32],
+      [0x80, 0, 0, 32],
+    ])
+      assert.throws(
+        () => decodeKeyPackage(withLength(length), 0),
+        (e: unknown) => {
+          assert.ok(e instanceof CodecError)
+          assert.match(e.message, /not in its minimal encoding/)
+          return true
+        },
+      )
+    // A Commit without proposals: an empty vector, then the presence octet of its optional path.
+    assert.deepEqual(decodeCommit(Uint8Array.from([0, 0]), 0)?.[0], { proposals: [], path: undefined })
+    for (const bad of [[0, 2], [0, 0xff], [0]]) assert.equal(decodeCommit(Uint8Array.from(bad), 0), undefined)
+  })
+
+  it("writes a decoded Commit, KeyPackage and leaf node as a copy of the bytes they came from", async () => {
+    const bob = (await generateKeyPackage(credential("bob"), defaultCapabilities(), defaultLifetime, [], cs))
+      .publicPackage
+    const carol = (await generateKeyPackage(credential("carol"), defaultCapabilities(), defaultLifetime, [], cs))
+      .publicPackage
+    const add = (keyPackage: typeof bob) => ({
+      proposalOrRefType: "proposal" as const,
+      proposal: { proposalType: "add" as const, add: { keyPackage } },
+    })
+    const wire = encodeCommit({ proposals: [add(bob), add(carol)], path: undefined })
+    const addedKeyPackage = (commit: NonNullable<ReturnType<typeof decodeCommit>>[0], i: number) => {
+      const p = commit.proposals[i]
+      assert.ok(p?.proposalOrRefType === "proposal" && p.proposal.proposalType === "add")
+      return p.proposal.add.keyPackage
+    }
+
+    const received = wire.slice()
+    const decoded = decodeCommit(received, 0)![0]
+    received.fill(0) // what is kept is a copy, not a view of the buffer the bytes came in
+    assert.equal(toHex(encodeCommit(decoded)), toHex(wire))
+    assert.equal(toHex(encodeKeyPackage(addedKeyPackage(decoded, 0))), toHex(encodeKeyPackage(bob)))
+    assert.equal(toHex(encodeLeafNode(addedKeyPackage(decoded, 1).leafNode)), toHex(encodeLeafNode(carol.leafNode)))
+    // Kept at decoding, not encoded afresh: a decoded value changed in place still writes as it was received.
+    const changed = addedKeyPackage(decoded, 0)
+    changed.signature = carol.signature
+    assert.equal(toHex(encodeKeyPackage(changed)), toHex(encodeKeyPackage(bob)))
+    // And only canonical bytes were accepted, so a fresh encoding of an equal copy is those bytes too.
+    assert.equal(toHex(encodeCommit(structuredClone(decodeCommit(wire, 0)![0]))), toHex(wire))
+
+    // The signed parts (KeyPackageTBS, LeafNodeTBS) are cut from the kept bytes: valid signatures verify, and one
+    // flipped bit in a received signature does not.
+    const fresh = addedKeyPackage(decodeCommit(wire, 0)![0], 1)
+    assert.equal(await verifyKeyPackage(fresh, cs.signature), true)
+    assert.equal(await verifyLeafNodeSignatureKeyPackage(fresh.leafNode, cs.signature), true)
+    const kpBytes = encodeKeyPackage(carol)
+    const flipKp = kpBytes.slice()
+    flipKp[flipKp.length - 1]! ^= 1 // the KeyPackage's signature is its last field
+    assert.equal(await verifyKeyPackage(decodeKeyPackage(flipKp, 0)![0], cs.signature), false)
+    const leafBytes = encodeLeafNode(carol.leafNode)
+    const leafEnd = toHex(kpBytes).indexOf(toHex(leafBytes)) / 2 + leafBytes.length
+    const flipLeaf = kpBytes.slice()
+    flipLeaf[leafEnd - 1]! ^= 1 // the leaf node's signature is its last field
+    const forgedLeaf = decodeKeyPackage(flipLeaf, 0)![0]
+    assert.equal(await verifyLeafNodeSignatureKeyPackage(forgedLeaf.leafNode, cs.signature), false)
+  })
+})
+
+describe("ts-mls patch: secret tree", () => {
+  it("derives ratchets for leaves only: a parent's are left empty, a leaf's are RFC 9420's", async () => {
+    const encryptionSecret = Uint8Array.from({ length: 32 }, (_, i) => 255 - i)
+    const tree = await createSecretTree(4, encryptionSecret, cs.kdf)
+    assert.equal(tree.length, 7)
+    for (const [i, node] of tree.entries()) {
+      const size = i % 2 === 1 ? 0 : 32 // odd node indices are parents
+      assert.equal(node.application.secret.length, size, `node ${i}`)
+      assert.equal(node.handshake.secret.length, size, `node ${i}`)
+    }
+    // Leaf 2 (node 4): root 3 -> right child 5 -> its left child 4 (RFC 9420 §9: tree_node_[left/right]_secret).
+    const expand = (secret: Uint8Array, label: string, context: Uint8Array) =>
+      cs.kdf.expand(secret, kdfLabel(32, label, context), 32)
+    const node4 = await expand(await expand(encryptionSecret, "tree", utf8("right")), "tree", utf8("left"))
+    assert.equal(toHex(tree[4]!.application.secret), toHex(await expand(node4, "application", new Uint8Array())))
+    assert.equal(toHex(tree[4]!.handshake.secret), toHex(await expand(node4, "handshake", new Uint8Array())))
   })
 })
