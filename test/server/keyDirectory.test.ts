@@ -83,6 +83,9 @@ describe("key directory upload", () => {
 
     const flipped = encodeKeyPackage(await makeKeyPackage(alice, { now }))
     flipped[flipped.length - 5]! ^= 0x01 // inside the trailing signature
+    // Its init key's length (32, at offset 4) written in two bytes instead of one, which RFC 9420 forbids.
+    const wide = encodeKeyPackage(await makeKeyPackage(alice, { now }))
+    const nonMinimal = Uint8Array.from([...wide.subarray(0, 4), 0x40, ...wide.subarray(4)])
     // A different, correctly signed package around an init key seen before.
     const other = await makeKeyPackage(alice, { now })
     const reusedInit = await signKeyPackage(
@@ -121,6 +124,7 @@ describe("key directory upload", () => {
       ["reused HPKE init key", encodeKp(reusedInit), "init_key_reused"],
       ["garbage bytes", toBase64Url(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])), "malformed"],
       ["trailing bytes", encodeKp(good) + "AAAA", "malformed"],
+      ["a length not in its fewest bytes", toBase64Url(nonMinimal), "malformed"],
     ]
     for (const [what, encoded, reason] of cases) {
       const r = await uploadKeyPackages(s.url, alice, [encoded])
