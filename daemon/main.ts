@@ -119,7 +119,7 @@ chmodSync(paths.dataDir, 0o700)
 
 let releaseLock: () => void
 try {
-  releaseLock = acquireLock(paths.lockPath)
+  releaseLock = await acquireLock(paths.dataDir, paths.pidPath)
   if (await clearStaleSocket(paths.socketPath)) log.info({ socket: paths.socketPath }, "removed a stale socket")
 } catch (err) {
   if (err instanceof ProfileLocked) fail(`profile ${paths.profile}: ${err.message}`, 1)

@@ -113,6 +113,10 @@ export async function spawnDaemon(opts: DaemonOptions = {}): Promise<TestDaemon 
       clearTimeout(timer)
       reject(new Error(`daemon exited (${code}) before listening: ${stdout}${stderr}`))
     })
+  }).catch((err: unknown) => {
+    proc.kill("SIGKILL")
+    rmSync(tmp, { recursive: true, force: true })
+    throw err
   })
   const client = await rpcClient(socketPath)
   return {
