@@ -12,6 +12,7 @@ import type { LogEntry } from "../../rpc-schema/server/http/groups.js"
 import type { InboxItem } from "../../rpc-schema/server/http/inbox.js"
 import { sameBytes } from "../bytes.js"
 import { memberChanges } from "../mls/group.js"
+import { logPageSize } from "../sync/httpClient.js"
 import { deserializeState, epoch, isActive, members, ownLeafIndex, serializeState } from "../mls/groupState.js"
 import type { ChatGroup } from "../mls/groupState.js"
 import { processIncoming } from "../mls/message.js"
@@ -67,7 +68,7 @@ export class IncomingLog {
       const after = Math.max(g.lastSeq, this.lazyCursors.get(id) ?? 0)
       const page = await this.ctx.session.call(routes.readLog, {
         params: { groupId: id },
-        query: { after, limit: 500 },
+        query: { after, limit: logPageSize },
       })
       if (page.prunedThrough !== undefined) {
         await this.onPruned(id, after, page.prunedThrough, page.entries[0])

@@ -20,6 +20,7 @@ import type { InboxExpired, InboxItem } from "../../rpc-schema/server/http/inbox
 import { closeCodes, ServerFrame, streamPath, type GroupCursor, type PrunedFrame } from "../../rpc-schema/server/ws.js"
 import type { Clock } from "../clock.js"
 import type { CursorStore } from "../store/cursorStore.js"
+import { maxAnswerBytes } from "./httpClient.js"
 import type { Session } from "./session.js"
 
 const serverFrame = TypeCompiler.Compile(ServerFrame)
@@ -112,7 +113,12 @@ export class ServerStream {
     }
     if (this.stopped) return
     const url = this.session.client.baseUrl.replace(/^http/, "ws") + streamPath
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false })
+    const ws = new WebSocket(url, {
+      headers: { authorization: `Bearer ${token}` },
+      perMessageDeflate: false,
+      // One frame carries one entry or item: the HTTP answer cap bounds it too.
+      maxPayload: maxAnswerBytes,
+    })
     this.ws = ws
     let refused = false
     ws.on("unexpected-response", (_req, res) => {
