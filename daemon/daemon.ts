@@ -157,6 +157,7 @@ export class Daemon {
       onGroupItem: (item) => (item.kind === "welcome" ? groups.onWelcome(item) : groups.onRemoved(item)),
       onEntries: (entries) => groups.onEntries(entries),
       onPruned: (frame) => groups.onPruned(frame),
+      onGivenUp: (what, error) => groups.onGivenUp(what, error),
       onInboxExpired: (report) => {
         if (recordInboxExpiry(this.db, this.cursors, this.events, report, this.opts.clock.now())) {
           this.opts.log.warn(report, "inbox items expired on the server unread")

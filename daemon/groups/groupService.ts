@@ -9,6 +9,7 @@ import type { GroupMembersResult, GroupSelfUpdateResult, GroupSummary } from "..
 import type { MessageListResult, MessageSendResult } from "../../rpc-schema/daemon/message.js"
 import type { LogEntry } from "../../rpc-schema/server/http/groups.js"
 import type { GroupCursor } from "../../rpc-schema/server/ws.js"
+import type { GivenUp } from "../sync/stream.js"
 import { Committer } from "./commits.js"
 import { toAppError, type GroupContext } from "./context.js"
 import { createGroup } from "./create.js"
@@ -19,7 +20,7 @@ import { groupCursors, groupMembers, groupMessages, listGroups } from "./queries
 import { leaveGroup, removeMember } from "./removal.js"
 import { updateOwnKeys } from "./selfUpdate.js"
 import { SendBatcher } from "./send.js"
-import { acceptWelcome, type WelcomeItem } from "./welcome.js"
+import { acceptWelcome, giveUpWelcome, type WelcomeItem } from "./welcome.js"
 
 export interface GroupServiceOptions extends GroupContext {
   /** A Welcome consumed one of our KeyPackages: the pool wants a maintenance pass. */
@@ -114,6 +115,18 @@ export class GroupService {
   /** A removal notice from the inbox. */
   onRemoved(item: RemovedItem): Promise<void> {
     return this.serial(async () => this.incoming.onRemoved(item))
+  }
+
+  /**
+   * A stream item given up after repeated passing failures: a Welcome is reported (`invite.failed`,
+   * `retries_exhausted`), an entry passed over. A removal notice or a retention report only stops being retried on
+   * this connection (the stream logs it).
+   */
+  onGivenUp(what: GivenUp, error: string): Promise<void> {
+    return this.serial(async () => {
+      if (what.kind === "inbox" && what.item.kind === "welcome") giveUpWelcome(this.o, what.item, error)
+      else if (what.kind === "entry") this.incoming.passOver(what.entry)
+    })
   }
 
   /** Stops the outbox and writes the cursor moves still in memory; the database is closed after. */

@@ -169,6 +169,18 @@ export class IncomingLog {
     })()
   }
 
+  /**
+   * An entry the stream gave up on after repeated passing failures: passed over as one that fails validation is (a
+   * Commit leaves the group out of sync, since the state cannot follow without it).
+   */
+  passOver(entry: LogEntry): void {
+    const g = this.ctx.groups.get(entry.groupId)
+    if (!g || g.status !== "active" || entry.seq <= Math.max(g.lastSeq, this.lazyCursors.get(g.id) ?? 0)) return
+    this.ctx.log.warn({ groupId: g.id, seq: entry.seq }, "log entry given up")
+    if (entry.kind === "commit") return this.lostSync(g, deserializeState(g.state), entry.seq)
+    this.ctx.groups.advance(g.id, entry.seq)
+  }
+
   /** A removal notice: the removing Commit came first on the stream, so the state knows already; mark it. */
   onRemoved(item: RemovedItem): void {
     const g = this.ctx.groups.get(item.groupId)
