@@ -30,6 +30,7 @@ import { OutboxStore } from "./store/outboxStore.js"
 import { PinStore } from "./store/pinStore.js"
 import { Directory } from "./groups/directory.js"
 import { GroupService } from "./groups/groupService.js"
+import { groupCursors } from "./groups/queries.js"
 
 export interface DaemonOptions {
   version: string
@@ -165,7 +166,7 @@ export class Daemon {
           maintainer.soon()
         }
       },
-      groupCursors: () => groups.cursors(),
+      groupCursors: () => groupCursors(this.groupStore),
       onKeyEvent: (item) => {
         const now = this.opts.clock.now()
         if (item.kind !== "poolLow" && !item.lastResort) {

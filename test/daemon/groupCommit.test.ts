@@ -9,6 +9,9 @@ import { groups as routes } from "../../rpc-schema/server/index.js"
 import { AppError } from "../../rpc-schema/errors.js"
 import { SettableClock } from "../../daemon/clock.js"
 import { Daemon } from "../../daemon/daemon.js"
+import { createGroup } from "../../daemon/groups/create.js"
+import { inviteMember } from "../../daemon/groups/invite.js"
+import { listGroups } from "../../daemon/groups/queries.js"
 import { defaultPolicy } from "../../daemon/pool/policy.js"
 import { startDaemon } from "../helpers/daemon.js"
 import { startServer } from "../helpers/server.js"
@@ -50,9 +53,9 @@ describe("group commits", () => {
     }
     await alice.register("alice", undefined)
     assert.ok(await waitFor((e) => e.name === "connection.changed" && e.params.state === "connected"))
-    await alice.groups().create("lost")
+    await alice.groups().run((g) => createGroup(g.ctx, "lost"))
     const carolJoined = carol!.client.next("group.joined", (p) => p.name === "lost")
-    await alice.groups().invite("lost", "carol")
+    await alice.groups().run((g) => inviteMember(g.ctx, g.commits, "lost", "carol"))
     await carolJoined
 
     // The server takes the Commit, but its answer never arrives.
@@ -65,15 +68,15 @@ describe("group commits", () => {
       throw new AppError("server_unreachable", "answer lost")
     }
     const joined = bob!.client.next("group.joined", (p) => p.name === "lost")
-    await assert.rejects(alice.groups().invite("lost", "bob"), (e: any) => e.code === "server_unreachable")
+    await assert.rejects(alice.groups().run((g) => inviteMember(g.ctx, g.commits, "lost", "bob")), (e: any) => e.code === "server_unreachable")
     const adopted = await waitFor((e) => e.name === "group.updated" && e.params.added.includes("bob"))
     assert.ok(adopted, "the echo of the Commit adopted its state")
     assert.deepEqual(adopted.params.members, ["alice", "carol", "bob"])
     assert.deepEqual((await joined).members, ["alice", "carol", "bob"])
 
     const heard = [bob!, carol!].map((d) => d.client.next("message.received", (p) => p.text === "made it"))
-    await alice.groups().send("lost", "made it")
+    await alice.groups().sends.send("lost", "made it")
     await Promise.all(heard)
-    assert.equal(alice.groups().list()[0]!.epoch, 2)
+    assert.equal(listGroups(alice.groupStore)[0]!.epoch, 2)
   })
 })
