@@ -1,7 +1,7 @@
 /**
  * The server's WebSocket stream (rpc-schema/server/ws.ts): inbox items (key-directory events, Welcomes, removal
  * notices) and group log entries. Connects with the session's bearer token (a 401 renews it), sends `hello` from the
- * stored inbox cursor and the groups' cursors, and reconnects with exponential backoff and full jitter.
+ * stored inbox cursor and the groups' cursors, and reconnects with the daemon's backoff (backoff.ts).
  *
  * When the server ends the stream because its session expired or was revoked (close 4001), the daemon logs in again at
  * once and resumes. Retention's reports are acted on: a `pruned` frame goes to the group service (history lost), an
@@ -20,6 +20,7 @@ import { TypeCompiler } from "@sinclair/typebox/compiler"
 import type { LogEntry } from "../../rpc-schema/server/http/groups.js"
 import type { InboxExpired, InboxItem } from "../../rpc-schema/server/http/inbox.js"
 import { closeCodes, ServerFrame, streamPath, type GroupCursor, type PrunedFrame } from "../../rpc-schema/server/ws.js"
+import { backoffMs } from "../backoff.js"
 import type { Clock } from "../clock.js"
 import type { CursorStore } from "../store/cursorStore.js"
 import { maxAnswerBytes } from "./httpClient.js"
@@ -321,9 +322,7 @@ export class ServerStream {
     if (this.up || this.failures === 0) this.events.onState(false, error)
     this.up = false
     this.failures++
-    const base = this.opts.baseMs ?? 500
-    const full = Math.min(this.opts.maxMs ?? 30_000, base * 2 ** Math.min(this.failures - 1, 20))
-    const delay = Math.round(Math.random() * full)
+    const delay = backoffMs(this.failures, this.opts.baseMs ?? 500, this.opts.maxMs ?? 30_000)
     this.log.debug({ error, delay }, "stream down; reconnecting")
     clearTimeout(this.retry)
     this.retry = setTimeout(() => void this.connect(stale), delay).unref()
