@@ -45,12 +45,27 @@ describe("group commits", () => {
       await alice.close()
       rmSync(dir, { recursive: true, force: true })
     })
-    const seen: { name: string; params: any }[] = []
-    alice.events.on((e) => seen.push({ name: e.name, params: e.params }))
-    const waitFor = async (f: (e: { name: string; params: any }) => boolean) => {
-      for (let i = 0; i < 200 && !seen.some(f); i++) await new Promise((r) => setTimeout(r, 50))
-      return seen.find(f)
-    }
+    type Seen = { name: string; params: any }
+    const seen: Seen[] = []
+    let wake: (() => void)[] = []
+    alice.events.on((e) => {
+      seen.push({ name: e.name, params: e.params })
+      const w = wake
+      wake = []
+      for (const f of w) f()
+    })
+    /** The first event (seen already or yet to come) that satisfies `f`; bounded. */
+    const waitFor = (f: (e: Seen) => boolean) =>
+      new Promise<Seen>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("no such event within 10 s")), 10_000)
+        const check = () => {
+          const e = seen.find(f)
+          if (!e) return void wake.push(check)
+          clearTimeout(timer)
+          resolve(e)
+        }
+        check()
+      })
     await alice.register("alice", undefined)
     assert.ok(await waitFor((e) => e.name === "connection.changed" && e.params.state === "connected"))
     await alice.groups().run((g) => createGroup(g.ctx, "lost"))
@@ -68,7 +83,10 @@ describe("group commits", () => {
       throw new AppError("server_unreachable", "answer lost")
     }
     const joined = bob!.client.next("group.joined", (p) => p.name === "lost")
-    await assert.rejects(alice.groups().run((g) => inviteMember(g.ctx, g.commits, "lost", "bob")), (e: any) => e.code === "server_unreachable")
+    await assert.rejects(
+      alice.groups().run((g) => inviteMember(g.ctx, g.commits, "lost", "bob")),
+      (e: any) => e.code === "server_unreachable",
+    )
     const adopted = await waitFor((e) => e.name === "group.updated" && e.params.added.includes("bob"))
     assert.ok(adopted, "the echo of the Commit adopted its state")
     assert.deepEqual(adopted.params.members, ["alice", "carol", "bob"])
