@@ -1,5 +1,5 @@
 // Lint rules, plus the folder boundaries of STYLE.md: rpc-schema imports no other top-level
-// folder; server, daemon and the frontends never reach into each other.
+// folder; shared/ imports no other folder; server, daemon and the frontends never reach into each other.
 import js from "@eslint/js"
 import tseslint from "typescript-eslint"
 
@@ -32,6 +32,8 @@ export default tseslint.config(
   { files: ["crypto/**"], rules: forbid("server", "daemon", "tui", "scripts") },
   { files: ["server/**"], rules: forbid("daemon", "tui", "scripts") },
   { files: ["daemon/**"], rules: forbid("server", "tui", "scripts") },
+  // shared/ is imported by server and daemon alike, so it imports neither (nor anything else of ours).
+  { files: ["shared/**"], rules: forbid("server", "daemon", "daemon-client", "tui", "scripts", "crypto") },
   { files: ["daemon-client/**"], rules: forbid("server", "daemon", "tui", "scripts", "crypto") },
   { files: ["tui/**", "scripts/**"], rules: forbid("server", "daemon/store", "daemon/mls", "daemon/pool", "crypto") },
 )

@@ -1,17 +1,38 @@
 /**
  * A typed client for mlsd's socket: newline-delimited JSON-RPC 2.0 over a Unix socket, typed by the registry of
  * rpc-schema/daemon. Used by the TUI, mlsctl and the tests. Depends only on node:net, json-rpc-2.0 and rpc-schema
- * (rpc-schema itself does no I/O, so the client lives here).
+ * (rpc-schema itself does no I/O, so the client lives here). With `{ validate: true }` it checks every result and
+ * notification against its descriptor (the tests turn it on): a result that does not match rejects the call, a
+ * notification that does not match (or is not in the registry) is still delivered and listed in `violations`.
  */
 import { connect, type Socket } from "node:net"
+import type { TSchema } from "@sinclair/typebox"
+import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler"
 import { JSONRPCClient, JSONRPCErrorException, type JSONRPCResponse } from "json-rpc-2.0"
-import type {
-  MethodName,
-  MethodParams,
-  MethodResult,
-  NotificationName,
-  NotificationParams,
+import {
+  methods,
+  notifications,
+  type MethodName,
+  type MethodParams,
+  type MethodResult,
+  type NotificationName,
+  type NotificationParams,
 } from "../rpc-schema/daemon/index.js"
+
+export interface DaemonClientOptions {
+  /** Check results and notifications against their descriptors (for tests; costs a schema check per message). */
+  validate?: boolean
+}
+
+const checks = new Map<TSchema, TypeCheck<TSchema>>()
+/** Why `value` does not match `schema` ("" when it does); schemas compiled once. */
+function mismatch(schema: TSchema, value: unknown): string {
+  let c = checks.get(schema)
+  if (!c) checks.set(schema, (c = TypeCompiler.Compile(schema)))
+  if (c.Check(value)) return ""
+  const e = c.Errors(value).First()
+  return e ? `${e.path || "/"}: ${e.message}` : "does not match"
+}
 
 /** An error answer from the daemon: `code` is the JSON-RPC number, `appCode` the snake_case code when there is one. */
 export class DaemonError extends Error {
@@ -35,8 +56,13 @@ export class DaemonClient {
   private readonly rpc: JSONRPCClient
   private readonly listeners = new Map<string, Set<(params: never) => void>>()
   private closedError: Error | undefined
+  /** With `validate`: every notification that did not match its descriptor, as "name: path: message". */
+  readonly violations: string[] = []
 
-  private constructor(private readonly socket: Socket) {
+  private constructor(
+    private readonly socket: Socket,
+    private readonly opts: DaemonClientOptions = {},
+  ) {
     let nextId = 1
     this.rpc = new JSONRPCClient(
       (request) => {
@@ -61,12 +87,12 @@ export class DaemonClient {
   }
 
   /** Connects to the daemon's socket. */
-  static connect(path: string): Promise<DaemonClient> {
+  static connect(path: string, opts: DaemonClientOptions = {}): Promise<DaemonClient> {
     return new Promise((resolve, reject) => {
       const socket = connect(path)
       socket.once("connect", () => {
         socket.off("error", reject)
-        resolve(new DaemonClient(socket))
+        resolve(new DaemonClient(socket, opts))
       })
       socket.once("error", reject)
     })
@@ -80,6 +106,7 @@ export class DaemonClient {
       return
     }
     if (typeof msg.method === "string" && msg.id === undefined) {
+      if (this.opts.validate) this.checkNotification(msg.method, msg.params)
       for (const l of this.listeners.get(msg.method) ?? []) (l as (p: unknown) => void)(msg.params)
     } else this.rpc.receive(msg as JSONRPCResponse)
   }
@@ -89,12 +116,24 @@ export class DaemonClient {
     method: M,
     ...params: Record<never, never> extends MethodParams<M> ? [MethodParams<M>?] : [MethodParams<M>]
   ): Promise<MethodResult<M>> {
+    let result: unknown
     try {
-      return (await this.rpc.request(method, params[0] ?? {})) as MethodResult<M>
+      result = await this.rpc.request(method, params[0] ?? {})
     } catch (err) {
       if (err instanceof JSONRPCErrorException) throw new DaemonError(err.code, err.message, err.data)
       throw err
     }
+    if (this.opts.validate) {
+      const why = method in methods ? mismatch(methods[method].result, result) : "not in the registry"
+      if (why) throw new Error(`the result of ${method} does not match its descriptor: ${why}`)
+    }
+    return result as MethodResult<M>
+  }
+
+  private checkNotification(name: string, params: unknown): void {
+    const d = (notifications as Record<string, { params: TSchema } | undefined>)[name]
+    const why = d ? mismatch(d.params, params) : "not in the registry"
+    if (why) this.violations.push(`${name}: ${why}`)
   }
 
   /** Listens to a notification (after `events.subscribe`); returns the function that stops listening. */

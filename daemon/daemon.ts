@@ -30,6 +30,7 @@ import { OutboxStore } from "./store/outboxStore.js"
 import { PinStore } from "./store/pinStore.js"
 import { Directory } from "./groups/directory.js"
 import { GroupService } from "./groups/groupService.js"
+import { groupCursors } from "./groups/queries.js"
 
 export interface DaemonOptions {
   version: string
@@ -157,6 +158,7 @@ export class Daemon {
       onGroupItem: (item) => (item.kind === "welcome" ? groups.onWelcome(item) : groups.onRemoved(item)),
       onEntries: (entries) => groups.onEntries(entries),
       onPruned: (frame) => groups.onPruned(frame),
+      onGivenUp: (what, error) => groups.onGivenUp(what, error),
       onInboxExpired: (report) => {
         if (recordInboxExpiry(this.db, this.cursors, this.events, report, this.opts.clock.now())) {
           this.opts.log.warn(report, "inbox items expired on the server unread")
@@ -164,7 +166,7 @@ export class Daemon {
           maintainer.soon()
         }
       },
-      groupCursors: () => groups.cursors(),
+      groupCursors: () => groupCursors(this.groupStore),
       onKeyEvent: (item) => {
         const now = this.opts.clock.now()
         if (item.kind !== "poolLow" && !item.lastResort) {

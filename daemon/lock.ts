@@ -1,55 +1,54 @@
 /**
- * One daemon per profile: a lock file holding the owner's pid, created exclusively. A lock whose pid is no longer
- * running was left by a killed daemon and is taken over. Then the socket: if something answers on it another
- * daemon serves it (refuse); otherwise a leftover socket file is stale and removed.
+ * One daemon per profile. The lock is a listening Linux abstract Unix socket named after the data dir's real path:
+ * binding it is atomic, a second bind fails with EADDRINUSE, and the kernel frees the name the moment its owner
+ * dies, so there is never a stale lock to take over. (A pid file taken over by unlink-and-create had that step: two
+ * starters read the same dead pid, A replaced the file, B then replaced A's, and both ran. SQLite's exclusive
+ * locking mode was tried too and let two starters in under a tight race.) The owner's pid goes into `mlsd.pid`, for
+ * the refusal message only. Then the socket: if something answers on it another daemon serves it (refuse);
+ * otherwise a leftover socket file is stale and removed (only the lock's owner gets this far).
  */
-import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs"
-import { connect } from "node:net"
+import { createHash } from "node:crypto"
+import { existsSync, readFileSync, realpathSync, unlinkSync, writeFileSync } from "node:fs"
+import { connect, createServer } from "node:net"
 
 export class ProfileLocked extends Error {}
 
-function alive(pid: number): boolean {
+/** " (pid N)" when the pid file names a live process (before the new owner writes it, it names the dead one). */
+function holderPid(pidPath: string): string {
+  let pid = NaN
   try {
+    pid = Number.parseInt(readFileSync(pidPath, "utf8"), 10)
     process.kill(pid, 0)
-    return true
   } catch (err) {
-    // EPERM: the process exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === "EPERM"
+    // EPERM: alive, but someone else's.
+    if ((err as NodeJS.ErrnoException).code !== "EPERM") return ""
   }
+  return ` (pid ${pid})`
 }
 
-export function acquireLock(path: string): () => void {
-  for (let attempt = 0; attempt < 3; attempt++) {
+/** Takes the lock of the profile whose data dir is `dataDir`, or throws ProfileLocked; resolves with its release. */
+export async function acquireLock(dataDir: string, pidPath: string): Promise<() => void> {
+  // A hash keeps the name within the 107 bytes of sun_path whatever the path's length.
+  const name = `\0mls-chat/mlsd/${createHash("sha256").update(realpathSync(dataDir)).digest("hex")}`
+  const server = createServer((c) => c.destroy())
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === "EADDRINUSE" ? new ProfileLocked(`another daemon${holderPid(pidPath)} serves this profile`) : err,
+      ),
+    )
+    server.listen(name, () => resolve())
+  })
+  server.unref()
+  writeFileSync(pidPath, `${process.pid}\n`, { mode: 0o600 })
+  return () => {
     try {
-      const fd = openSync(path, "wx", 0o600)
-      writeSync(fd, `${process.pid}\n`)
-      closeSync(fd)
-      return () => {
-        try {
-          if (readFileSync(path, "utf8").trim() === String(process.pid)) unlinkSync(path)
-        } catch {
-          // gone already
-        }
-      }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err
-    }
-    let pid = NaN
-    try {
-      pid = Number.parseInt(readFileSync(path, "utf8"), 10)
+      unlinkSync(pidPath)
     } catch {
-      continue // removed meanwhile: try again
+      // gone already
     }
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-      throw new ProfileLocked(`another daemon (pid ${pid}) serves this profile`)
-    }
-    try {
-      unlinkSync(path)
-    } catch {
-      // another starter removed it first
-    }
+    server.close()
   }
-  throw new ProfileLocked(`could not take the lock ${path}`)
 }
 
 /** Whether a server answers on the Unix socket at `path`. */

@@ -5,6 +5,7 @@ import { pino } from "pino"
 import { servedMethods } from "../rpc-schema/daemon/index.js"
 import { SettableClock } from "./clock.js"
 import { Daemon } from "./daemon.js"
+import { SchemaTooNew } from "../shared/migrate.js"
 import { acquireLock, clearStaleSocket, ProfileLocked } from "./lock.js"
 import { profilePaths, type ProfilePaths } from "./paths.js"
 import { defaultPolicy, type MaintenancePolicy } from "./pool/policy.js"
@@ -119,7 +120,7 @@ chmodSync(paths.dataDir, 0o700)
 
 let releaseLock: () => void
 try {
-  releaseLock = acquireLock(paths.lockPath)
+  releaseLock = await acquireLock(paths.dataDir, paths.pidPath)
   if (await clearStaleSocket(paths.socketPath)) log.info({ socket: paths.socketPath }, "removed a stale socket")
 } catch (err) {
   if (err instanceof ProfileLocked) fail(`profile ${paths.profile}: ${err.message}`, 1)
@@ -128,17 +129,23 @@ try {
 
 // TEST ONLY: a clock the debug.* methods can move; off unless MLSD_TEST_CLOCK=1.
 const testClock = process.env.MLSD_TEST_CLOCK === "1" ? new SettableClock() : undefined
-const daemon = new Daemon({
-  version,
-  profile: paths.profile,
-  dataDir: paths.dataDir,
-  dbPath: paths.dbPath,
-  socketPath: paths.socketPath,
-  server,
-  policy,
-  clock: testClock ?? new SettableClock(),
-  log,
-})
+let daemon: Daemon
+try {
+  daemon = new Daemon({
+    version,
+    profile: paths.profile,
+    dataDir: paths.dataDir,
+    dbPath: paths.dbPath,
+    socketPath: paths.socketPath,
+    server,
+    policy,
+    clock: testClock ?? new SettableClock(),
+    log,
+  })
+} catch (err) {
+  if (err instanceof SchemaTooNew) fail(`profile ${paths.profile}: ${err.message}`, 1)
+  throw err
+}
 const served = servedMethods(testClock !== undefined)
 const rpc = buildRpcServer(served, handlers({ daemon, served, testClock }), log)
 const socket = new RpcSocketServer(async (line, conn) => rpc.receiveJSON(line, conn), log.child({ part: "rpc" }))

@@ -12,7 +12,8 @@ export interface ProfilePaths {
   profile: string
   dataDir: string
   dbPath: string
-  lockPath: string
+  /** The lock owner's pid, for the refusal message only. */
+  pidPath: string
   socketPath: string
 }
 
@@ -36,5 +37,5 @@ export function profilePaths(
     ? join(env.XDG_RUNTIME_DIR, "mls-chat")
     : join(tmpdir(), `mls-chat-${process.getuid?.() ?? userInfo().username}`)
   const socketPath = resolve(flags.socket ?? env.MLSD_SOCKET ?? join(runtime, `${profile}.sock`))
-  return { profile, dataDir, dbPath: join(dataDir, "mlsd.db"), lockPath: join(dataDir, "mlsd.lock"), socketPath }
+  return { profile, dataDir, dbPath: join(dataDir, "mlsd.db"), pidPath: join(dataDir, "mlsd.pid"), socketPath }
 }

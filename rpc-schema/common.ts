@@ -5,6 +5,7 @@ import { Type, type Static, type TSchema } from "@sinclair/typebox"
 export const Base64Url = (opts: { minLength?: number; maxLength?: number; description?: string } = {}) =>
   Type.String({ pattern: "^[A-Za-z0-9_-]*$", ...opts })
 
+/** The project's base64url codec (server, daemon, clients): strict on decoding, since its input crosses processes. */
 export function toBase64Url(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url")
 }

@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import type { Level } from "pino"
+import { SchemaTooNew } from "../shared/migrate.js"
 import { buildApp } from "./app.js"
 import { defaultConfig, type ServerConfig } from "./config.js"
 import { version } from "./routes/auth.js"
@@ -137,7 +138,15 @@ const { mkdirSync } = await import("node:fs")
 const { dirname } = await import("node:path")
 mkdirSync(dirname(config.dbPath), { recursive: true, mode: 0o700 })
 
-const app = await buildApp(config)
+let app: Awaited<ReturnType<typeof buildApp>>
+try {
+  app = await buildApp(config)
+} catch (err) {
+  // Not a usage error: no usage text, status 1.
+  if (!(err instanceof SchemaTooNew)) throw err
+  process.stderr.write(`mls-server: ${err.message}\n`)
+  process.exit(1)
+}
 const address = await app.http.listen({ host: flags.host!, port })
 process.stdout.write(`listening on ${address}\n`)
 

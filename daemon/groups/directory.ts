@@ -2,17 +2,29 @@
  * The daemon's authentication service (DESIGN §3): a credential names a user, and the user's signature key must be
  * the one the server's directory lists (GET /v1/users/:u), pinned on first sight. A key that differs from the pinned
  * one is refused and reported (`credential.refused`), never silently accepted, even if the directory changed too.
+ * An identity that cannot be a user name is refused without a lookup, and every 4xx answer of the directory is a
+ * refusal: only a passing failure (server unreachable, rate limited, 5xx) makes the caller try again later.
  */
-import { toBase64Url } from "../../rpc-schema/common.js"
+import { TypeCompiler } from "@sinclair/typebox/compiler"
+import { fromBase64Url, toBase64Url, Username } from "../../rpc-schema/common.js"
 import { AppError } from "../../rpc-schema/errors.js"
 import { auth } from "../../rpc-schema/server/index.js"
-import { fromBase64Url } from "../../rpc-schema/common.js"
-import { sameBytes } from "../bytes.js"
+import { sameBytes } from "../../shared/bytes.js"
 import type { Clock } from "../clock.js"
 import type { EventBus } from "../events.js"
 import type { CredentialCheck, CredentialVerdict } from "../mls/credentialCheck.js"
 import type { PinStore } from "../store/pinStore.js"
 import type { Session } from "../sync/session.js"
+
+const username = TypeCompiler.Compile(Username)
+
+/** Whether the directory's answer `err` means "no such user, ever" rather than "not now". */
+function isRefusal(err: unknown): boolean {
+  if (!(err instanceof AppError)) return false
+  const status = (err.details as { status?: unknown } | undefined)?.status
+  // 401 is this daemon's session (renewed by the session), 408 and 429 pass.
+  return typeof status === "number" && status >= 400 && status < 500 && ![401, 408, 429].includes(status)
+}
 
 export class Directory {
   /** A lookup that failed for a passing reason (server unreachable): the caller retries instead of refusing. */
@@ -40,26 +52,28 @@ export class Directory {
   }
 
   /** For ts-mls: every credential in a group goes through here. */
-  readonly check: CredentialCheck = async (username, key): Promise<CredentialVerdict> => {
-    if (username === this.self.username) {
+  readonly check: CredentialCheck = async (name, key): Promise<CredentialVerdict> => {
+    if (name === this.self.username) {
       return sameBytes(key, this.self.signaturePublic)
         ? { kind: "accepted" }
-        : this.refused(username, key, "not this profile's own key")
+        : this.refused(name, key, "not this profile's own key")
     }
-    const pinned = this.pins.get(username)
+    const pinned = this.pins.get(name)
     if (pinned !== undefined) {
-      return sameBytes(pinned, key) ? { kind: "accepted" } : this.refused(username, key, "key changed since pinned")
+      return sameBytes(pinned, key) ? { kind: "accepted" } : this.refused(name, key, "key changed since pinned")
     }
+    // Not reported as credential.refused: that notification names a user, and this is none.
+    if (!username.Check(name)) return { kind: "refused", reason: "the identity is not a user name" }
     let listed: Uint8Array
     try {
-      listed = fromBase64Url((await this.session.call(auth.getUser, { params: { username } })).signatureKey)
+      listed = fromBase64Url((await this.session.call(auth.getUser, { params: { username: name } })).signatureKey)
     } catch (err) {
-      if (err instanceof AppError && err.code === "unknown_user") return this.refused(username, key, "unknown user")
+      if (isRefusal(err)) return this.refused(name, key, `the directory refused it: ${(err as AppError).code}`)
       this.transient = err instanceof AppError ? err : new AppError("internal", String(err))
       throw this.transient
     }
-    if (!sameBytes(listed, key)) return this.refused(username, key, "key is not the directory's")
-    this.pins.pin(username, listed, this.clock.now())
+    if (!sameBytes(listed, key)) return this.refused(name, key, "key is not the directory's")
+    this.pins.pin(name, listed, this.clock.now())
     return { kind: "accepted" }
   }
 

@@ -1,25 +1,19 @@
 /**
- * Groups as the daemon runs them (DESIGN §3 Groups): the one entry point of the RPC handlers and the stream. The
- * work lives in one module per concern (create, invite, welcome, removal, selfUpdate, send, incoming, commits,
- * queries); this class wires them and owns the queue. Everything that touches a group's state runs one at a time
- * (`serial`): RPC calls and stream items alike, so an own message is stored before its echo is seen and a commit is
- * never built on a state that is being changed.
+ * Groups as the daemon runs them (DESIGN §3 Groups). The work lives in one module per concern (create, invite,
+ * welcome, removal, selfUpdate, send, incoming, commits, queries); this class wires the stateful parts (commits in
+ * flight, the incoming log, the send batcher, the outbox sender) and owns the queue. Everything that touches a group's
+ * state runs one at a time: RPC verbs (`run`, called by the handlers with the verb module) and stream items alike, so
+ * an own message is stored before its echo is seen and a commit is never built on a state that is being changed.
+ * Read-only queries need no queue: the handlers call `queries.ts` on `ctx.groups` directly.
  */
-import type { GroupMembersResult, GroupSelfUpdateResult, GroupSummary } from "../../rpc-schema/daemon/group.js"
-import type { MessageListResult, MessageSendResult } from "../../rpc-schema/daemon/message.js"
 import type { LogEntry } from "../../rpc-schema/server/http/groups.js"
-import type { GroupCursor } from "../../rpc-schema/server/ws.js"
+import type { GivenUp } from "../sync/stream.js"
 import { Committer } from "./commits.js"
 import { toAppError, type GroupContext } from "./context.js"
-import { createGroup } from "./create.js"
 import { IncomingLog, type RemovedItem } from "./incoming.js"
-import { inviteMember } from "./invite.js"
 import { OutboxSender } from "./outbox.js"
-import { groupCursors, groupMembers, groupMessages, listGroups } from "./queries.js"
-import { leaveGroup, removeMember } from "./removal.js"
-import { updateOwnKeys } from "./selfUpdate.js"
 import { SendBatcher } from "./send.js"
-import { acceptWelcome, type WelcomeItem } from "./welcome.js"
+import { acceptWelcome, giveUpWelcome, type WelcomeItem } from "./welcome.js"
 
 export interface GroupServiceOptions extends GroupContext {
   /** A Welcome consumed one of our KeyPackages: the pool wants a maintenance pass. */
@@ -29,15 +23,15 @@ export interface GroupServiceOptions extends GroupContext {
 export class GroupService {
   private queue: Promise<unknown> = Promise.resolve()
   readonly sender: OutboxSender
-  private readonly commits: Committer
+  readonly commits: Committer
   private readonly incoming: IncomingLog
-  private readonly sends: SendBatcher
+  readonly sends: SendBatcher
 
-  constructor(private readonly o: GroupServiceOptions) {
-    this.sender = new OutboxSender({ ...o, log: o.log.child({ part: "outbox" }) })
-    this.commits = new Committer(o, this.sender, (id) => this.incoming.catchUp(id))
-    this.incoming = new IncomingLog(o, this.commits)
-    this.sends = new SendBatcher(o, this.sender, this.commits, (task) => this.serial(task))
+  constructor(readonly ctx: GroupServiceOptions) {
+    this.sender = new OutboxSender({ ...ctx, log: ctx.log.child({ part: "outbox" }) })
+    this.commits = new Committer(ctx, this.sender, (id) => this.incoming.catchUp(id))
+    this.incoming = new IncomingLog(ctx, this.commits)
+    this.sends = new SendBatcher(ctx, this.sender, this.commits, (task) => this.serial(task))
   }
 
   /** Runs `f` after everything queued before it; failures are the caller's, the queue goes on. */
@@ -49,45 +43,12 @@ export class GroupService {
     })
   }
 
-  list(): GroupSummary[] {
-    return listGroups(this.o.groups)
-  }
-
-  members(ref: string): GroupMembersResult {
-    return groupMembers(this.o.groups, ref)
-  }
-
-  messages(ref: string, before: number | undefined, limit: number): MessageListResult {
-    return groupMessages(this.o.groups, this.o.outbox, ref, before, limit)
-  }
-
-  /** Where the stream resumes, per group this profile is still in. */
-  cursors(): GroupCursor[] {
-    return groupCursors(this.o.groups)
-  }
-
-  create(name: string): Promise<GroupSummary> {
-    return this.serial(() => createGroup(this.o, name))
-  }
-
-  invite(ref: string, user: string): Promise<GroupSummary> {
-    return this.serial(() => inviteMember(this.o, this.commits, ref, user))
-  }
-
-  remove(ref: string, user: string): Promise<GroupSummary> {
-    return this.serial(() => removeMember(this.o, this.commits, ref, user))
-  }
-
-  leave(ref: string): Promise<GroupSummary> {
-    return this.serial(() => leaveGroup(this.o, this.sender, ref))
-  }
-
-  selfUpdate(ref: string): Promise<GroupSelfUpdateResult> {
-    return this.serial(() => updateOwnKeys(this.o, this.commits, ref))
-  }
-
-  send(ref: string, text: string): Promise<MessageSendResult> {
-    return this.sends.send(ref, text)
+  /**
+   * Runs an RPC verb on the group queue. The handlers call the verb modules through here (`groups.run((g) =>
+   * inviteMember(g.ctx, g.commits, ref, user))`), so a new method needs no pass-through in this class.
+   */
+  run<T>(verb: (g: this) => Promise<T>): Promise<T> {
+    return this.serial(() => verb(this))
   }
 
   // ---- the stream's side ----
@@ -108,12 +69,24 @@ export class GroupService {
 
   /** A Welcome from the inbox: join, or report `invite.failed`. Throws only for a passing failure. */
   onWelcome(item: WelcomeItem): Promise<void> {
-    return this.serial(() => acceptWelcome(this.o, item, this.o.onKeyConsumed))
+    return this.serial(() => acceptWelcome(this.ctx, item, this.ctx.onKeyConsumed))
   }
 
   /** A removal notice from the inbox. */
   onRemoved(item: RemovedItem): Promise<void> {
     return this.serial(async () => this.incoming.onRemoved(item))
+  }
+
+  /**
+   * A stream item given up after repeated passing failures: a Welcome is reported (`invite.failed`,
+   * `retries_exhausted`), an entry passed over. A removal notice or a retention report only stops being retried on
+   * this connection (the stream logs it).
+   */
+  onGivenUp(what: GivenUp, error: string): Promise<void> {
+    return this.serial(async () => {
+      if (what.kind === "inbox" && what.item.kind === "welcome") giveUpWelcome(this.ctx, what.item, error)
+      else if (what.kind === "entry") this.incoming.passOver(what.entry)
+    })
   }
 
   /** Stops the outbox and writes the cursor moves still in memory; the database is closed after. */

@@ -10,8 +10,9 @@ import { AppError, type ErrorCode } from "../../rpc-schema/errors.js"
 import { groups as routes } from "../../rpc-schema/server/index.js"
 import type { LogEntry } from "../../rpc-schema/server/http/groups.js"
 import type { InboxItem } from "../../rpc-schema/server/http/inbox.js"
-import { sameBytes } from "../bytes.js"
+import { sameBytes } from "../../shared/bytes.js"
 import { memberChanges } from "../mls/group.js"
+import { logPageSize } from "../sync/httpClient.js"
 import { deserializeState, epoch, isActive, members, ownLeafIndex, serializeState } from "../mls/groupState.js"
 import type { ChatGroup } from "../mls/groupState.js"
 import { processIncoming } from "../mls/message.js"
@@ -67,7 +68,7 @@ export class IncomingLog {
       const after = Math.max(g.lastSeq, this.lazyCursors.get(id) ?? 0)
       const page = await this.ctx.session.call(routes.readLog, {
         params: { groupId: id },
-        query: { after, limit: 500 },
+        query: { after, limit: logPageSize },
       })
       if (page.prunedThrough !== undefined) {
         await this.onPruned(id, after, page.prunedThrough, page.entries[0])
@@ -166,6 +167,18 @@ export class IncomingLog {
         reason: "outOfSync",
       })
     })()
+  }
+
+  /**
+   * An entry the stream gave up on after repeated passing failures: passed over as one that fails validation is (a
+   * Commit leaves the group out of sync, since the state cannot follow without it).
+   */
+  passOver(entry: LogEntry): void {
+    const g = this.ctx.groups.get(entry.groupId)
+    if (!g || g.status !== "active" || entry.seq <= Math.max(g.lastSeq, this.lazyCursors.get(g.id) ?? 0)) return
+    this.ctx.log.warn({ groupId: g.id, seq: entry.seq }, "log entry given up")
+    if (entry.kind === "commit") return this.lostSync(g, deserializeState(g.state), entry.seq)
+    this.ctx.groups.advance(g.id, entry.seq)
   }
 
   /** A removal notice: the removing Commit came first on the stream, so the state knows already; mark it. */

@@ -17,6 +17,7 @@ import type { StoredMessage } from "../../rpc-schema/daemon/message.js"
 import { AppError, type ErrorCode } from "../../rpc-schema/errors.js"
 import { groups as routes } from "../../rpc-schema/server/index.js"
 import { maxBatchSize } from "../../rpc-schema/server/http/groups.js"
+import { backoffMs } from "../backoff.js"
 import type { Clock } from "../clock.js"
 import type { EventBus } from "../events.js"
 import type { Db } from "../store/database.js"
@@ -84,7 +85,8 @@ export class OutboxSender {
   private again = false
   private readonly waiters = new Map<number, (o: SendOutcome) => void>()
   private lastError: AppError | undefined
-  private backoffMs = 0
+  /** Passing failures in a row: the backoff. */
+  private failures = 0
   private timer: NodeJS.Timeout | undefined
   private stopped = false
 
@@ -113,7 +115,7 @@ export class OutboxSender {
 
   /** The link is back: retry now, with the backoff reset. */
   online(): void {
-    this.backoffMs = 0
+    this.failures = 0
     this.kick()
   }
 
@@ -149,7 +151,7 @@ export class OutboxSender {
       this.settle(done)
       if (stop) return this.pause(stop)
     }
-    this.backoffMs = 0
+    this.failures = 0
   }
 
   /**
@@ -252,8 +254,10 @@ export class OutboxSender {
     for (const resolve of this.waiters.values()) resolve({ kind: "queued", error: err.message })
     this.waiters.clear()
     const retryAfterS = Number(err.details?.retryAfterS)
-    this.backoffMs = Math.min(maxBackoffMs, Math.max(minBackoffMs, this.backoffMs * 2))
-    const delay = Number.isFinite(retryAfterS) ? retryAfterS * 1000 : this.backoffMs * (0.5 + Math.random() / 2)
+    this.failures++
+    const delay = Number.isFinite(retryAfterS)
+      ? retryAfterS * 1000
+      : backoffMs(this.failures, minBackoffMs, maxBackoffMs)
     this.o.log.info({ err: err.message, retryInMs: Math.round(delay) }, "outbox paused")
     this.timer = setTimeout(() => this.kick(), delay)
     this.timer.unref()

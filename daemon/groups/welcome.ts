@@ -1,7 +1,8 @@
 /**
  * Joining from a Welcome in the inbox: find the KeyPackage it was made for in the pool, join, and in one transaction
  * store the group, consume the key (its private part deleted) and notify. A Welcome that cannot be used is reported
- * as `invite.failed` and never stops the daemon; only a passing failure throws (the stream retries the item).
+ * as `invite.failed` and never stops the daemon; only a passing failure throws (the stream retries the item, a
+ * bounded number of times: then `giveUpWelcome`).
  */
 import { decodeMlsMessage } from "ts-mls"
 import { fromBase64Url, toBase64Url } from "../../rpc-schema/common.js"
@@ -18,6 +19,11 @@ export type WelcomeItem = Extract<InboxItem, { kind: "welcome" }>
 function failed(ctx: GroupContext, item: WelcomeItem, code: string, message: string): void {
   ctx.log.warn({ groupId: item.groupId, by: item.by, code, message }, "invite failed")
   ctx.events.emit("invite.failed", { groupId: item.groupId, by: item.by, code, message })
+}
+
+/** A Welcome the stream gave up on after repeated passing failures: reported, then acknowledged by the stream. */
+export function giveUpWelcome(ctx: GroupContext, item: WelcomeItem, error: string): void {
+  failed(ctx, item, "retries_exhausted", `not handled after repeated failures (last: ${error})`)
 }
 
 /** Joins the group of `item`; `onKeyConsumed` is told once one of the pool's KeyPackages was used. */

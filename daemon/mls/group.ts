@@ -19,7 +19,7 @@ import {
   joinGroupWithExtensions,
 } from "ts-mls"
 import type { CiphersuiteImpl, KeyPackage, PrivateKeyPackage, Proposal } from "ts-mls"
-import { sameBytes } from "../bytes.js"
+import { sameBytes } from "../../shared/bytes.js"
 import type { SignatureKeyPair } from "./identity.js"
 import { basicCredential } from "./credentialCheck.js"
 import type { CredentialCheck } from "./credentialCheck.js"

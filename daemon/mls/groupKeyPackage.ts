@@ -5,7 +5,7 @@ import { verifyLeafNodeSignatureKeyPackage } from "ts-mls/leafNode.js"
 import type { KeyPackageRejection } from "../../rpc-schema/errors.js"
 import { usernameOf } from "./credentialCheck.js"
 import { GroupError } from "./groupError.js"
-import { sameBytes } from "../bytes.js"
+import { sameBytes } from "../../shared/bytes.js"
 
 /** Who an invite is for, as the directory says, and the KeyPackage the server handed out for them. */
 export interface Invitee {

@@ -17,7 +17,7 @@ import { memberChanges } from "./group.js"
 import { GroupError, guarded } from "./groupError.js"
 import { epoch, groupId, isActive, members, membersOfTree, withCheck } from "./groupState.js"
 import type { ChatGroup, Member } from "./groupState.js"
-import { sameBytes } from "../bytes.js"
+import { sameBytes } from "../../shared/bytes.js"
 
 export interface EncryptedText {
   state: ChatGroup

@@ -12,6 +12,7 @@ import type { PoolStatusResult } from "../../rpc-schema/daemon/pool.js"
 import { AppError } from "../../rpc-schema/errors.js"
 import { keys as api } from "../../rpc-schema/server/index.js"
 import { refsDigest } from "../../rpc-schema/server/http/keys.js"
+import { backoffMs } from "../backoff.js"
 import type { Clock } from "../clock.js"
 import type { SignatureKeyPair } from "../mls/identity.js"
 import { generateKeyPackage } from "../mls/keyPackages.js"
@@ -148,9 +149,7 @@ export class PoolMaintainer {
     else this.d.log.warn({ code: e.code, msg: e.message }, "pool maintenance failed")
     this.failures++
     this.lastError = { code: e.code, message: e.message, at: this.d.clock.now() }
-    const { retryBaseMs, retryMaxMs } = this.d.policy
-    const full = Math.min(retryMaxMs, retryBaseMs * 2 ** Math.min(this.failures - 1, 30))
-    const delay = Math.round(full / 2 + (Math.random() * full) / 2)
+    const delay = backoffMs(this.failures, this.d.policy.retryBaseMs, this.d.policy.retryMaxMs)
     this.nextRetryAt = this.d.clock.now() + delay
     clearTimeout(this.retryTimer)
     if (!this.stopped) this.retryTimer = setTimeout(() => void this.request(), delay).unref()
@@ -317,8 +316,8 @@ export class PoolMaintainer {
       if (r.status === "rejected") {
         if (r.reason === "cap_exceeded") {
           const attempts = this.d.pool.list("created", 1000).find((k) => k.ref === ref)?.attempts ?? 0
-          const backoff = Math.min(this.d.policy.retryMaxMs, this.d.policy.retryBaseMs * 2 ** Math.min(attempts, 30))
-          this.d.pool.attemptFailed([ref], r.message, now + backoff)
+          const delay = backoffMs(attempts + 1, this.d.policy.retryBaseMs, this.d.policy.retryMaxMs)
+          this.d.pool.attemptFailed([ref], r.message, now + delay)
         } else if (r.reason === "init_key_reused") {
           // Uploaded before (a lost answer) and since spent and collected: someone may add us with it.
           spent.push([ref, { state: "spent", spentAt: now, lastError: r.message }])

@@ -1,6 +1,10 @@
-/** Opens the daemon's SQLite file: WAL, full sync, secure_delete, foreign keys, migrations in one transaction each. */
+/**
+ * Opens the daemon's SQLite file: WAL, full sync, secure_delete, foreign keys, migrations by the shared runner (a
+ * database from a newer mlsd is refused).
+ */
 import { closeSync, openSync } from "node:fs"
 import Database from "better-sqlite3"
+import { migrate } from "../../shared/migrate.js"
 import { migrations } from "./migrations.js"
 
 export type Db = Database.Database
@@ -15,13 +19,7 @@ export function openDatabase(path: string): Db {
   db.pragma("secure_delete = ON")
   db.pragma("foreign_keys = ON")
   db.pragma("busy_timeout = 5000")
-  const version = db.pragma("user_version", { simple: true }) as number
-  for (let v = version; v < migrations.length; v++) {
-    db.transaction(() => {
-      db.exec(migrations[v]!)
-      db.pragma(`user_version = ${v + 1}`)
-    })()
-  }
+  migrate(db, migrations, "mlsd")
   return db
 }
 

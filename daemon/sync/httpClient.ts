@@ -1,7 +1,8 @@
 /**
  * The daemon's HTTP client for the server, typed by the route descriptors of rpc-schema/server: one undici Pool
  * (keep-alive connections) per server. Answers are validated before use; error bodies become AppErrors with the
- * server's code passed through unchanged; a failure to connect is `server_unreachable`.
+ * server's code passed through unchanged; a failure to connect is `server_unreachable`. Answers are capped
+ * (`maxAnswerBytes`): a server that sends more is cut off, not read into memory.
  */
 import type { Static, TSchema } from "@sinclair/typebox"
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler"
@@ -36,12 +37,20 @@ function queryOf(query: Record<string, string | number> | undefined): string {
   return q ? `?${q}` : ""
 }
 
+/**
+ * The largest answer read. The largest legitimate one is a log page: the daemon asks for `logPageSize` entries, each
+ * at most the server's message limit (256 KiB by default, 342 KiB as base64), ≈ 22 MiB.
+ */
+export const maxAnswerBytes = 32 * 1024 * 1024
+/** Entries per log page the daemon asks for, so that a page of the largest messages stays under `maxAnswerBytes`. */
+export const logPageSize = 64
+
 export class ServerClient {
   private readonly pool: Pool
 
   constructor(
     readonly baseUrl: string,
-    opts: { connections?: number; timeoutMs?: number } = {},
+    opts: { connections?: number; timeoutMs?: number; maxAnswerBytes?: number } = {},
   ) {
     const timeout = opts.timeoutMs ?? 15_000
     this.pool = new Pool(new URL(baseUrl).origin, {
@@ -49,6 +58,7 @@ export class ServerClient {
       connectTimeout: timeout,
       headersTimeout: timeout,
       bodyTimeout: timeout,
+      maxResponseSize: opts.maxAnswerBytes ?? maxAnswerBytes,
     })
   }
 
@@ -68,6 +78,9 @@ export class ServerClient {
       status = res.statusCode
       text = await res.body.text()
     } catch (err) {
+      if ((err as { code?: string }).code === "UND_ERR_RES_EXCEEDED_MAX_SIZE") {
+        throw new AppError("internal", `${this.baseUrl}: answer to ${d.method} ${d.path} over the size cap`)
+      }
       throw new AppError("server_unreachable", `${this.baseUrl}: ${(err as Error).message}`)
     }
     let json: unknown

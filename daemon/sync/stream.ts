@@ -1,7 +1,7 @@
 /**
  * The server's WebSocket stream (rpc-schema/server/ws.ts): inbox items (key-directory events, Welcomes, removal
  * notices) and group log entries. Connects with the session's bearer token (a 401 renews it), sends `hello` from the
- * stored inbox cursor and the groups' cursors, and reconnects with exponential backoff and full jitter.
+ * stored inbox cursor and the groups' cursors, and reconnects with the daemon's backoff (backoff.ts).
  *
  * When the server ends the stream because its session expired or was revoked (close 4001), the daemon logs in again at
  * once and resumes. Retention's reports are acted on: a `pruned` frame goes to the group service (history lost), an
@@ -10,7 +10,9 @@
  * Frames are handled one at a time, in arrival order; entry frames that have arrived already behind an entry frame go
  * with it as one burst (applied in one transaction by the group service). An inbox item's cursor is stored (and
  * acknowledged) once it is handled; a group's cursor moves with the entries inside the group store's transaction. A handler that fails for
- * a passing reason (server unreachable) drops the connection: the next one resumes from the stored cursors.
+ * a passing reason (server unreachable) drops the connection: the next one resumes from the stored cursors. No one
+ * item may wedge the stream: after `maxItemFailures` failures, or `maxItemRetryMs` since its first, it is given up
+ * (`onGivenUp`: refused and reported) and passed over like a handled one, and the rest of the stream goes on.
  */
 import type { Logger } from "pino"
 import WebSocket from "ws"
@@ -18,11 +20,17 @@ import { TypeCompiler } from "@sinclair/typebox/compiler"
 import type { LogEntry } from "../../rpc-schema/server/http/groups.js"
 import type { InboxExpired, InboxItem } from "../../rpc-schema/server/http/inbox.js"
 import { closeCodes, ServerFrame, streamPath, type GroupCursor, type PrunedFrame } from "../../rpc-schema/server/ws.js"
+import { backoffMs } from "../backoff.js"
 import type { Clock } from "../clock.js"
 import type { CursorStore } from "../store/cursorStore.js"
+import { maxAnswerBytes } from "./httpClient.js"
 import type { Session } from "./session.js"
 
 const serverFrame = TypeCompiler.Compile(ServerFrame)
+/** Failures of one inbox item, log entry or pruned report before it is given up... */
+export const maxItemFailures = 5
+/** ...or time since its first failure (by the daemon's clock). */
+export const maxItemRetryMs = 10 * 60_000
 const inboxCursor = "inbox"
 /**
  * Written by daemons before groups existed: the first Welcome or removal item they skipped. Such a daemon's inbox
@@ -50,11 +58,22 @@ export interface StreamEvents {
    * acknowledges it to the server only after this resolves, so a crash in between loses nothing.
    */
   onInboxExpired(report: InboxExpired): void
+  /**
+   * An item failed `maxItemFailures` times (or for `maxItemRetryMs`): refuse and report it. The stream then treats it
+   * as handled (an inbox item is acknowledged; the entry is passed over by the group service, a Commit leaving the
+   * group out of sync). A rejection means "not now", as above.
+   */
+  onGivenUp(what: GivenUp, error: string): Promise<void>
   /** Where each group resumes (the `hello` frame). */
   groupCursors(): GroupCursor[]
   /** The stream is up and caught up (true) or down (false). */
   onState(up: boolean, error?: string): void
 }
+
+export type GivenUp =
+  | { kind: "inbox"; item: Extract<InboxItem, { kind: "welcome" | "removed" }> }
+  | { kind: "entry"; entry: LogEntry }
+  | { kind: "pruned"; frame: PrunedFrame }
 
 export interface StreamOptions {
   baseMs?: number
@@ -79,6 +98,8 @@ export class ServerStream {
   private work: Promise<void> = Promise.resolve()
   /** Frames received and not handled yet, in arrival order. */
   private readonly frames: { ws: WebSocket; text: string }[] = []
+  /** Items that failed, by key, until handled or given up. */
+  private readonly failing = new Map<string, { count: number; since: number }>()
 
   constructor(
     private readonly session: Session,
@@ -112,7 +133,12 @@ export class ServerStream {
     }
     if (this.stopped) return
     const url = this.session.client.baseUrl.replace(/^http/, "ws") + streamPath
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false })
+    const ws = new WebSocket(url, {
+      headers: { authorization: `Bearer ${token}` },
+      perMessageDeflate: false,
+      // One frame carries one entry or item: the HTTP answer cap bounds it too.
+      maxPayload: maxAnswerBytes,
+    })
     this.ws = ws
     let refused = false
     ws.on("unexpected-response", (_req, res) => {
@@ -204,45 +230,88 @@ export class ServerStream {
 
   private async onFrame(ws: WebSocket, frame: ServerFrame, burst?: LogEntry[]): Promise<void> {
     try {
-      switch (frame.type) {
-        case "caughtUp":
-          this.failures = 0
-          this.renewed = false
-          this.up = true
-          this.events.onState(true)
-          break
-        case "inbox": {
-          const item = frame.item
-          if (item.kind === "keyReserved" || item.kind === "keySpent" || item.kind === "poolLow") {
-            this.events.onKeyEvent(item)
-          } else {
-            await this.events.onGroupItem(item)
-          }
-          this.cursors.set(inboxCursor, String(frame.id), this.clock.now())
-          if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "ack", upTo: frame.id }))
-          break
-        }
-        case "error":
-          this.log.warn({ code: frame.code, msg: frame.message, groupId: frame.groupId }, "stream error frame")
-          break
-        case "pruned":
-          await this.events.onPruned(frame)
-          break
-        case "inboxExpired":
-          // Recorded first, acknowledged after: the report stays on the server until the ack reaches `through`.
-          this.events.onInboxExpired({ count: frame.count, through: frame.through })
-          if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "ack", upTo: frame.through }))
-          break
-        case "entry":
-          await this.events.onEntries(burst ?? [frame])
-          break
-      }
+      await this.handle(ws, frame, burst)
+      this.failing.delete(keyOf(frame))
     } catch (err) {
       if (ws !== this.ws) return
-      this.log.warn({ err: (err as Error).message }, "stream item not handled now; reconnecting")
-      this.ws = undefined
-      ws.terminate()
-      this.down(`stream item failed: ${(err as Error).message}`)
+      const message = (err as Error).message
+      if (!(await this.givenUp(frame, message))) {
+        this.log.warn({ err: message }, "stream item not handled now; reconnecting")
+        this.ws = undefined
+        ws.terminate()
+        return this.down(`stream item failed: ${message}`)
+      }
+      // Passed over as if handled: an inbox item is acknowledged; the rest of a burst goes on behind the entry.
+      if (frame.type === "inbox") this.acknowledge(ws, frame.id)
+      const rest = burst?.slice(1) ?? []
+      if (rest.length > 0) await this.onFrame(ws, { ...rest[0]!, type: "entry" }, rest)
+    }
+  }
+
+  /**
+   * Counts a failure of `frame`; when it has failed too often or for too long, tells the handler that it is given up
+   * (the handler refuses, reports and passes over it) and returns true.
+   */
+  private async givenUp(frame: ServerFrame, error: string): Promise<boolean> {
+    const key = keyOf(frame)
+    const now = this.clock.now()
+    const f = this.failing.get(key) ?? { count: 0, since: now }
+    f.count++
+    this.failing.set(key, f)
+    if (f.count < maxItemFailures && now - f.since < maxItemRetryMs) return false
+    this.log.warn({ key, failures: f.count, error }, "stream item given up")
+    try {
+      if (frame.type === "inbox" && (frame.item.kind === "welcome" || frame.item.kind === "removed")) {
+        await this.events.onGivenUp({ kind: "inbox", item: frame.item }, error)
+      } else if (frame.type === "entry") await this.events.onGivenUp({ kind: "entry", entry: frame }, error)
+      else if (frame.type === "pruned") await this.events.onGivenUp({ kind: "pruned", frame }, error)
+    } catch (err) {
+      this.log.warn({ key, err: (err as Error).message }, "giving up a stream item failed")
+      return false
+    }
+    // An inbox item and an entry are behind the cursors now; a pruned report comes again on the next connection and,
+    // still counted here, is given up again at its first failure.
+    if (frame.type !== "pruned") this.failing.delete(key)
+    return true
+  }
+
+  private acknowledge(ws: WebSocket, id: number): void {
+    this.cursors.set(inboxCursor, String(id), this.clock.now())
+    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "ack", upTo: id }))
+  }
+
+  private async handle(ws: WebSocket, frame: ServerFrame, burst?: LogEntry[]): Promise<void> {
+    switch (frame.type) {
+      case "caughtUp":
+        this.failures = 0
+        this.renewed = false
+        this.up = true
+        this.events.onState(true)
+        break
+      case "inbox": {
+        const item = frame.item
+        if (item.kind === "keyReserved" || item.kind === "keySpent" || item.kind === "poolLow") {
+          this.events.onKeyEvent(item)
+        } else {
+          await this.events.onGroupItem(item)
+        }
+        this.acknowledge(ws, frame.id)
+        break
+      }
+      case "error":
+        this.log.warn({ code: frame.code, msg: frame.message, groupId: frame.groupId }, "stream error frame")
+        break
+      case "pruned":
+        await this.events.onPruned(frame)
+        break
+      case "inboxExpired":
+        // Recorded first, acknowledged after: the report stays on the server until the ack reaches `through`.
+        this.events.onInboxExpired({ count: frame.count, through: frame.through })
+        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "ack", upTo: frame.through }))
+        break
+      case "entry":
+        await this.events.onEntries(burst ?? [frame])
+        break
     }
   }
 
@@ -253,9 +322,7 @@ export class ServerStream {
     if (this.up || this.failures === 0) this.events.onState(false, error)
     this.up = false
     this.failures++
-    const base = this.opts.baseMs ?? 500
-    const full = Math.min(this.opts.maxMs ?? 30_000, base * 2 ** Math.min(this.failures - 1, 20))
-    const delay = Math.round(Math.random() * full)
+    const delay = backoffMs(this.failures, this.opts.baseMs ?? 500, this.opts.maxMs ?? 30_000)
     this.log.debug({ error, delay }, "stream down; reconnecting")
     clearTimeout(this.retry)
     this.retry = setTimeout(() => void this.connect(stale), delay).unref()
@@ -267,5 +334,19 @@ export class ServerStream {
     clearTimeout(this.idle)
     this.ws?.terminate()
     this.ws = undefined
+  }
+}
+
+/** Which item a frame is, for counting its failures. */
+function keyOf(frame: ServerFrame): string {
+  switch (frame.type) {
+    case "inbox":
+      return `inbox:${frame.id}`
+    case "entry":
+      return `entry:${frame.groupId}:${frame.seq}`
+    case "pruned":
+      return `pruned:${frame.groupId}:${frame.prunedThrough}`
+    default:
+      return frame.type
   }
 }

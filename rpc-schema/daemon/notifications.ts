@@ -137,7 +137,10 @@ export const InviteFailedParams = Type.Object({
   groupId: Type.String(),
   /** Who sent the Welcome. */
   by: Username,
-  /** A stable snake_case code: `unknown_keypackage`, `keypackage_consumed`, `credential_refused`, `invalid_welcome`. */
+  /**
+   * A stable snake_case code: `unknown_keypackage`, `keypackage_consumed`, `credential_refused`, `invalid_welcome`,
+   * or `retries_exhausted` (handling it failed for a passing reason too many times or for too long; given up).
+   */
   code: Type.String(),
   message: Type.String(),
 })

@@ -9,6 +9,7 @@ import { refhash } from "ts-mls/crypto/hash.js"
 import { decodeKeyPackage, encodeKeyPackage, verifyKeyPackage, type KeyPackage } from "ts-mls/keyPackage.js"
 import { verifyLeafNodeSignatureKeyPackage } from "ts-mls/leafNode.js"
 import { decodeMlsMessage } from "ts-mls/message.js"
+import { sameBytes } from "../../shared/bytes.js"
 import { toBase64Url } from "../../rpc-schema/common.js"
 import { keyPackageRejections, type KeyPackageRejection } from "../../rpc-schema/errors.js"
 import { maxLifetimeMs } from "../../rpc-schema/server/http/keys.js"
@@ -44,10 +45,6 @@ function decodeEither(bytes: Uint8Array): { kp: KeyPackage; bare: Uint8Array } |
   return undefined
 }
 
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.compare(a, b) === 0
-}
-
 export interface Uploader {
   username: string
   signatureKey: Uint8Array
@@ -63,7 +60,7 @@ export async function validateKeyPackage(
   if (!decoded) return reject("malformed")
   const { kp, bare } = decoded
   // Re-encoding must give the same bytes, so that everyone computes the same KeyPackageRef.
-  if (!equalBytes(encodeKeyPackage(kp), bare)) return reject("malformed", "non-canonical encoding")
+  if (!sameBytes(encodeKeyPackage(kp), bare)) return reject("malformed", "non-canonical encoding")
   if (kp.version !== "mls10") return reject("malformed", "protocol version is not mls10")
   const cs = await suite(kp.cipherSuite)
   if (!cs) return reject("unsupported_ciphersuite", kp.cipherSuite)
@@ -73,8 +70,8 @@ export async function validateKeyPackage(
   if (cred.credentialType !== "basic" || Buffer.from(cred.identity).toString("utf8") !== uploader.username) {
     return reject("credential_mismatch")
   }
-  if (!equalBytes(leaf.signaturePublicKey, uploader.signatureKey)) return reject("signature_key_mismatch")
-  if (equalBytes(kp.initKey, leaf.hpkePublicKey)) return reject("malformed", "init key equals the encryption key")
+  if (!sameBytes(leaf.signaturePublicKey, uploader.signatureKey)) return reject("signature_key_mismatch")
+  if (sameBytes(kp.initKey, leaf.hpkePublicKey)) return reject("malformed", "init key equals the encryption key")
 
   const notBefore = Number(leaf.lifetime.notBefore) * 1000
   const notAfter = Number(leaf.lifetime.notAfter) * 1000

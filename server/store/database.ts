@@ -1,5 +1,6 @@
 /** Opens the server's SQLite file: WAL, full durability, foreign keys, migrations applied. */
 import Database from "better-sqlite3"
+import { migrate } from "../../shared/migrate.js"
 import { migrations } from "./migrations.js"
 
 export type Db = Database.Database
@@ -18,19 +19,6 @@ export function openDatabase(path: string): Db {
   // (keydir: ~2,500 -> ~3,400 pairs/s). The WAL file is cut back to that size after a checkpoint.
   db.pragma("wal_autocheckpoint = 16384")
   db.pragma("journal_size_limit = 67108864")
-  migrate(db)
+  migrate(db, migrations, "mls-server")
   return db
-}
-
-function migrate(db: Db): void {
-  const current = db.pragma("user_version", { simple: true }) as number
-  if (current > migrations.length) {
-    throw new Error(`database schema version ${current} is newer than this server (${migrations.length})`)
-  }
-  for (let v = current; v < migrations.length; v++) {
-    db.transaction(() => {
-      db.exec(migrations[v]!)
-      db.pragma(`user_version = ${v + 1}`)
-    }).immediate()
-  }
 }

@@ -39,7 +39,7 @@ async function generationRate(): Promise<number> {
 }
 
 async function fillTime(url: string, i: number): Promise<{ passMs: number; wallMs: number }> {
-  const d = await spawnDaemon({ server: url, testClock: false })
+  const d = await spawnDaemon({ server: url, testClock: false, validate: false })
   try {
     await d.client.call("events.subscribe", { events: ["pool.changed"] })
     const filled = d.client.next("pool.changed", (p) => p.reason === "maintenance", 30_000)

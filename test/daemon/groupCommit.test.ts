@@ -9,6 +9,9 @@ import { groups as routes } from "../../rpc-schema/server/index.js"
 import { AppError } from "../../rpc-schema/errors.js"
 import { SettableClock } from "../../daemon/clock.js"
 import { Daemon } from "../../daemon/daemon.js"
+import { createGroup } from "../../daemon/groups/create.js"
+import { inviteMember } from "../../daemon/groups/invite.js"
+import { listGroups } from "../../daemon/groups/queries.js"
 import { defaultPolicy } from "../../daemon/pool/policy.js"
 import { startDaemon } from "../helpers/daemon.js"
 import { startServer } from "../helpers/server.js"
@@ -42,17 +45,32 @@ describe("group commits", () => {
       await alice.close()
       rmSync(dir, { recursive: true, force: true })
     })
-    const seen: { name: string; params: any }[] = []
-    alice.events.on((e) => seen.push({ name: e.name, params: e.params }))
-    const waitFor = async (f: (e: { name: string; params: any }) => boolean) => {
-      for (let i = 0; i < 200 && !seen.some(f); i++) await new Promise((r) => setTimeout(r, 50))
-      return seen.find(f)
-    }
+    type Seen = { name: string; params: any }
+    const seen: Seen[] = []
+    let wake: (() => void)[] = []
+    alice.events.on((e) => {
+      seen.push({ name: e.name, params: e.params })
+      const w = wake
+      wake = []
+      for (const f of w) f()
+    })
+    /** The first event (seen already or yet to come) that satisfies `f`; bounded. */
+    const waitFor = (f: (e: Seen) => boolean) =>
+      new Promise<Seen>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("no such event within 10 s")), 10_000)
+        const check = () => {
+          const e = seen.find(f)
+          if (!e) return void wake.push(check)
+          clearTimeout(timer)
+          resolve(e)
+        }
+        check()
+      })
     await alice.register("alice", undefined)
     assert.ok(await waitFor((e) => e.name === "connection.changed" && e.params.state === "connected"))
-    await alice.groups().create("lost")
+    await alice.groups().run((g) => createGroup(g.ctx, "lost"))
     const carolJoined = carol!.client.next("group.joined", (p) => p.name === "lost")
-    await alice.groups().invite("lost", "carol")
+    await alice.groups().run((g) => inviteMember(g.ctx, g.commits, "lost", "carol"))
     await carolJoined
 
     // The server takes the Commit, but its answer never arrives.
@@ -65,15 +83,18 @@ describe("group commits", () => {
       throw new AppError("server_unreachable", "answer lost")
     }
     const joined = bob!.client.next("group.joined", (p) => p.name === "lost")
-    await assert.rejects(alice.groups().invite("lost", "bob"), (e: any) => e.code === "server_unreachable")
+    await assert.rejects(
+      alice.groups().run((g) => inviteMember(g.ctx, g.commits, "lost", "bob")),
+      (e: any) => e.code === "server_unreachable",
+    )
     const adopted = await waitFor((e) => e.name === "group.updated" && e.params.added.includes("bob"))
     assert.ok(adopted, "the echo of the Commit adopted its state")
     assert.deepEqual(adopted.params.members, ["alice", "carol", "bob"])
     assert.deepEqual((await joined).members, ["alice", "carol", "bob"])
 
     const heard = [bob!, carol!].map((d) => d.client.next("message.received", (p) => p.text === "made it"))
-    await alice.groups().send("lost", "made it")
+    await alice.groups().sends.send("lost", "made it")
     await Promise.all(heard)
-    assert.equal(alice.groups().list()[0]!.epoch, 2)
+    assert.equal(listGroups(alice.groupStore)[0]!.epoch, 2)
   })
 })

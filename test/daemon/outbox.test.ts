@@ -4,10 +4,10 @@ import assert from "node:assert/strict"
 import { describe, it } from "node:test"
 import { rpcClient, type TestDaemon } from "../helpers/daemon.js"
 import { groupWith, history, registered, sendAll } from "../helpers/chat.js"
+import { seededRandom } from "../helpers/random.js"
 import { startServer } from "../helpers/server.js"
 
 const range = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
-const randomInt = (lo: number, hi: number) => lo + Math.floor(Math.random() * (hi - lo + 1))
 
 /** Sends `text` from `from` and waits until `to` received it: everything `from` sent before is then at `to`. */
 async function marker(from: TestDaemon, to: TestDaemon, group: string, text: string): Promise<void> {
@@ -122,7 +122,8 @@ describe("outbox", () => {
     const g = await groupWith(alice!, "crash", { bob: bob! })
     const texts = range(200, "m")
     const acked = new Set<number>()
-    const killAt = randomInt(40, 160)
+    const random = seededRandom(t)
+    const killAt = random.int(40, 160)
     let killed: Promise<unknown> | undefined
     await sendAll(alice!.client, g.groupId, texts, 16, (i) => {
       acked.add(i)
@@ -142,7 +143,7 @@ describe("outbox", () => {
       [...indexes].sort((a, b) => a - b),
       "in the order sent",
     )
-    for (const i of acked) assert.ok(indexes.includes(i), `acknowledged m${i} arrived`)
+    for (const i of acked) assert.ok(indexes.includes(i), `acknowledged m${i} arrived (seed ${random.seed})`)
     assert.deepEqual(await history(alice2.client, "crash"), got, "alice's own history matches, each once")
     assert.deepEqual((await alice2.client.call("message.list", { group: "crash" })).queued, [])
   })
@@ -153,18 +154,20 @@ describe("outbox", () => {
     const g = await groupWith(alice!, "arrivals", { bob: bob0! })
     const texts = range(500, "m")
     let bob = bob0!
+    const random = seededRandom(t)
     const sending = sendAll(alice!.client, g.groupId, texts, 8)
     for (let k = 0; k < 5; k++) {
-      await new Promise((r) => setTimeout(r, randomInt(50, 600)))
+      // Not a wait for something to happen: the kill moment itself is what is random (seeded, replayable).
+      await new Promise((r) => setTimeout(r, random.int(50, 600)))
       await bob.stop("SIGKILL")
       bob = await bob.restart()
       // After each restart the history is a prefix of what was sent: each message once, in order, no gap.
       const soFar = await history(bob.client, "arrivals")
-      assert.deepEqual(soFar, texts.slice(0, soFar.length), `after kill ${k + 1}`)
+      assert.deepEqual(soFar, texts.slice(0, soFar.length), `after kill ${k + 1} (seed ${random.seed})`)
     }
     await sending
     await bob.client.call("events.subscribe")
     await marker(alice!, bob, g.groupId, "end")
-    assert.deepEqual(await history(bob.client, "arrivals"), [...texts, "end"])
+    assert.deepEqual(await history(bob.client, "arrivals"), [...texts, "end"], `seed ${random.seed}`)
   })
 })

@@ -22,14 +22,14 @@ describe("daemon process", () => {
 
     assert.equal(await d.stop("SIGTERM"), 0)
     assert.equal(existsSync(d.socketPath), false, "socket removed")
-    assert.equal(existsSync(`${d.dataDir}/mlsd.lock`), false, "lock released")
+    assert.equal(existsSync(`${d.dataDir}/mlsd.pid`), false, "pid file removed")
   })
 
   it("cleans up the stale socket and lock of a killed daemon", async (t) => {
     const d = await startDaemon(t)
     assert.equal(await d.stop("SIGKILL"), "SIGKILL")
     assert.ok(existsSync(d.socketPath), "a killed daemon leaves its socket")
-    assert.ok(existsSync(`${d.dataDir}/mlsd.lock`), "and its lock")
+    assert.ok(existsSync(`${d.dataDir}/mlsd.pid`), "and its pid file (the lock itself died with it)")
     const again = await d.restart()
     assert.equal((await again.client.call("daemon.status")).pid, again.proc.pid)
     const other = await rpcClient(again.socketPath)

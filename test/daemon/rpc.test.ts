@@ -1,11 +1,15 @@
 import assert from "node:assert/strict"
-import { connect, type Socket } from "node:net"
+import { mkdtempSync, rmSync } from "node:fs"
+import { connect, createServer, type Socket } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { describe, it } from "node:test"
 import { Value } from "@sinclair/typebox/value"
 import { methods, servedMethods } from "../../rpc-schema/daemon/index.js"
 import { OpenRpcDocument } from "../../rpc-schema/daemon/rpc.js"
 import { errorTable } from "../../rpc-schema/errors.js"
 import { rpcClient, startDaemon } from "../helpers/daemon.js"
+import { openRpcErrors } from "../helpers/openRpc.js"
 import { startServer } from "../helpers/server.js"
 
 /** A raw NDJSON connection: sends exactly what it is given, collects answer lines. */
@@ -29,11 +33,16 @@ async function raw(path: string) {
   socket.on("error", () => {})
   const until = async (pred: () => boolean, what: string) => {
     const deadline = Date.now() + 10_000
+    // Woken by each answer line and by the close; the timer is only the bound.
     while (!pred()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`timed out waiting for ${what}`)
       await new Promise<void>((r) => {
-        wake = r
-        setTimeout(r, 200)
+        const timer = setTimeout(r, left)
+        wake = () => {
+          clearTimeout(timer)
+          r()
+        }
       })
     }
   }
@@ -94,6 +103,7 @@ describe("JSON-RPC socket", () => {
     const d = await startDaemon(t)
     const doc: any = await d.client.call("rpc.discover")
     assert.equal(Value.Check(OpenRpcDocument, doc), true)
+    assert.deepEqual(openRpcErrors(doc), [], "the OpenRPC meta-schema accepts it")
     assert.match(doc.openrpc, /^1\.\d+\.\d+$/)
     const served = servedMethods(true)
     assert.deepEqual(doc.methods.map((m: any) => m.name).sort(), served.map((m) => m.name).sort())
@@ -155,5 +165,40 @@ describe("JSON-RPC socket", () => {
     await assert.rejects(d.client.call("debug.advanceClock", { ms: 1 }), (e: any) => e.code === -32601)
     const doc: any = await d.client.call("rpc.discover")
     assert.ok(doc.methods.every((m: any) => !m.name.startsWith("debug.")))
+  })
+})
+
+describe("checking answers against the contracts", () => {
+  it("the OpenRPC meta-schema check refuses a broken document", () => {
+    const base = { openrpc: "1.2.6", info: { title: "t", version: "1" } }
+    assert.deepEqual(openRpcErrors({ ...base, methods: [] }), [])
+    assert.notDeepEqual(openRpcErrors({ ...base, methods: [{ name: "no.params" }] }), [])
+    const badSchema = { name: "p", schema: { type: "strin" } }
+    assert.notDeepEqual(openRpcErrors({ ...base, methods: [{ name: "a.b", params: [badSchema] }] }), [])
+  })
+
+  // A peer that breaks the contract (not the daemon, which keeps it): the validating client must notice.
+  it("the validating client rejects a result and records a notification that do not match their descriptors", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "rpc-"))
+    const path = join(dir, "s.sock")
+    const server = createServer((c) => {
+      c.on("data", (d: Buffer) => {
+        for (const line of d.toString().split("\n").filter(Boolean)) {
+          const req = JSON.parse(line)
+          c.write(JSON.stringify({ jsonrpc: "2.0", method: "message.received", params: { text: 1 } }) + "\n")
+          c.write(JSON.stringify({ jsonrpc: "2.0", id: req.id, result: { profile: 42 } }) + "\n")
+        }
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(path, resolve))
+    const client = await rpcClient(path)
+    t.after(() => {
+      client.close()
+      server.close()
+      rmSync(dir, { recursive: true, force: true })
+    })
+    await assert.rejects(client.call("daemon.status"), /the result of daemon\.status does not match its descriptor/)
+    assert.equal(client.violations.length, 1)
+    assert.match(client.violations[0]!, /^message\.received: /)
   })
 })

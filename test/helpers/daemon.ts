@@ -3,6 +3,7 @@
  * temp data dir and socket and MLSD_TEST_CLOCK=1, waits for its "listening" line, and connects an `rpcClient`.
  * Cleanup (kill, temp dir removal) goes through `t.after`.
  */
+import assert from "node:assert/strict"
 import { spawn, type ChildProcess } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -24,6 +25,8 @@ export interface DaemonOptions {
   env?: Record<string, string>
   /** Set MLSD_TEST_CLOCK=1 (default true). */
   testClock?: boolean
+  /** The client checks results and notifications against their descriptors (default true; benchmarks turn it off). */
+  validate?: boolean
 }
 
 export interface TestDaemon {
@@ -41,8 +44,9 @@ export interface TestDaemon {
   restart(): Promise<TestDaemon>
 }
 
+/** A typed client that checks every result and notification against its descriptor. */
 export function rpcClient(socketPath: string): Promise<DaemonClient> {
-  return DaemonClient.connect(socketPath)
+  return DaemonClient.connect(socketPath, { validate: true })
 }
 
 /** Spawns the daemon without waiting: for tests of refusals. Resolves with its exit code and output. */
@@ -113,8 +117,12 @@ export async function spawnDaemon(opts: DaemonOptions = {}): Promise<TestDaemon 
       clearTimeout(timer)
       reject(new Error(`daemon exited (${code}) before listening: ${stdout}${stderr}`))
     })
+  }).catch((err: unknown) => {
+    proc.kill("SIGKILL")
+    rmSync(tmp, { recursive: true, force: true })
+    throw err
   })
-  const client = await rpcClient(socketPath)
+  const client = await DaemonClient.connect(socketPath, { validate: opts.validate ?? true })
   return {
     tmp,
     proc,
@@ -139,6 +147,8 @@ export async function startDaemon(t: TestContext, opts: DaemonOptions = {}): Pro
   t.after(async () => {
     await d.stop("SIGKILL")
     rmSync(d.tmp, { recursive: true, force: true })
+    // Every notification the test's client got matched its descriptor (results are checked as they come).
+    assert.deepEqual(d.client.violations, [], "notifications that do not match their descriptors")
   })
   return {
     ...d,

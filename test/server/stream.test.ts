@@ -2,6 +2,7 @@ import assert from "node:assert/strict"
 import { describe, it } from "node:test"
 import { createGroup, postCommit, postMessage, reserve, type TestGroup } from "../helpers/groups.js"
 import { fakeMessage, fakeWelcome } from "../helpers/mls.js"
+import { seededRandom } from "../helpers/random.js"
 import { startServer, untilStreamConnections } from "../helpers/server.js"
 import { StreamClient } from "../helpers/stream.js"
 import { makeEncodedKeyPackages, newUser, uploadKeyPackages, type TestUser } from "../helpers/users.js"
@@ -67,6 +68,7 @@ describe("stream", () => {
     const alice = await newUser(s.url, "alice")
     const bob = await newUser(s.url, "bob")
     const g = await groupWith(s.url, alice, bob, s.clock.now())
+    const random = seededRandom(t)
     const total = 2000
     const last = 1 + total
     const poster = (async () => {
@@ -80,7 +82,7 @@ describe("stream", () => {
     for (let cut = 0; cut < 10; cut++) {
       const c = await StreamClient.connect(s.url, bob.token, { groups: cursors, inboxAfter: inbox })
       clients.push(c)
-      const stopAt = (cursors.get(g.id) ?? 1) + 50 + Math.floor(Math.random() * 100)
+      const stopAt = (cursors.get(g.id) ?? 1) + 50 + random.int(0, 99)
       await c.until(() => (c.cursors.get(g.id) ?? 0) >= Math.min(stopAt, last) || c.closed, "some entries")
       if (cut % 2 === 0) {
         c.ws.send("not json") // the server closes the connection (protocol error)

@@ -1,17 +1,23 @@
+import { createGroup } from "../../groups/create.js"
+import { inviteMember } from "../../groups/invite.js"
+import { groupMembers, listGroups } from "../../groups/queries.js"
+import { leaveGroup, removeMember } from "../../groups/removal.js"
+import { updateOwnKeys } from "../../groups/selfUpdate.js"
 import type { Handlers } from "../dispatch.js"
 import type { HandlerContext } from "./context.js"
 
+// Verbs that change a group run on the group queue (`run`); queries read the store directly.
 export const groupHandlers = ({
   daemon,
 }: HandlerContext): Pick<
   Handlers,
   "group.create" | "group.list" | "group.members" | "group.invite" | "group.remove" | "group.leave" | "group.selfUpdate"
 > => ({
-  "group.create": (p) => daemon.groups().create(p.name),
-  "group.list": () => ({ groups: daemon.identity().registered ? daemon.groups().list() : [] }),
-  "group.members": (p) => daemon.groups().members(p.group),
-  "group.invite": (p) => daemon.groups().invite(p.group, p.user),
-  "group.remove": (p) => daemon.groups().remove(p.group, p.user),
-  "group.leave": (p) => daemon.groups().leave(p.group),
-  "group.selfUpdate": (p) => daemon.groups().selfUpdate(p.group),
+  "group.create": (p) => daemon.groups().run((g) => createGroup(g.ctx, p.name)),
+  "group.list": () => ({ groups: daemon.identity().registered ? listGroups(daemon.groups().ctx.groups) : [] }),
+  "group.members": (p) => groupMembers(daemon.groups().ctx.groups, p.group),
+  "group.invite": (p) => daemon.groups().run((g) => inviteMember(g.ctx, g.commits, p.group, p.user)),
+  "group.remove": (p) => daemon.groups().run((g) => removeMember(g.ctx, g.commits, p.group, p.user)),
+  "group.leave": (p) => daemon.groups().run((g) => leaveGroup(g.ctx, g.sender, p.group)),
+  "group.selfUpdate": (p) => daemon.groups().run((g) => updateOwnKeys(g.ctx, g.commits, p.group)),
 })

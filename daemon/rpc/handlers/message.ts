@@ -1,7 +1,12 @@
+import { groupMessages } from "../../groups/queries.js"
 import type { Handlers } from "../dispatch.js"
 import type { HandlerContext } from "./context.js"
 
 export const messageHandlers = ({ daemon }: HandlerContext): Pick<Handlers, "message.send" | "message.list"> => ({
-  "message.send": (p) => daemon.groups().send(p.group, p.text),
-  "message.list": (p) => daemon.groups().messages(p.group, p.before, p.limit ?? 50),
+  // Sends batch themselves onto the group queue (groups/send.ts).
+  "message.send": (p) => daemon.groups().sends.send(p.group, p.text),
+  "message.list": (p) => {
+    const { ctx } = daemon.groups()
+    return groupMessages(ctx.groups, ctx.outbox, p.group, p.before, p.limit ?? 50)
+  },
 })
