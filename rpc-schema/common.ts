@@ -22,6 +22,22 @@ export const Username = Type.String({
 })
 export type Username = Static<typeof Username>
 
+/**
+ * A name as a person types it (a user name given to the daemon, a profile name): like `Username`, but upper-case
+ * letters are allowed, and `normalizeName` folds them. One rule for profile names and user names alike: "Alice" is
+ * "alice" everywhere.
+ */
+export const NameInput = Type.String({
+  pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$",
+  description: "a name, [A-Za-z0-9][A-Za-z0-9._-]{0,31}; folded to lower case",
+})
+
+/** The name in its one spelling (lower case), or undefined when it is no valid name even then. */
+export function normalizeName(text: string): Username | undefined {
+  const name = text.toLowerCase()
+  return /^[a-z0-9][a-z0-9._-]{0,31}$/.test(name) ? name : undefined
+}
+
 /** A KeyPackageRef (RFC 9420 §5.2), computed by the server, base64url. */
 export const KeyPackageRef = Base64Url({ minLength: 22, maxLength: 88, description: "KeyPackageRef, base64url" })
 export type KeyPackageRef = Static<typeof KeyPackageRef>

@@ -34,7 +34,8 @@ export class GroupService {
   private readonly sends: SendBatcher
 
   constructor(private readonly o: GroupServiceOptions) {
-    this.sender = new OutboxSender({ ...o, log: o.log.child({ part: "outbox" }) })
+    // `part` is bound already ("groups"); pino would write a second `part` key, so the sender is named by `loop`.
+    this.sender = new OutboxSender({ ...o, log: o.log.child({ loop: "outbox" }) })
     this.commits = new Committer(o, this.sender, (id) => this.incoming.catchUp(id))
     this.incoming = new IncomingLog(o, this.commits)
     this.sends = new SendBatcher(o, this.sender, this.commits, (task) => this.serial(task))

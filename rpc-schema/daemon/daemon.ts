@@ -13,6 +13,41 @@ export const ConnectionState = Type.Union(
 )
 export type ConnectionState = Static<typeof ConnectionState>
 
+/**
+ * First-run registration as the daemon runs it: `unregistered` (no name given yet), `registering` (an attempt is
+ * running), `waiting` (the server could not be reached: retried by itself with backoff, or now by `daemon.reconnect`),
+ * `registered`, `failed` (the server refused, e.g. `username_taken`: not retried; call `identity.register` again).
+ */
+export const RegistrationState = Type.Union(
+  [
+    Type.Literal("unregistered"),
+    Type.Literal("registering"),
+    Type.Literal("waiting"),
+    Type.Literal("registered"),
+    Type.Literal("failed"),
+  ],
+  { description: "unregistered | registering | waiting | registered | failed" },
+)
+export type RegistrationState = Static<typeof RegistrationState>
+
+export const RegistrationStatus = Type.Object(
+  {
+    state: RegistrationState,
+    username: Type.Union([Username, Type.Null()], {
+      description: "the name registered or being registered; null while unregistered",
+    }),
+    attempts: Type.Integer({ minimum: 0, description: "failed attempts since the last success or new name" }),
+    lastError: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()], {
+      description: "why the last attempt failed ({code, message}); null when it did not",
+    }),
+    nextRetryAt: Type.Union([TimestampMs, Type.Null()], {
+      description: "when the next attempt runs by itself while `waiting`; null otherwise",
+    }),
+  },
+  { description: "first-run registration: its state, and the retry while the server cannot be reached" },
+)
+export type RegistrationStatus = Static<typeof RegistrationStatus>
+
 export const DaemonStatusParams = Strict({})
 export type DaemonStatusParams = Static<typeof DaemonStatusParams>
 export const DaemonStatusResult = Type.Object({
@@ -25,6 +60,7 @@ export const DaemonStatusResult = Type.Object({
   /** The server URL of the identity (or of `--server` before registration); null when none is known. */
   server: Type.Union([Type.String(), Type.Null()]),
   connection: ConnectionState,
+  registration: RegistrationStatus,
   startedAt: TimestampMs,
   uptimeMs: Type.Integer({ minimum: 0 }),
   /** The daemon's clock; differs from the wall clock only under MLSD_TEST_CLOCK. */
@@ -39,6 +75,21 @@ export const status = method({
   name: "daemon.status",
   summary: "version, profile, user, server, connection state, uptime",
   params: DaemonStatusParams,
+  result: DaemonStatusResult,
+  errors: [],
+})
+
+export const DaemonReconnectParams = Strict({})
+export type DaemonReconnectParams = Static<typeof DaemonReconnectParams>
+
+/**
+ * Retry now instead of waiting for the backoff: a pending registration, the server stream (and with it the login), a
+ * pool maintenance pass and the outbox. Answers at once with the status; `connection.changed` tells when the link is up.
+ */
+export const reconnect = method({
+  name: "daemon.reconnect",
+  summary: "retry registration, the server stream, pool maintenance and the outbox now",
+  params: DaemonReconnectParams,
   result: DaemonStatusResult,
   errors: [],
 })

@@ -1,6 +1,6 @@
 /** `identity.*`: the profile's user identity (Ed25519 signature key and basic credential). */
 import { Type, type Static } from "@sinclair/typebox"
-import { Base64Url, Strict, TimestampMs, Username } from "../common.js"
+import { Base64Url, NameInput, Strict, TimestampMs, Username } from "../common.js"
 import { method } from "./method.js"
 
 export const IdentityResult = Type.Object({
@@ -30,7 +30,8 @@ export const get = method({
 export const ServerUrl = Type.String({ pattern: "^https?://[^/?#\\s]+/?$", description: "server base URL" })
 
 export const IdentityRegisterParams = Strict({
-  username: Username,
+  /** The user name to register; upper-case letters are folded to lower case ("Alice" registers "alice"). */
+  username: NameInput,
   /** The server to register with; defaults to the daemon's `--server`. */
   server: Type.Optional(ServerUrl),
 })

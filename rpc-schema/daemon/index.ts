@@ -32,6 +32,7 @@ export { daemon, debug, events, group, identity, message, pool, rpc }
 /** Every method by name. */
 export const methods = {
   [daemon.status.name]: daemon.status,
+  [daemon.reconnect.name]: daemon.reconnect,
   [identity.get.name]: identity.get,
   [identity.register.name]: identity.register,
   [pool.status.name]: pool.status,
