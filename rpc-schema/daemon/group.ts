@@ -28,6 +28,11 @@ export const GroupSummary = Type.Object({
   /** The members' user names, in leaf order. */
   members: Type.Array(Username),
   status: GroupStatus,
+  /**
+   * This member asked to leave (`group.leave`): its Remove proposal is posted and waits for another member's Commit,
+   * which makes the group `removed`.
+   */
+  leaving: Type.Boolean({ description: "this member's leave proposal waits for a Commit; then the group is removed" }),
   /** The last log entry this daemon has processed. */
   lastSeq: Type.Integer({ minimum: 0 }),
   joinedAt: TimestampMs,

@@ -61,6 +61,7 @@ export const send = method({
   result: MessageSendResult,
   errors: [
     "not_registered",
+    "empty_message",
     "not_found",
     "conflict",
     "not_member",
