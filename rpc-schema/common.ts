@@ -1,5 +1,5 @@
 /** Shared wire building blocks: base64url bytes, names, ids, timestamps. */
-import { Type, type Static, type TSchema } from "@sinclair/typebox"
+import { CloneType, Type, type Static, type TSchema } from "@sinclair/typebox"
 
 /** Binary data as unpadded base64url (RFC 4648 §5). */
 export const Base64Url = (opts: { minLength?: number; maxLength?: number; description?: string } = {}) =>
@@ -55,3 +55,9 @@ export const CipherSuiteId = Type.Integer({ minimum: 1, maximum: 65535, descript
 /** A strict object: unknown fields are an error, never silently dropped. */
 export const Strict = <T extends Record<string, TSchema>>(props: T, opts: { description?: string } = {}) =>
   Type.Object(props, { additionalProperties: false, ...opts })
+
+/**
+ * `schema` with a one-line `description` for `rpc.discover` (a copy: shared schemas such as `Username` keep their own).
+ * Every daemon method param, result field and notification field carries one (test/daemon/rpc.test.ts).
+ */
+export const described = <T extends TSchema>(schema: T, description: string): T => CloneType(schema, { description })
