@@ -6,7 +6,7 @@ import type { Logger } from "pino"
 import type { CiphersuiteImpl } from "ts-mls"
 import { getSuite } from "../crypto/index.js"
 import { toBase64Url } from "../rpc-schema/common.js"
-import type { ConnectionState, DaemonStatusResult } from "../rpc-schema/daemon/daemon.js"
+import type { ConnectionState, DaemonStatusResult, RegistrationStatus } from "../rpc-schema/daemon/daemon.js"
 import type { IdentityResult } from "../rpc-schema/daemon/identity.js"
 import type { PoolStatusResult } from "../rpc-schema/daemon/pool.js"
 import { AppError } from "../rpc-schema/errors.js"
@@ -40,6 +40,8 @@ export interface DaemonOptions {
   socketPath: string
   /** Default server for registration (`--server`). */
   server: string | undefined
+  /** Register this (normalised) user name on first run (`--username`), retrying while the server is unreachable. */
+  username?: string
   policy: MaintenancePolicy
   clock: Clock
   log: Logger
@@ -68,7 +70,17 @@ export class Daemon {
   private readonly startedPerf = performance.now()
   private online: Online | undefined
   private connection: ConnectionState = "offline"
-  private registering = false
+  /** The registration attempt under way, if any. */
+  private registering: Promise<IdentityResult> | undefined
+  private registration: RegistrationStatus = {
+    state: "unregistered",
+    username: null,
+    attempts: 0,
+    lastError: null,
+    nextRetryAt: null,
+  }
+  private registrationRetry: NodeJS.Timeout | undefined
+  private closed = false
 
   constructor(readonly opts: DaemonOptions) {
     this.db = openDatabase(opts.dbPath)
@@ -82,10 +94,20 @@ export class Daemon {
     this.startedAt = opts.clock.now()
   }
 
-  /** Goes online when the profile is registered: session, first maintenance pass. */
+  /**
+   * Goes online when the profile is registered: session, first maintenance pass. Otherwise registers in the background
+   * the name of `--username`, or the one a registration the server could not be reached for left pending.
+   */
   start(): void {
     const id = this.identities.get()
-    if (id?.registeredAt != null) this.goOnline(id, new ServerClient(id.server))
+    if (id?.registeredAt != null) {
+      this.registration = { ...this.registration, state: "registered", username: id.username }
+      return this.goOnline(id, new ServerClient(id.server))
+    }
+    const username = this.opts.username ?? id?.username
+    if (username === undefined) return
+    const server = id && id.username === username ? id.server : undefined
+    void this.register(username, server).catch(() => undefined) // the outcome is in daemon.status
   }
 
   private suite(): Promise<CiphersuiteImpl> {
@@ -212,47 +234,108 @@ export class Daemon {
     }
   }
 
+  /**
+   * Registers `username` (already normalised). When the server cannot be reached the key stays pending and the
+   * attempt is repeated in the background with backoff (0.5 s doubling to 30 s, full jitter) until it gets an answer;
+   * the caller still hears `server_unreachable` for this attempt.
+   */
   async register(username: string, server: string | undefined): Promise<IdentityResult> {
-    if (this.online || this.identities.get()?.registeredAt != null) {
+    const base = (server ?? this.opts.server)?.replace(/\/$/, "")
+    const id = this.identities.get()
+    // Asking again for what is done or under way (the background retry may have got there first) is no error.
+    const same = id?.username === username && (server === undefined || id.server === base)
+    if (id?.registeredAt != null) {
+      if (same) return this.identity()
       throw new AppError("already_registered", `profile ${this.opts.profile} is registered already`)
     }
-    if (this.registering) throw new AppError("conflict", "a registration is in progress")
-    const base = (server ?? this.opts.server)?.replace(/\/$/, "")
-    if (!base) throw new AppError("invalid_request", "no server: pass `server` or start the daemon with --server")
-    this.registering = true
-    try {
-      const pending = this.identities.get()
-      // A retry of an interrupted registration of the same name keeps its key: the server may have it already.
-      const reuse = pending && pending.username === username && pending.server === base
-      const keys = reuse ? this.keysOf(pending) : newSignatureKeyPair()
-      const now = this.opts.clock.now()
-      if (!reuse) {
-        this.identities.savePending({
-          username,
-          server: base,
-          signaturePublic: keys.publicKey,
-          signaturePrivate: keys.privateKey,
-          createdAt: now,
-        })
-      }
-      const id = this.identities.get()!
-      const client = new ServerClient(base)
-      const session = this.newSession(id, client)
-      try {
-        await registerUser(session, keys.publicKey, textSigner(keys))
-      } catch (err) {
-        // Unreachable: keep the pending key for a retry. Refused: forget it.
-        if (!(err instanceof AppError && err.code === "server_unreachable")) this.identities.deletePending()
-        await client.close()
-        throw err
-      }
-      this.identities.markRegistered(this.opts.clock.now())
-      this.opts.log.info({ username, server: base }, "registered")
-      this.goOnline(this.identities.get()!, client, session)
-      return this.identity()
-    } finally {
-      this.registering = false
+    if (this.registering) {
+      if (this.registration.username === username) return this.registering
+      throw new AppError("conflict", "a registration of another name is in progress")
     }
+    if (!base) throw new AppError("invalid_request", "no server: pass `server` or start the daemon with --server")
+    this.registering = this.attemptRegistration(username, base).finally(() => (this.registering = undefined))
+    return this.registering
+  }
+
+  private async attemptRegistration(username: string, base: string): Promise<IdentityResult> {
+    clearTimeout(this.registrationRetry)
+    const renamed = this.registration.username !== username
+    this.registration = {
+      state: "registering",
+      username,
+      attempts: renamed ? 0 : this.registration.attempts,
+      lastError: renamed ? null : this.registration.lastError,
+      nextRetryAt: null,
+    }
+    const pending = this.identities.get()
+    // A retry of an interrupted registration of the same name keeps its key: the server may have it already.
+    const reuse = pending && pending.username === username && pending.server === base
+    const keys = reuse ? this.keysOf(pending) : newSignatureKeyPair()
+    const now = this.opts.clock.now()
+    if (!reuse) {
+      this.identities.savePending({
+        username,
+        server: base,
+        signaturePublic: keys.publicKey,
+        signaturePrivate: keys.privateKey,
+        createdAt: now,
+      })
+    }
+    const id = this.identities.get()!
+    const client = new ServerClient(base)
+    const session = this.newSession(id, client)
+    try {
+      await registerUser(session, keys.publicKey, textSigner(keys))
+    } catch (err) {
+      // Unreachable: keep the pending key and retry by itself. Refused: forget it.
+      const unreachable = err instanceof AppError && err.code === "server_unreachable"
+      if (!unreachable) this.identities.deletePending()
+      await client.close()
+      this.registrationFailed(err, unreachable ? base : undefined)
+      throw err
+    }
+    this.identities.markRegistered(this.opts.clock.now())
+    this.registration = { state: "registered", username, attempts: 0, lastError: null, nextRetryAt: null }
+    this.opts.log.info({ username, server: base }, "registered")
+    this.goOnline(this.identities.get()!, client, session)
+    return this.identity()
+  }
+
+  /** Records a failed attempt; with `retryAt` (the server was unreachable) schedules the next one. */
+  private registrationFailed(err: unknown, retryAt: string | undefined): void {
+    const e = err instanceof AppError ? err : new AppError("internal", (err as Error)?.message ?? String(err))
+    const attempts = this.registration.attempts + 1
+    const lastError = { code: e.code, message: e.message }
+    if (retryAt === undefined || this.closed) {
+      this.registration = { ...this.registration, state: "failed", attempts, lastError, nextRetryAt: null }
+      this.opts.log.warn({ username: this.registration.username, ...lastError }, "registration refused")
+      return
+    }
+    const delay = Math.round(Math.random() * Math.min(30_000, 500 * 2 ** Math.min(attempts - 1, 20)))
+    const username = this.registration.username!
+    this.registration = { state: "waiting", username, attempts, lastError, nextRetryAt: this.opts.clock.now() + delay }
+    this.opts.log.info({ username, server: retryAt, delay }, "server unreachable; registration retried later")
+    this.registrationRetry = setTimeout(() => this.retryRegistration(retryAt), delay).unref()
+  }
+
+  private retryRegistration(server: string): void {
+    if (this.closed || this.registration.state !== "waiting") return
+    void this.register(this.registration.username!, server).catch(() => undefined)
+  }
+
+  /** `daemon.reconnect`: everything that waits for a backoff tries now. */
+  reconnect(): DaemonStatusResult {
+    const pending = this.identities.get()
+    if (this.registration.state === "waiting" && pending) {
+      clearTimeout(this.registrationRetry)
+      this.retryRegistration(pending.server)
+    }
+    if (this.online) {
+      this.online.stream.reconnectNow()
+      void this.online.maintainer.request()
+      this.online.groups.sender.online()
+    }
+    return this.status()
   }
 
   private requireOnline(): Online {
@@ -291,6 +374,7 @@ export class Daemon {
       username: id.username,
       server: id.server ?? this.opts.server ?? null,
       connection: this.connection,
+      registration: this.registration,
       startedAt: this.startedAt,
       // Real elapsed time, independent of a test clock.
       uptimeMs: Math.round(performance.now() - this.startedPerf),
@@ -301,6 +385,8 @@ export class Daemon {
   }
 
   async close(): Promise<void> {
+    this.closed = true
+    clearTimeout(this.registrationRetry)
     const online = this.online
     this.online = undefined
     if (online) {

@@ -2,6 +2,8 @@
 import { chmodSync, mkdirSync, unlinkSync } from "node:fs"
 import { parseArgs } from "node:util"
 import { pino } from "pino"
+import { defaultLogFormat, isLogFormat, isLogLevel, logDestination, logFormats, logLevels } from "../logging/logging.js"
+import { normalizeName } from "../rpc-schema/common.js"
 import { servedMethods } from "../rpc-schema/daemon/index.js"
 import { SettableClock } from "./clock.js"
 import { Daemon } from "./daemon.js"
@@ -14,16 +16,19 @@ import { handlers } from "./rpc/handlers/index.js"
 import { RpcSocketServer } from "./rpc/socket.js"
 
 const version = "0.1.0"
-const levels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"]
 
 const usage = `usage: mlsd [options]            (npm run daemon -- [options])
 
-  --profile NAME              profile (default: $MLSD_PROFILE or the OS user name)
+  --profile NAME              profile (default: $MLSD_PROFILE or the OS user name); folded to lower case
   --server URL                server to register with (default: $MLSD_SERVER)
+  --username NAME             on first run, register NAME (folded to lower case) with --server, retrying in the
+                              background while the server cannot be reached (default: $MLSD_USERNAME; without
+                              it, register over the socket with identity.register); ignored once registered
   --data-dir DIR              data directory (default: $MLSD_DATA_DIR or $XDG_DATA_HOME/mls-chat/NAME)
   --socket PATH               socket (default: $MLSD_SOCKET or $XDG_RUNTIME_DIR/mls-chat/NAME.sock,
                               else $TMPDIR/mls-chat-UID/NAME.sock)
   --log-level LEVEL           fatal, error, warn, info, debug, trace or silent (default: $MLSD_LOG_LEVEL or info)
+  --log-format FORMAT         pretty or json (default: pretty when stderr is a terminal, else json)
   --pool-target N             keys kept available (default ${defaultPolicy.target})
   --pool-low-watermark N      below this the pool is "low" (default ${defaultPolicy.lowWatermark})
   --pool-cap N                most keys on the server, reserved included (default ${defaultPolicy.cap})
@@ -34,10 +39,13 @@ const usage = `usage: mlsd [options]            (npm run daemon -- [options])
   --maintenance-interval-s S  timer between maintenance passes (default ${defaultPolicy.maintenanceIntervalMs / 1000})
   --retry-max-s S             longest backoff after a failed pass (default ${defaultPolicy.retryMaxMs / 1000})
   -h, --help                  this text
+  --version                   the daemon's version
 
-Logs go to stderr. When ready it prints "mlsd: profile NAME listening on PATH" to stdout.
+Logs go to stderr. When ready it prints "mlsd: profile NAME listening on PATH" to stdout. A start-up failure
+(data dir or socket unusable, profile in use) is one line on stderr and exit status 1.
 MLSD_TEST_CLOCK=1 (tests only) enables debug.setClock / debug.advanceClock.`
 
+/** A usage error (code 2, with the usage) or a start-up failure (code 1): one line, no stack trace. */
 function fail(message: string, code = 2): never {
   process.stderr.write(`mlsd: ${message}\n${code === 2 ? usage + "\n" : ""}`)
   process.exit(code)
@@ -49,9 +57,11 @@ try {
     options: {
       profile: { type: "string" },
       server: { type: "string" },
+      username: { type: "string" },
       "data-dir": { type: "string" },
       socket: { type: "string" },
       "log-level": { type: "string" },
+      "log-format": { type: "string" },
       "pool-target": { type: "string" },
       "pool-low-watermark": { type: "string" },
       "pool-cap": { type: "string" },
@@ -62,6 +72,7 @@ try {
       "maintenance-interval-s": { type: "string" },
       "retry-max-s": { type: "string" },
       help: { type: "boolean", short: "h" },
+      version: { type: "boolean" },
     },
     allowPositionals: false,
   })
@@ -71,6 +82,10 @@ try {
 const flags = parsed.values
 if (flags.help) {
   process.stdout.write(usage + "\n")
+  process.exit(0)
+}
+if (flags.version) {
+  process.stdout.write(version + "\n")
   process.exit(0)
 }
 
@@ -103,9 +118,17 @@ const policy: MaintenancePolicy = {
 if (policy.target > policy.cap) fail("--pool-target must not exceed --pool-cap")
 
 const level = flags["log-level"] ?? process.env.MLSD_LOG_LEVEL ?? "info"
-if (!levels.includes(level)) fail(`--log-level must be one of ${levels.join(", ")}`)
+if (!isLogLevel(level)) fail(`--log-level must be one of ${logLevels.join(", ")}`)
+const logFormat = flags["log-format"] ?? defaultLogFormat()
+if (!isLogFormat(logFormat)) fail(`--log-format must be one of ${logFormats.join(", ")}`)
 const server = flags.server ?? process.env.MLSD_SERVER
 if (server !== undefined && !/^https?:\/\/[^/?#\s]+\/?$/.test(server)) fail("--server must be an http(s) URL")
+const usernameText = flags.username ?? process.env.MLSD_USERNAME
+const username = usernameText === undefined ? undefined : normalizeName(usernameText)
+if (usernameText !== undefined && username === undefined) {
+  fail(`invalid user name "${usernameText}": use [A-Za-z0-9._-], 1..32, starting with a letter or digit`)
+}
+if (username !== undefined && server === undefined) fail("--username needs --server (or $MLSD_SERVER)")
 
 let paths: ProfilePaths
 try {
@@ -113,18 +136,28 @@ try {
 } catch (err) {
   fail((err as Error).message)
 }
-const log = pino({ level, base: { profile: paths.profile } }, pino.destination({ fd: 2, sync: true }))
+const log = pino({ level, base: { profile: paths.profile } }, logDestination(logFormat))
+const reason = (err: unknown) => (err as Error).message.split("\n")[0] ?? ""
 
-mkdirSync(paths.dataDir, { recursive: true, mode: 0o700 })
-chmodSync(paths.dataDir, 0o700)
+try {
+  mkdirSync(paths.dataDir, { recursive: true, mode: 0o700 })
+  chmodSync(paths.dataDir, 0o700)
+} catch (err) {
+  fail(`data dir ${paths.dataDir} is not usable (${reason(err)}): choose another with --data-dir`, 1)
+}
 
 let releaseLock: () => void
 try {
   releaseLock = await acquireLock(paths.dataDir, paths.pidPath)
-  if (await clearStaleSocket(paths.socketPath)) log.info({ socket: paths.socketPath }, "removed a stale socket")
 } catch (err) {
   if (err instanceof ProfileLocked) fail(`profile ${paths.profile}: ${err.message}`, 1)
-  throw err
+  fail(`data dir ${paths.dataDir} is not writable (${reason(err)}): choose another with --data-dir`, 1)
+}
+try {
+  if (await clearStaleSocket(paths.socketPath)) log.info({ socket: paths.socketPath }, "removed a stale socket")
+} catch (err) {
+  releaseLock()
+  fail(`socket ${paths.socketPath}: ${reason(err)}`, 1)
 }
 
 // TEST ONLY: a clock the debug.* methods can move; off unless MLSD_TEST_CLOCK=1.
@@ -138,19 +171,27 @@ try {
     dbPath: paths.dbPath,
     socketPath: paths.socketPath,
     server,
+    username,
     policy,
     clock: testClock ?? new SettableClock(),
     log,
   })
 } catch (err) {
+  releaseLock()
   if (err instanceof SchemaTooNew) fail(`profile ${paths.profile}: ${err.message}`, 1)
-  throw err
+  fail(`database ${paths.dbPath} cannot be opened (${reason(err)}): choose another --data-dir`, 1)
 }
 const served = servedMethods(testClock !== undefined)
 const rpc = buildRpcServer(served, handlers({ daemon, served, testClock }), log)
 const socket = new RpcSocketServer(async (line, conn) => rpc.receiveJSON(line, conn), log.child({ part: "rpc" }))
 daemon.events.on((e) => socket.clients.forEach((c) => c.deliver(e)))
-await socket.listen(paths.socketPath)
+try {
+  await socket.listen(paths.socketPath)
+} catch (err) {
+  await daemon.close()
+  releaseLock()
+  fail(`cannot listen on socket ${paths.socketPath} (${reason(err)}): choose another with --socket`, 1)
+}
 daemon.start()
 process.stdout.write(`mlsd: profile ${paths.profile} listening on ${paths.socketPath}\n`)
 log.info({ socket: paths.socketPath, dataDir: paths.dataDir, testClock: testClock !== undefined }, "started")

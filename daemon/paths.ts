@@ -5,8 +5,7 @@
  */
 import { homedir, tmpdir, userInfo } from "node:os"
 import { join, resolve } from "node:path"
-
-export const profilePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+import { normalizeName } from "../rpc-schema/common.js"
 
 export interface ProfilePaths {
   profile: string
@@ -22,15 +21,20 @@ export function defaultProfile(): string {
   const name = userInfo()
     .username.replace(/[^A-Za-z0-9._-]/g, "_")
     .replace(/^[._-]+/, "")
-  return profilePattern.test(name) ? name : "default"
+    .slice(0, 32)
+  return normalizeName(name) ?? "default"
 }
 
 export function profilePaths(
   flags: { profile?: string; dataDir?: string; socket?: string },
   env: NodeJS.ProcessEnv,
 ): ProfilePaths {
-  const profile = flags.profile ?? env.MLSD_PROFILE ?? defaultProfile()
-  if (!profilePattern.test(profile)) throw new Error(`invalid profile name "${profile}": use [A-Za-z0-9._-], 1..64`)
+  // Profile names follow the user-name rule (rpc-schema/common.ts): "Alice" is the profile "alice".
+  const given = flags.profile ?? env.MLSD_PROFILE
+  const profile = given === undefined ? defaultProfile() : normalizeName(given)
+  if (profile === undefined) {
+    throw new Error(`invalid profile name "${given}": use [A-Za-z0-9._-], 1..32, starting with a letter or digit`)
+  }
   const dataHome = env.XDG_DATA_HOME || join(homedir(), ".local", "share")
   const dataDir = resolve(flags.dataDir ?? env.MLSD_DATA_DIR ?? join(dataHome, "mls-chat", profile))
   const runtime = env.XDG_RUNTIME_DIR

@@ -1,5 +1,5 @@
 /** Shared wire building blocks: base64url bytes, names, ids, timestamps. */
-import { Type, type Static, type TSchema } from "@sinclair/typebox"
+import { CloneType, Type, type Static, type TSchema } from "@sinclair/typebox"
 
 /** Binary data as unpadded base64url (RFC 4648 §5). */
 export const Base64Url = (opts: { minLength?: number; maxLength?: number; description?: string } = {}) =>
@@ -23,6 +23,22 @@ export const Username = Type.String({
 })
 export type Username = Static<typeof Username>
 
+/**
+ * A name as a person types it (a user name given to the daemon, a profile name): like `Username`, but upper-case
+ * letters are allowed, and `normalizeName` folds them. One rule for profile names and user names alike: "Alice" is
+ * "alice" everywhere.
+ */
+export const NameInput = Type.String({
+  pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$",
+  description: "a name, [A-Za-z0-9][A-Za-z0-9._-]{0,31}; folded to lower case",
+})
+
+/** The name in its one spelling (lower case), or undefined when it is no valid name even then. */
+export function normalizeName(text: string): Username | undefined {
+  const name = text.toLowerCase()
+  return /^[a-z0-9][a-z0-9._-]{0,31}$/.test(name) ? name : undefined
+}
+
 /** A KeyPackageRef (RFC 9420 §5.2), computed by the server, base64url. */
 export const KeyPackageRef = Base64Url({ minLength: 22, maxLength: 88, description: "KeyPackageRef, base64url" })
 export type KeyPackageRef = Static<typeof KeyPackageRef>
@@ -40,3 +56,9 @@ export const CipherSuiteId = Type.Integer({ minimum: 1, maximum: 65535, descript
 /** A strict object: unknown fields are an error, never silently dropped. */
 export const Strict = <T extends Record<string, TSchema>>(props: T, opts: { description?: string } = {}) =>
   Type.Object(props, { additionalProperties: false, ...opts })
+
+/**
+ * `schema` with a one-line `description` for `rpc.discover` (a copy: shared schemas such as `Username` keep their own).
+ * Every daemon method param, result field and notification field carries one (test/daemon/rpc.test.ts).
+ */
+export const described = <T extends TSchema>(schema: T, description: string): T => CloneType(schema, { description })

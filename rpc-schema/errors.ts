@@ -82,6 +82,8 @@ export const errorTable = {
    * until a member removes and re-adds this profile.
    */
   group_out_of_sync: { http: 409, rpc: -32066, doc: "this member's state of the group is out of sync (history lost)" },
+  /** A message with nothing to read: empty, or only white space (spaces, tabs, line breaks). Nothing is sent. */
+  empty_message: { http: 400, rpc: -32067, doc: "the message is empty or only white space" },
 } as const
 
 /** A stable snake_case error code. */

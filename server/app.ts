@@ -1,5 +1,6 @@
 /** Builds the server: store, services and HTTP routes, from one config. main.ts and tests both use it. */
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from "fastify"
+import { logDestination } from "../logging/logging.js"
 import { AppError } from "../rpc-schema/errors.js"
 import type { ServerConfig } from "./config.js"
 import { errorHandler, sendError } from "./errors.js"
@@ -50,6 +51,8 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
       level: config.logLevel,
       // Tokens and key material never reach the log; request bodies are never logged at all.
       redact: ["req.headers.authorization", "*.token", "*.nonce", "*.signature", "*.proof"],
+      // stderr: stdout carries only main.ts's "listening on" line.
+      stream: logDestination(config.logFormat),
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
   } satisfies FastifyServerOptions

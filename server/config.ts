@@ -1,5 +1,5 @@
 /** Server settings with their defaults; main.ts fills them from flags, tests from their own values. */
-import type { Level } from "pino"
+import type { LogFormat, LogLevel } from "../logging/logging.js"
 import { systemClock, type Clock } from "./clock.js"
 
 export interface ServerConfig {
@@ -35,7 +35,9 @@ export interface ServerConfig {
   wsHelloTimeoutMs: number
   /** Stream connections one remote address may hold at once; further upgrades are answered 429. */
   wsMaxConnectionsPerIp: number
-  logLevel: Level | "silent"
+  logLevel: LogLevel
+  /** How stderr log lines look: `pretty` for a terminal, `json` for machines. */
+  logFormat: LogFormat
   clock: Clock
   /** PEM certificate chain and private key: the server speaks HTTPS and WSS itself. Plain HTTP when absent. */
   tls?: { cert: Buffer; key: Buffer }
@@ -59,5 +61,6 @@ export const defaultConfig: Omit<ServerConfig, "dbPath"> = {
   wsHelloTimeoutMs: 10_000,
   wsMaxConnectionsPerIp: 64,
   logLevel: "info",
+  logFormat: "json",
   clock: systemClock,
 }

@@ -1,9 +1,10 @@
 /** mls-server: flags, then buildApp, listen, and a graceful stop on SIGINT/SIGTERM. */
-import { readFileSync } from "node:fs"
+import { mkdirSync, readFileSync } from "node:fs"
+import { dirname } from "node:path"
 import { parseArgs } from "node:util"
-import type { Level } from "pino"
+import { defaultLogFormat, isLogFormat, isLogLevel, logFormats, logLevels } from "../logging/logging.js"
 import { SchemaTooNew } from "../shared/migrate.js"
-import { buildApp } from "./app.js"
+import { buildApp, type ServerApp } from "./app.js"
 import { defaultConfig, type ServerConfig } from "./config.js"
 import { version } from "./routes/auth.js"
 
@@ -27,16 +28,23 @@ const usage = `usage: mls-server [options]
                             for loopback or behind a TLS-terminating proxy)
   --tls-key PATH            PEM private key of --tls-cert
   --log-level LEVEL         fatal, error, warn, info, debug, trace or silent (default info)
+  --log-format FORMAT       pretty or json (default: pretty when stderr is a terminal, else json)
   -h, --help                this text
   --version                 the server version
 
-On start it prints one line "listening on http://HOST:PORT" (https with TLS) to stdout.`
+On start it prints one line "listening on http://HOST:PORT" (https with TLS) to stdout; logs go to stderr.
+A start-up failure (port in use, database or TLS files unusable) is one line on stderr and exit status 1.`
 
-const levels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"]
-
+/** A usage error: the message, the usage, exit status 2. */
 function fail(message: string): never {
   process.stderr.write(`mls-server: ${message}\n${usage}\n`)
   process.exit(2)
+}
+
+/** A start-up failure: one line saying what and what to do, exit status 1 (no stack trace). */
+function cannotStart(message: string): never {
+  process.stderr.write(`mls-server: ${message}\n`)
+  process.exit(1)
 }
 
 function positiveNumber(name: string, text: string | undefined, fallback: number, allowZero = false): number {
@@ -87,6 +95,7 @@ try {
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       "log-level": { type: "string", default: "info" },
+      "log-format": { type: "string" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },
     },
@@ -104,7 +113,10 @@ if (flags.version) {
   process.stdout.write(version + "\n")
   process.exit(0)
 }
-if (!levels.includes(flags["log-level"]!)) fail(`--log-level must be one of ${levels.join(", ")}`)
+const logLevel = flags["log-level"]!
+if (!isLogLevel(logLevel)) fail(`--log-level must be one of ${logLevels.join(", ")}`)
+const logFormat = flags["log-format"] ?? defaultLogFormat()
+if (!isLogFormat(logFormat)) fail(`--log-format must be one of ${logFormats.join(", ")}`)
 const port = positiveNumber("port", flags.port, 4000, true)
 if (!Number.isInteger(port) || port > 65535) fail("--port must be an integer from 0 to 65535")
 
@@ -128,26 +140,54 @@ const config: ServerConfig = {
   wsHelloTimeoutMs:
     positiveNumber("ws-hello-timeout", flags["ws-hello-timeout"], defaultConfig.wsHelloTimeoutMs / 1000) * 1000,
   wsMaxConnectionsPerIp: positiveInteger("ws-max-per-ip", flags["ws-max-per-ip"], defaultConfig.wsMaxConnectionsPerIp),
-  logLevel: flags["log-level"] as Level | "silent",
+  logLevel,
+  logFormat,
   tls: tlsFiles(flags["tls-cert"], flags["tls-key"]),
 }
 // setTimeout fires at once for delays past ~24.8 days.
 if (config.wsHelloTimeoutMs > 3600_000) fail("--ws-hello-timeout must be at most 3600")
 
-const { mkdirSync } = await import("node:fs")
-const { dirname } = await import("node:path")
-mkdirSync(dirname(config.dbPath), { recursive: true, mode: 0o700 })
+const host = flags.host!
+const code = (err: unknown) => (err as NodeJS.ErrnoException).code ?? ""
+const reason = (err: unknown) => (err as Error).message.split("\n")[0] ?? ""
 
-let app: Awaited<ReturnType<typeof buildApp>>
+try {
+  mkdirSync(dirname(config.dbPath), { recursive: true, mode: 0o700 })
+} catch (err) {
+  cannotStart(`--db ${config.dbPath}: cannot create its directory (${reason(err)}); choose another path with --db`)
+}
+
+let app: ServerApp
 try {
   app = await buildApp(config)
 } catch (err) {
-  // Not a usage error: no usage text, status 1.
-  if (!(err instanceof SchemaTooNew)) throw err
-  process.stderr.write(`mls-server: ${err.message}\n`)
-  process.exit(1)
+  if (err instanceof SchemaTooNew) cannotStart(err.message)
+  if (code(err).startsWith("SQLITE_")) {
+    cannotStart(`--db ${config.dbPath}: cannot open the database (${reason(err)}); choose another path with --db`)
+  }
+  if (config.tls && (code(err).startsWith("ERR_OSSL") || /PEM|key values mismatch|certificate/i.test(reason(err)))) {
+    cannotStart(`--tls-cert/--tls-key: not a usable PEM certificate and matching private key (${reason(err)})`)
+  }
+  cannotStart(`cannot start: ${reason(err)}`)
 }
-const address = await app.http.listen({ host: flags.host!, port })
+
+let address: string
+try {
+  address = await app.http.listen({ host, port })
+} catch (err) {
+  await app.close().catch(() => undefined)
+  if (code(err) === "EADDRINUSE") {
+    cannotStart(
+      `port ${port} on ${host} is already in use (another mls-server?): stop it, or pick a free port with --port`,
+    )
+  }
+  if (code(err) === "EACCES")
+    cannotStart(`not allowed to listen on ${host}:${port}: pick a port above 1023 with --port`)
+  if (code(err) === "EADDRNOTAVAIL" || code(err) === "ENOTFOUND") {
+    cannotStart(`cannot listen on ${host}: not an address of this machine; pick another with --host`)
+  }
+  cannotStart(`cannot listen on ${host}:${port}: ${reason(err)}`)
+}
 process.stdout.write(`listening on ${address}\n`)
 
 let stopping = false

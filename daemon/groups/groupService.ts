@@ -28,7 +28,8 @@ export class GroupService {
   readonly sends: SendBatcher
 
   constructor(readonly ctx: GroupServiceOptions) {
-    this.sender = new OutboxSender({ ...ctx, log: ctx.log.child({ part: "outbox" }) })
+    // `part` is bound already ("groups"); pino would write a second `part` key, so the sender is named by `loop`.
+    this.sender = new OutboxSender({ ...ctx, log: ctx.log.child({ loop: "outbox" }) })
     this.commits = new Committer(ctx, this.sender, (id) => this.incoming.catchUp(id))
     this.incoming = new IncomingLog(ctx, this.commits)
     this.sends = new SendBatcher(ctx, this.sender, this.commits, (task) => this.serial(task))

@@ -4,7 +4,7 @@ import type { GroupMembersResult, GroupSummary } from "../../rpc-schema/daemon/g
 import type { MessageListResult } from "../../rpc-schema/daemon/message.js"
 import { AppError } from "../../rpc-schema/errors.js"
 import type { GroupCursor } from "../../rpc-schema/server/ws.js"
-import { deserializeState, members, ownLeafIndex } from "../mls/groupState.js"
+import { deserializeState, members, ownLeafIndex, leaveProposed } from "../mls/groupState.js"
 import type { GroupStore, StoredGroup } from "../store/groupStore.js"
 import type { OutboxStore } from "../store/outboxStore.js"
 
@@ -52,6 +52,7 @@ export function summarize(g: StoredGroup): GroupSummary {
     epoch: g.epoch,
     members: members(state).map((m) => m.username),
     status: g.status,
+    leaving: g.status === "active" && leaveProposed(state),
     lastSeq: g.lastSeq,
     joinedAt: g.joinedAt,
   }

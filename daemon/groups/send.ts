@@ -3,6 +3,7 @@
  * are stored in one transaction before anything is posted: a ratchet generation is never used twice and a crash
  * loses nothing. Sends that wait together are encrypted in order and stored in ONE transaction (a group commit).
  */
+import { AppError } from "../../rpc-schema/errors.js"
 import { randomBytes } from "node:crypto"
 import { toBase64Url } from "../../rpc-schema/common.js"
 import type { MessageSendResult } from "../../rpc-schema/daemon/message.js"
@@ -41,6 +42,8 @@ export class SendBatcher {
 
   /** Answers once the server took the message, or at once as `queued` while it cannot be reached. */
   async send(ref: string, text: string): Promise<MessageSendResult> {
+    if (text.trim() === "")
+      throw new AppError("empty_message", "the message is empty or only white space; nothing sent")
     const queued = await new Promise<QueuedSend>((resolve, reject) => {
       this.waiting.push({ ref, text, resolve, reject })
       // The first waiting send schedules the task; the ones that arrive before it starts join it.

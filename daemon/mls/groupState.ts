@@ -34,6 +34,14 @@ export function ownLeafIndex(group: ChatGroup): number {
   return group.mls.privatePath.leafIndex
 }
 
+/** This member proposed its own removal (a leave, RFC 9420 §12.1.3) and no Commit has taken it in yet. */
+export function leaveProposed(group: ChatGroup): boolean {
+  const own = ownLeafIndex(group)
+  return Object.values(group.mls.unappliedProposals).some(
+    (p) => p.proposal.proposalType === "remove" && p.proposal.remove.removed === own,
+  )
+}
+
 /** False once a processed commit removed this member (RFC 9420 §12.1.3). */
 export function isActive(group: ChatGroup): boolean {
   return group.mls.groupActiveState.kind === "active"

@@ -17,6 +17,20 @@ export type Handlers = {
 
 export const invalidParams = -32602
 
+/**
+ * One line naming the first bad param, what it is (its description) and why it failed, e.g. `invalid params for
+ * message.list: before (only messages with a seq below this one): Expected integer`; every issue is in `data.issues`.
+ */
+export function invalidParamsMessage(m: MethodDescriptor, issues: { path: string; message: string }[]): string {
+  const first = issues[0]
+  if (!first) return `invalid params for ${m.name}`
+  const name = first.path.split("/")[1]
+  const described = name !== undefined ? m.params.properties[name]?.description : undefined
+  const what = name === undefined || name === "" ? "params" : `${name}${described ? ` (${described})` : ""}`
+  const more = issues.length > 1 ? ` (${issues.length - 1} more in data.issues)` : ""
+  return `invalid params for ${m.name}: ${what}: ${first.message}${more}`.replace(/\s*\n\s*/g, " ")
+}
+
 export function buildRpcServer(
   served: readonly MethodDescriptor[],
   handlers: Partial<Handlers>,
@@ -41,7 +55,7 @@ export function buildRpcServer(
       const p = params ?? {}
       if (!check.Check(p)) {
         const issues = [...check.Errors(p)].map((e) => ({ path: e.path || "/", message: e.message }))
-        throw new JSONRPCErrorException(`Invalid params for ${m.name}`, invalidParams, { issues })
+        throw new JSONRPCErrorException(invalidParamsMessage(m, issues), invalidParams, { issues })
       }
       return handler(p, conn)
     })

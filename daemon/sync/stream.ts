@@ -325,7 +325,18 @@ export class ServerStream {
     const delay = backoffMs(this.failures, this.opts.baseMs ?? 500, this.opts.maxMs ?? 30_000)
     this.log.debug({ error, delay }, "stream down; reconnecting")
     clearTimeout(this.retry)
-    this.retry = setTimeout(() => void this.connect(stale), delay).unref()
+    this.retry = setTimeout(() => {
+      this.retry = undefined
+      void this.connect(stale)
+    }, delay).unref()
+  }
+
+  /** Retry now (`daemon.reconnect`): a link waiting for its backoff connects at once; an open or opening one is left. */
+  reconnectNow(): void {
+    if (this.stopped || this.retry === undefined) return
+    clearTimeout(this.retry)
+    this.retry = undefined
+    void this.connect()
   }
 
   stop(): void {

@@ -1,6 +1,6 @@
 /** `events.*`: notifications on this connection. */
 import { Type, type Static } from "@sinclair/typebox"
-import { Strict } from "../common.js"
+import { described, Strict } from "../common.js"
 import { method } from "./method.js"
 
 /** A notification name (see notifications.ts). */
@@ -19,25 +19,33 @@ export const EventName = Type.Union([
 export type EventName = Static<typeof EventName>
 
 export const EventsSubscribeParams = Strict({
-  /** Which notifications; all when omitted. */
-  events: Type.Optional(Type.Array(EventName, { minItems: 1, uniqueItems: true })),
-  /** Replay the recorded events after this id before live ones (the last `eventId` this frontend saw). */
-  after: Type.Optional(Type.Integer({ minimum: 0 })),
+  events: described(
+    Type.Optional(Type.Array(EventName, { minItems: 1, uniqueItems: true })),
+    "Which notifications; all when omitted.",
+  ),
+  after: described(
+    Type.Optional(Type.Integer({ minimum: 0 })),
+    "Replay the recorded events after this id before live ones (the last `eventId` this frontend saw).",
+  ),
 })
 export type EventsSubscribeParams = Static<typeof EventsSubscribeParams>
 export const EventsSubscribeResult = Type.Object({
-  events: Type.Array(EventName),
-  /** The newest recorded event id at subscription time (0 when none). */
-  lastEventId: Type.Integer({ minimum: 0 }),
-  /** How many recorded events were replayed (sent right after this answer). */
-  replayed: Type.Integer({ minimum: 0 }),
+  events: described(Type.Array(EventName), "the notifications this connection now receives"),
+  lastEventId: described(
+    Type.Integer({ minimum: 0 }),
+    "The newest recorded event id at subscription time (0 when none).",
+  ),
+  replayed: described(
+    Type.Integer({ minimum: 0 }),
+    "How many recorded events were replayed (sent right after this answer).",
+  ),
 })
 export type EventsSubscribeResult = Static<typeof EventsSubscribeResult>
 
-/** Starts notifications on this connection (replacing an earlier subscription's event list). */
 export const subscribe = method({
   name: "events.subscribe",
   summary: "start notifications on this connection",
+  description: "Starts notifications on this connection (replacing an earlier subscription's event list).",
   params: EventsSubscribeParams,
   result: EventsSubscribeResult,
   errors: [],
@@ -45,12 +53,14 @@ export const subscribe = method({
 
 export const EventsUnsubscribeParams = Strict({})
 export type EventsUnsubscribeParams = Static<typeof EventsUnsubscribeParams>
-export const EventsUnsubscribeResult = Type.Object({ subscribed: Type.Literal(false) })
+export const EventsUnsubscribeResult = Type.Object({
+  subscribed: described(Type.Literal(false), "always false: no notifications on this connection now"),
+})
 
-/** Stops notifications on this connection. */
 export const unsubscribe = method({
   name: "events.unsubscribe",
   summary: "stop notifications on this connection",
+  description: "Stops notifications on this connection.",
   params: EventsUnsubscribeParams,
   result: EventsUnsubscribeResult,
   errors: [],

@@ -1,6 +1,6 @@
 /** `group.*`: chat groups (DESIGN §3 Groups). Group names are known to members only, never to the server. */
 import { Type, type Static } from "@sinclair/typebox"
-import { Strict, TimestampMs, Username } from "../common.js"
+import { described, Strict, TimestampMs, Username } from "../common.js"
 import type { ErrorCode } from "../errors.js"
 import { method } from "./method.js"
 
@@ -23,13 +23,17 @@ export type GroupStatus = Static<typeof GroupStatus>
 
 export const GroupSummary = Type.Object({
   groupId: Type.String({ description: "MLS group id, base64url" }),
-  name: Type.String(),
-  epoch: Type.Integer({ minimum: 0 }),
-  /** The members' user names, in leaf order. */
-  members: Type.Array(Username),
+  name: described(Type.String(), "the group's name (members only)"),
+  epoch: described(Type.Integer({ minimum: 0 }), "the group's MLS epoch as this profile knows it"),
+  members: described(Type.Array(Username), "The members' user names, in leaf order."),
   status: GroupStatus,
+  /**
+   * This member asked to leave (`group.leave`): its Remove proposal is posted and waits for another member's Commit,
+   * which makes the group `removed`.
+   */
+  leaving: Type.Boolean({ description: "this member's leave proposal waits for a Commit; then the group is removed" }),
   /** The last log entry this daemon has processed. */
-  lastSeq: Type.Integer({ minimum: 0 }),
+  lastSeq: described(Type.Integer({ minimum: 0 }), "the last group log entry (server seq) this daemon processed"),
   joinedAt: TimestampMs,
 })
 export type GroupSummary = Static<typeof GroupSummary>
@@ -37,10 +41,10 @@ export type GroupSummary = Static<typeof GroupSummary>
 export const GroupCreateParams = Strict({ name: GroupName })
 export type GroupCreateParams = Static<typeof GroupCreateParams>
 
-/** Creates a group with this profile as its only member (the name never reaches the server). */
 export const create = method({
   name: "group.create",
   summary: "create a group",
+  description: "Creates a group with this profile as its only member (the name never reaches the server).",
   params: GroupCreateParams,
   result: GroupSummary,
   errors: ["not_registered", "invalid_request", "conflict", "server_unreachable", "rate_limited"],
@@ -48,13 +52,15 @@ export const create = method({
 
 export const GroupListParams = Strict({})
 export type GroupListParams = Static<typeof GroupListParams>
-export const GroupListResult = Type.Object({ groups: Type.Array(GroupSummary) })
+export const GroupListResult = Type.Object({
+  groups: described(Type.Array(GroupSummary), "the groups, oldest first, removed ones included"),
+})
 export type GroupListResult = Static<typeof GroupListResult>
 
-/** The groups this profile is in (or was removed from), oldest first. */
 export const list = method({
   name: "group.list",
   summary: "the profile's groups",
+  description: "The groups this profile is in (or was removed from), oldest first.",
   params: GroupListParams,
   result: GroupListResult,
   errors: [],
@@ -64,26 +70,26 @@ export const GroupMembersParams = Strict({ group: GroupRef })
 export type GroupMembersParams = Static<typeof GroupMembersParams>
 export const GroupMember = Type.Object({
   username: Username,
-  leafIndex: Type.Integer({ minimum: 0 }),
-  /** The member's Ed25519 signature key, base64url. */
-  signatureKey: Type.String(),
-  /** This profile. */
-  self: Type.Boolean(),
+  leafIndex: described(Type.Integer({ minimum: 0 }), "the member's leaf in the ratchet tree"),
+  signatureKey: described(Type.String(), "The member's Ed25519 signature key, base64url."),
+  self: described(Type.Boolean(), "This profile."),
 })
 export const GroupMembersResult = Type.Object({
-  groupId: Type.String(),
-  name: Type.String(),
-  epoch: Type.Integer({ minimum: 0 }),
-  /** As in group.list: `out_of_sync` means these are the members as of the last epoch this profile could follow. */
-  status: GroupStatus,
-  members: Type.Array(GroupMember),
+  groupId: described(Type.String(), "MLS group id, base64url"),
+  name: described(Type.String(), "the group's name (members only)"),
+  epoch: described(Type.Integer({ minimum: 0 }), "the group's MLS epoch as this profile knows it"),
+  status: described(
+    GroupStatus,
+    "As in group.list: `out_of_sync` means these are the members as of the last epoch this profile could follow.",
+  ),
+  members: described(Type.Array(GroupMember), "the members, in leaf order"),
 })
 export type GroupMembersResult = Static<typeof GroupMembersResult>
 
-/** The members of a group as this profile's MLS state has them. */
 export const members = method({
   name: "group.members",
   summary: "the members of a group",
+  description: "The members of a group as this profile's MLS state has them.",
   params: GroupMembersParams,
   result: GroupMembersResult,
   errors: ["not_found", "conflict"],
@@ -109,14 +115,11 @@ const ownCommitErrors: readonly ErrorCode[] = [
 export const GroupInviteParams = Strict({ group: GroupRef, user: Username })
 export type GroupInviteParams = Static<typeof GroupInviteParams>
 
-/**
- * Adds a user: reserves one of their KeyPackages, checks it against the directory key, posts the add Commit with
- * the Welcome (consuming the reservation); on epoch_conflict catches up and retries with the same reservation.
- * Answers with the group after the Commit.
- */
 export const invite = method({
   name: "group.invite",
   summary: "add a user to a group",
+  description:
+    "Adds a user: reserves one of their KeyPackages, checks it against the directory key, posts the add Commit with the Welcome (consuming the reservation); on epoch_conflict catches up and retries with the same reservation. Answers with the group after the Commit.",
   params: GroupInviteParams,
   result: GroupSummary,
   errors: [...ownCommitErrors, "pool_exhausted", "unknown_user", "reservation_expired"],
@@ -125,10 +128,10 @@ export const invite = method({
 export const GroupRemoveParams = Strict({ group: GroupRef, user: Username })
 export type GroupRemoveParams = Static<typeof GroupRemoveParams>
 
-/** Removes another member with a Commit; on epoch_conflict catches up and retries. */
 export const remove = method({
   name: "group.remove",
   summary: "remove a member from a group",
+  description: "Removes another member with a Commit; on epoch_conflict catches up and retries.",
   params: GroupRemoveParams,
   result: GroupSummary,
   errors: ownCommitErrors,
@@ -137,13 +140,11 @@ export const remove = method({
 export const GroupLeaveParams = Strict({ group: GroupRef })
 export type GroupLeaveParams = Static<typeof GroupLeaveParams>
 
-/**
- * Leaves a group: posts a proposal to remove this member (RFC 9420 §12.2); another member's daemon commits it.
- * Answers once the proposal is posted.
- */
 export const leave = method({
   name: "group.leave",
   summary: "leave a group",
+  description:
+    "Leaves a group: posts a proposal to remove this member (RFC 9420 §12.2); another member's daemon commits it. Answers once the proposal is posted.",
   params: GroupLeaveParams,
   result: GroupSummary,
   errors: ["not_registered", "not_found", "conflict", "not_member", "group_out_of_sync", "server_unreachable"],
@@ -153,20 +154,15 @@ export const GroupSelfUpdateParams = Strict({ group: GroupRef })
 export type GroupSelfUpdateParams = Static<typeof GroupSelfUpdateParams>
 export const GroupSelfUpdateResult = Type.Object({
   groupId: Type.String({ description: "MLS group id, base64url" }),
-  /** The epoch the update Commit started; every member moves to it. */
-  epoch: Type.Integer({ minimum: 1 }),
+  epoch: described(Type.Integer({ minimum: 1 }), "The epoch the update Commit started; every member moves to it."),
 })
 export type GroupSelfUpdateResult = Static<typeof GroupSelfUpdateResult>
 
-/**
- * Rotates this member's keys in the group for post-compromise security (RFC 9420 §12.4): a Commit with an
- * UpdatePath (new leaf encryption key and path secrets; the signature key stays) and no proposals of its own. Proposals
- * other members made and nobody committed yet (a leave) are committed with it by reference, as §12.4 requires. On
- * epoch_conflict catches up and retries. Answers with the new epoch once the server took the Commit.
- */
 export const selfUpdate = method({
   name: "group.selfUpdate",
   summary: "rotate this member's keys in a group",
+  description:
+    "Rotates this member's keys in the group for post-compromise security (RFC 9420 §12.4): a Commit with an UpdatePath (new leaf encryption key and path secrets; the signature key stays) and no proposals of its own. Proposals other members made and nobody committed yet (a leave) are committed with it by reference, as §12.4 requires. On epoch_conflict catches up and retries. Answers with the new epoch once the server took the Commit.",
   params: GroupSelfUpdateParams,
   result: GroupSelfUpdateResult,
   errors: ownCommitErrors,

@@ -32,6 +32,7 @@ export { daemon, debug, events, group, identity, message, pool, rpc }
 /** Every method by name. */
 export const methods = {
   [daemon.status.name]: daemon.status,
+  [daemon.reconnect.name]: daemon.reconnect,
   [identity.get.name]: identity.get,
   [identity.register.name]: identity.register,
   [pool.status.name]: pool.status,
@@ -104,9 +105,14 @@ export function openRpcDocument(version: string, served: readonly MethodDescript
     methods: served.map((m) => ({
       name: m.name,
       summary: m.summary,
+      description: m.description,
       paramStructure: "by-name",
       params: paramsOf(m),
-      result: { name: "result", schema: plain(m.result) },
+      result: {
+        name: "result",
+        ...(typeof m.result.description === "string" && { description: m.result.description }),
+        schema: plain(m.result),
+      },
       errors: [...m.errors, "internal" as const].map((code) => ({
         code: errorTable[code].rpc,
         message: errorTable[code].doc,
@@ -116,6 +122,7 @@ export function openRpcDocument(version: string, served: readonly MethodDescript
     "x-notifications": Object.values(notifications).map((n: NotificationDescriptor) => ({
       name: n.name,
       summary: n.summary,
+      description: n.description,
       params: paramsOf(n),
     })),
   }

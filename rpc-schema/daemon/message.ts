@@ -1,6 +1,6 @@
 /** `message.*`: text messages of a group, encrypted by MLS, and this profile's history of them. */
 import { Type, type Static } from "@sinclair/typebox"
-import { Strict, TimestampMs, Username } from "../common.js"
+import { described, Strict, TimestampMs, Username } from "../common.js"
 import { GroupRef } from "./group.js"
 import { method } from "./method.js"
 
@@ -9,58 +9,54 @@ export const maxTextLength = 16_384
 
 export const MessageSendParams = Strict({
   group: GroupRef,
-  text: Type.String({ minLength: 1, maxLength: maxTextLength }),
+  text: described(
+    Type.String({ minLength: 1, maxLength: maxTextLength }),
+    "the message text; not empty and not only white space (empty_message)",
+  ),
 })
 export type MessageSendParams = Static<typeof MessageSendParams>
 
 export const StoredMessage = Type.Object({
-  groupId: Type.String(),
-  /** The message's position in the group log (the server's seq). */
-  seq: Type.Integer({ minimum: 1 }),
+  groupId: described(Type.String(), "MLS group id, base64url"),
+  seq: described(Type.Integer({ minimum: 1 }), "The message's position in the group log (the server's seq)."),
   sender: Username,
-  text: Type.String(),
-  /** When the server stored it. */
-  sentAt: TimestampMs,
-  /** When this daemon stored it. */
-  receivedAt: TimestampMs,
-  /** Sent by this profile. */
-  own: Type.Boolean(),
+  text: described(Type.String(), "the message text"),
+  sentAt: described(TimestampMs, "When the server stored it."),
+  receivedAt: described(TimestampMs, "When this daemon stored it."),
+  own: described(Type.Boolean(), "Sent by this profile."),
 })
 export type StoredMessage = Static<typeof StoredMessage>
 
 export const MessageSendResult = Type.Object({
-  /**
-   * `sent`: the server stored it (`seq`, `sentAt`, `receivedAt` are set, and it is in the history). `queued`: it is
-   * encrypted and kept in the outbox because the server cannot be reached now; the daemon posts it when it can,
-   * exactly once, and it enters the history then.
-   */
-  state: Type.Union([Type.Literal("sent"), Type.Literal("queued")]),
-  /** The post's idempotency id (16 bytes, base64url): the server stores one message per id. */
-  clientId: Type.String(),
-  groupId: Type.String(),
+  state: described(
+    Type.Union([Type.Literal("sent"), Type.Literal("queued")]),
+    "`sent`: the server stored it (`seq`, `sentAt`, `receivedAt` are set, and it is in the history). `queued`: it is encrypted and kept in the outbox because the server cannot be reached now; the daemon posts it when it can, exactly once, and it enters the history then.",
+  ),
+  clientId: described(
+    Type.String(),
+    "The post's idempotency id (16 bytes, base64url): the server stores one message per id.",
+  ),
+  groupId: described(Type.String(), "MLS group id, base64url"),
   sender: Username,
-  text: Type.String(),
-  own: Type.Literal(true),
-  seq: Type.Optional(Type.Integer({ minimum: 1 })),
-  sentAt: Type.Optional(TimestampMs),
-  receivedAt: Type.Optional(TimestampMs),
-  /** Why it is queued. */
-  error: Type.Optional(Type.String()),
+  text: described(Type.String(), "the message text as sent"),
+  own: described(Type.Literal(true), "always true: this profile's own message"),
+  seq: described(Type.Optional(Type.Integer({ minimum: 1 })), "its position in the group log, once sent"),
+  sentAt: described(Type.Optional(TimestampMs), "when the server stored it, once sent"),
+  receivedAt: described(Type.Optional(TimestampMs), "when this daemon stored it, once sent"),
+  error: described(Type.Optional(Type.String()), "Why it is queued."),
 })
 export type MessageSendResult = Static<typeof MessageSendResult>
 
-/**
- * Encrypts a text message and posts it through the outbox: the message and the group state are stored before
- * posting, so a crash never loses nor doubles it. Answers once the server took it (`sent`), or at once with `queued`
- * when the server cannot be reached (it is posted later).
- */
 export const send = method({
   name: "message.send",
   summary: "send a text message to a group",
+  description:
+    "Encrypts a text message and posts it through the outbox: the message and the group state are stored before posting, so a crash never loses nor doubles it. Answers once the server took it (`sent`), or at once with `queued` when the server cannot be reached (it is posted later).",
   params: MessageSendParams,
   result: MessageSendResult,
   errors: [
     "not_registered",
+    "empty_message",
     "not_found",
     "conflict",
     "not_member",
@@ -73,26 +69,36 @@ export const send = method({
 
 export const MessageListParams = Strict({
   group: GroupRef,
-  /** Only messages with a seq below this one (paging backwards). */
-  before: Type.Optional(Type.Integer({ minimum: 1 })),
-  /** At most this many, the newest ones (default 50). */
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+  before: described(
+    Type.Optional(Type.Integer({ minimum: 1 })),
+    "Only messages with a seq below this one (paging backwards).",
+  ),
+  limit: described(
+    Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+    "At most this many, the newest ones (default 50).",
+  ),
 })
 export type MessageListParams = Static<typeof MessageListParams>
 export const MessageListResult = Type.Object({
-  /** Oldest first. */
-  messages: Type.Array(StoredMessage),
-  /** Whether older messages exist (page on with `before` = the first seq). */
-  more: Type.Boolean(),
-  /** Own messages in the outbox, not yet taken by the server, oldest first (not paged). */
-  queued: Type.Array(Type.Object({ clientId: Type.String(), text: Type.String(), createdAt: TimestampMs })),
+  messages: described(Type.Array(StoredMessage), "Oldest first."),
+  more: described(Type.Boolean(), "Whether older messages exist (page on with `before` = the first seq)."),
+  queued: described(
+    Type.Array(
+      Type.Object({
+        clientId: described(Type.String(), "the post's idempotency id"),
+        text: described(Type.String(), "the message text"),
+        createdAt: described(TimestampMs, "when it was queued"),
+      }),
+    ),
+    "Own messages in the outbox, not yet taken by the server, oldest first (not paged).",
+  ),
 })
 export type MessageListResult = Static<typeof MessageListResult>
 
-/** A group's history, newest page first by `before`, each page oldest first. */
 export const list = method({
   name: "message.list",
   summary: "message history of a group",
+  description: "A group's history, newest page first by `before`, each page oldest first.",
   params: MessageListParams,
   result: MessageListResult,
   errors: ["not_found", "conflict"],

@@ -7,231 +7,210 @@ import { ConnectionState } from "./daemon.js"
 import { GroupStatus } from "./group.js"
 import { notification } from "./method.js"
 import { PoolStatusResult } from "./pool.js"
-import { TimestampMs, Username } from "../common.js"
+import { described, TimestampMs, Username } from "../common.js"
 
 export const EventId = Type.Integer({ minimum: 1, description: "durable event id, increasing" })
 
 export const PoolChangedParams = Type.Object({
   eventId: EventId,
-  /** What changed: `maintenance` (a pass finished), `reserved`, `spent`, `low` (the server said so). */
-  reason: Type.String(),
-  status: PoolStatusResult,
+  reason: described(
+    Type.String(),
+    "What changed: `maintenance` (a pass finished), `reserved`, `spent`, `low` (the server said so).",
+  ),
+  status: described(PoolStatusResult, "the pool's figures after the change, as pool.status answers"),
 })
 export type PoolChangedParams = Static<typeof PoolChangedParams>
 
-/** The pool changed: a maintenance pass ended (successfully or not) or the server reported a reservation. */
 export const poolChanged = notification({
   name: "pool.changed",
   summary: "the KeyPackage pool changed",
+  description: "The pool changed: a maintenance pass ended (successfully or not) or the server reported a reservation.",
   params: PoolChangedParams,
 })
 
 export const ConnectionChangedParams = Type.Object({
   eventId: EventId,
   state: ConnectionState,
-  server: Type.Union([Type.String(), Type.Null()]),
-  /** Why the link is down, when it is. */
-  error: Type.Union([Type.String(), Type.Null()]),
+  server: described(Type.Union([Type.String(), Type.Null()]), "the server URL; null before registration"),
+  error: described(Type.Union([Type.String(), Type.Null()]), "Why the link is down, when it is."),
 })
 export type ConnectionChangedParams = Static<typeof ConnectionChangedParams>
 
-/** The link to the server went up or down. */
 export const connectionChanged = notification({
   name: "connection.changed",
   summary: "the link to the server went up or down",
+  description: "The link to the server went up or down.",
   params: ConnectionChangedParams,
 })
 
 export const MessageReceivedParams = Type.Object({
   eventId: EventId,
-  groupId: Type.String(),
-  /** The group's name (members only). */
-  group: Type.String(),
-  seq: Type.Integer({ minimum: 1 }),
+  groupId: described(Type.String(), "MLS group id, base64url"),
+  group: described(Type.String(), "The group's name (members only)."),
+  seq: described(Type.Integer({ minimum: 1 }), "the message's position in the group log (server seq)"),
   sender: Username,
-  text: Type.String(),
+  text: described(Type.String(), "the message text"),
   sentAt: TimestampMs,
 })
 export type MessageReceivedParams = Static<typeof MessageReceivedParams>
 
-/** Another member's message was decrypted and stored. */
 export const messageReceived = notification({
   name: "message.received",
   summary: "a message arrived in a group",
+  description: "Another member's message was decrypted and stored.",
   params: MessageReceivedParams,
 })
 
 export const MessageRefusedParams = Type.Object({
   eventId: EventId,
-  groupId: Type.String(),
-  /** The group's name (members only). */
-  group: Type.String(),
-  /** The `clientId` message.send answered with, base64url. */
-  clientId: Type.String(),
-  text: Type.String(),
-  /** When message.send stored it in the outbox. */
-  createdAt: TimestampMs,
-  /** The server's stable snake_case code: `not_member`, `group_not_found`, `message_too_large`, `epoch_conflict`, … */
-  code: Type.String(),
-  message: Type.String(),
+  groupId: described(Type.String(), "MLS group id, base64url"),
+  group: described(Type.String(), "The group's name (members only)."),
+  clientId: described(Type.String(), "The `clientId` message.send answered with, base64url."),
+  text: described(Type.String(), "the text that was not sent"),
+  createdAt: described(TimestampMs, "When message.send stored it in the outbox."),
+  code: described(
+    Type.String(),
+    "The server's stable snake_case code: `not_member`, `group_not_found`, `message_too_large`, `epoch_conflict`, …",
+  ),
+  message: described(Type.String(), "why, in one line"),
 })
 export type MessageRefusedParams = Static<typeof MessageRefusedParams>
 
-/**
- * An own message waiting in the outbox was refused by the server for good and dropped: it was not sent. Sent only
- * when no message.send call waits for that answer (the message was queued before a restart, or its call was answered
- * `queued`); a waiting call gets the error itself.
- */
 export const messageRefused = notification({
   name: "message.refused",
   summary: "a queued own message was refused by the server and not sent",
+  description:
+    "An own message waiting in the outbox was refused by the server for good and dropped: it was not sent. Sent only when no message.send call waits for that answer (the message was queued before a restart, or its call was answered `queued`); a waiting call gets the error itself.",
   params: MessageRefusedParams,
 })
 
 /** What group.joined and group.updated both say of the group: where it stands now. */
 const groupNow = {
   eventId: EventId,
-  groupId: Type.String(),
-  name: Type.String(),
-  epoch: Type.Integer({ minimum: 0 }),
-  members: Type.Array(Username),
+  groupId: described(Type.String(), "MLS group id, base64url"),
+  name: described(Type.String(), "the group's name (members only)"),
+  epoch: described(Type.Integer({ minimum: 0 }), "the epoch the group is at now"),
+  members: described(Type.Array(Username), "the members' user names, in leaf order"),
 }
 
 export const GroupJoinedParams = Type.Object({
   ...groupNow,
-  /** Who added this profile. */
-  by: Username,
+  by: described(Username, "Who added this profile."),
 })
 export type GroupJoinedParams = Static<typeof GroupJoinedParams>
 
-/** This profile joined a group from a Welcome. */
 export const groupJoined = notification({
   name: "group.joined",
   summary: "this profile joined a group",
+  description: "This profile joined a group from a Welcome.",
   params: GroupJoinedParams,
 })
 
 export const GroupUpdatedParams = Type.Object({
   ...groupNow,
-  added: Type.Array(Username),
-  removed: Type.Array(Username),
-  /** Who committed the change (null when unknown). */
-  by: Type.Union([Username, Type.Null()]),
-  /**
-   * `commit` (a Commit was applied), `removed` (this profile was removed), `leaveProposed` (`by` proposed to leave),
-   * `outOfSync` (a Commit in the group's log could not be applied: the group is `out_of_sync` until a new Welcome).
-   */
-  reason: Type.String(),
+  added: described(Type.Array(Username), "users the change added"),
+  removed: described(Type.Array(Username), "users the change removed"),
+  by: described(Type.Union([Username, Type.Null()]), "Who committed the change (null when unknown)."),
+  reason: described(
+    Type.String(),
+    "`commit` (a Commit was applied), `removed` (this profile was removed), `leaveProposed` (`by` proposed to leave), `outOfSync` (a Commit in the group's log could not be applied: the group is `out_of_sync` until a new Welcome).",
+  ),
 })
 export type GroupUpdatedParams = Static<typeof GroupUpdatedParams>
 
-/** A group's membership or epoch changed. */
 export const groupUpdated = notification({
   name: "group.updated",
   summary: "a group's members or epoch changed",
+  description: "A group's membership or epoch changed.",
   params: GroupUpdatedParams,
 })
 
 export const InviteFailedParams = Type.Object({
   eventId: EventId,
-  groupId: Type.String(),
-  /** Who sent the Welcome. */
-  by: Username,
-  /**
-   * A stable snake_case code: `unknown_keypackage`, `keypackage_consumed`, `credential_refused`, `invalid_welcome`,
-   * or `retries_exhausted` (handling it failed for a passing reason too many times or for too long; given up).
-   */
-  code: Type.String(),
-  message: Type.String(),
+  groupId: described(Type.String(), "MLS group id, base64url"),
+  by: described(Username, "Who sent the Welcome."),
+  code: described(
+    Type.String(),
+    "A stable snake_case code: `unknown_keypackage`, `keypackage_consumed`, `credential_refused`, `invalid_welcome`, or `retries_exhausted` (handling it failed for a passing reason too many times or for too long; given up).",
+  ),
+  message: described(Type.String(), "why, in one line"),
 })
 export type InviteFailedParams = Static<typeof InviteFailedParams>
 
-/** A Welcome could not be used (its KeyPackage is unknown or used, or the group failed validation). */
 export const inviteFailed = notification({
   name: "invite.failed",
   summary: "a Welcome could not be used",
+  description: "A Welcome could not be used (its KeyPackage is unknown or used, or the group failed validation).",
   params: InviteFailedParams,
 })
 
 export const CredentialRefusedParams = Type.Object({
   eventId: EventId,
   username: Username,
-  /** Why: the key differs from the pinned one, or from the directory's. */
-  reason: Type.String(),
-  /** The key offered, base64url. */
-  signatureKey: Type.String(),
+  reason: described(Type.String(), "Why: the key differs from the pinned one, or from the directory's."),
+  signatureKey: described(Type.String(), "The key offered, base64url."),
 })
 export type CredentialRefusedParams = Static<typeof CredentialRefusedParams>
 
-/** A credential was refused: a user's signature key changed since it was pinned, or is not the directory's. */
 export const credentialRefused = notification({
   name: "credential.refused",
   summary: "a member's signature key was refused",
+  description:
+    "A credential was refused: a user's signature key changed since it was pinned, or is not the directory's.",
   params: CredentialRefusedParams,
 })
 
 export const GroupHistoryLostParams = Type.Object({
   eventId: EventId,
-  groupId: Type.String(),
-  /** The group's name (members only). */
-  group: Type.String(),
-  /** The last log entry this daemon had processed of the group. */
-  after: Type.Integer({ minimum: 0 }),
-  /**
-   * The highest seq retention deleted before this daemon fetched it: every entry in (`after`, `prunedThrough`] is
-   * gone for good (messages in it will never be shown); the daemon goes on after it.
-   */
-  prunedThrough: Type.Integer({ minimum: 1 }),
-  /** How many log seqs were lost: `prunedThrough - after` (own messages among them are in the history already). */
-  lost: Type.Integer({ minimum: 1 }),
-  /**
-   * true: only entries of this member's current epoch were lost (application messages, proposals); the group goes
-   * on (`status` stays `active`). false: a Commit was among them, so this member's MLS state cannot follow the group;
-   * it becomes `out_of_sync`, and sends and changes fail with `group_out_of_sync` until a member removes and re-adds
-   * this profile.
-   */
-  canContinue: Type.Boolean(),
-  /** The epoch of this member's MLS state. */
-  epoch: Type.Integer({ minimum: 0 }),
-  /** The epoch of the group's first entry after the gap (its current epoch when none follows). */
-  groupEpoch: Type.Integer({ minimum: 0 }),
-  /** The group's status afterwards: `active` or `out_of_sync`. */
-  status: GroupStatus,
+  groupId: described(Type.String(), "MLS group id, base64url"),
+  group: described(Type.String(), "The group's name (members only)."),
+  after: described(Type.Integer({ minimum: 0 }), "The last log entry this daemon had processed of the group."),
+  prunedThrough: described(
+    Type.Integer({ minimum: 1 }),
+    "The highest seq retention deleted before this daemon fetched it: every entry in (`after`, `prunedThrough`] is gone for good (messages in it will never be shown); the daemon goes on after it.",
+  ),
+  lost: described(
+    Type.Integer({ minimum: 1 }),
+    "How many log seqs were lost: `prunedThrough - after` (own messages among them are in the history already).",
+  ),
+  canContinue: described(
+    Type.Boolean(),
+    "true: only entries of this member's current epoch were lost (application messages, proposals); the group goes on (`status` stays `active`). false: a Commit was among them, so this member's MLS state cannot follow the group; it becomes `out_of_sync`, and sends and changes fail with `group_out_of_sync` until a member removes and re-adds this profile.",
+  ),
+  epoch: described(Type.Integer({ minimum: 0 }), "The epoch of this member's MLS state."),
+  groupEpoch: described(
+    Type.Integer({ minimum: 0 }),
+    "The epoch of the group's first entry after the gap (its current epoch when none follows).",
+  ),
+  status: described(GroupStatus, "The group's status afterwards: `active` or `out_of_sync`."),
 })
 export type GroupHistoryLostParams = Static<typeof GroupHistoryLostParams>
 
-/**
- * Retention on the server deleted log entries of a group before this daemon fetched them (the daemon was offline for
- * longer than the server's retention period). Recorded in the transaction that moves the group's cursor over the
- * gap (and marks the group `out_of_sync` when it cannot continue), so it is sent once and never lost.
- */
 export const groupHistoryLost = notification({
   name: "group.historyLost",
   summary: "log entries of a group were deleted by retention before this profile fetched them",
+  description:
+    "Retention on the server deleted log entries of a group before this daemon fetched them (the daemon was offline for longer than the server's retention period). Recorded in the transaction that moves the group's cursor over the gap (and marks the group `out_of_sync` when it cannot continue), so it is sent once and never lost.",
   params: GroupHistoryLostParams,
 })
 
 export const InvitesExpiredParams = Type.Object({
   eventId: EventId,
-  /**
-   * How many of this profile's inbox items the server's retention deleted before the daemon received them
-   * (Welcomes, removal notices, key-directory events), counted since the server's report was last cleared. A report
-   * that grew before the daemon's acknowledgement reached the server comes again with the larger totals.
-   */
-  count: Type.Integer({ minimum: 1 }),
-  /** The server's inbox cursor of the newest of them (the report is acknowledged up to it). */
-  through: Type.Integer({ minimum: 0 }),
+  count: described(
+    Type.Integer({ minimum: 1 }),
+    "How many of this profile's inbox items the server's retention deleted before the daemon received them (Welcomes, removal notices, key-directory events), counted since the server's report was last cleared. A report that grew before the daemon's acknowledgement reached the server comes again with the larger totals.",
+  ),
+  through: described(
+    Type.Integer({ minimum: 0 }),
+    "The server's inbox cursor of the newest of them (the report is acknowledged up to it).",
+  ),
 })
 export type InvitesExpiredParams = Static<typeof InvitesExpiredParams>
 
-/**
- * Inbox items of this profile expired on the server unread: invitations (Welcomes) among them are lost, so a group
- * someone added this profile to may never appear (ask a member to re-add you). Lost key-directory events are repaired
- * by a pool maintenance pass, which the daemon starts. Recorded before the daemon acknowledges the report to the
- * server, and once per report (a report repeated after a restart is not sent again).
- */
 export const invitesExpired = notification({
   name: "invites.expired",
   summary: "inbox items (invitations among them) expired on the server before this profile received them",
+  description:
+    "Inbox items of this profile expired on the server unread: invitations (Welcomes) among them are lost, so a group someone added this profile to may never appear (ask a member to re-add you). Lost key-directory events are repaired by a pool maintenance pass, which the daemon starts. Recorded before the daemon acknowledges the report to the server, and once per report (a report repeated after a restart is not sent again).",
   params: InvitesExpiredParams,
 })

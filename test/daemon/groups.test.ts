@@ -134,6 +134,10 @@ describe("groups", () => {
     const alice = await registered(t, s, "alice")
     await assert.rejects(alice.client.call("message.send", { group: "nope", text: "x" }), code("not_found"))
     await alice.client.call("group.create", { name: "solo" })
+    for (const text of [" ", "\n\t  \r\n"]) {
+      await assert.rejects(alice.client.call("message.send", { group: "solo", text }), code("empty_message"))
+    }
+    assert.deepEqual((await alice.client.call("message.list", { group: "solo" })).queued, [], "nothing queued")
     await assert.rejects(alice.client.call("group.create", { name: "solo" }), code("conflict"))
     await assert.rejects(alice.client.call("group.invite", { group: "solo", user: "nobody" }), code("unknown_user"))
     await assert.rejects(alice.client.call("group.invite", { group: "solo", user: "alice" }), code("conflict"))
@@ -174,9 +178,13 @@ describe("groups", () => {
     // bob leaves: alice (the lowest leaf) commits his proposal.
     const bobOut = bob.client.next("group.updated", (p) => p.reason === "removed")
     const aliceSees = alice.client.next("group.updated", (p) => p.removed.includes("bob"))
-    await bob.client.call("group.leave", { group: "club" })
+    const left = await bob.client.call("group.leave", { group: "club" })
+    assert.equal(left.leaving, true, "group.leave answers the state after the proposal: leaving")
     await bobOut
     assert.deepEqual((await aliceSees).members, ["alice"])
+    const bobsView = (await bob.client.call("group.list")).groups.find((x) => x.groupId === g.groupId)
+    assert.equal(bobsView?.status, "removed")
+    assert.equal(bobsView.leaving, false, "left: removed, no longer leaving")
     assert.deepEqual(
       (await alice.client.call("group.members", { group: "club" })).members.map((m) => m.username),
       ["alice"],

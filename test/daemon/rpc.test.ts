@@ -86,6 +86,13 @@ describe("JSON-RPC socket", () => {
     const invalid = await a.send('{"jsonrpc":"2.0","id":7,"method":"identity.register","params":{"username":"A!"}}\n')
     assert.ok(Array.isArray(invalid.error.data.issues) && invalid.error.data.issues.length > 0, "data.issues")
     assert.equal(invalid.error.data.issues[0].path, "/username")
+    // error.message names the param, what it is and why, in one line.
+    assert.match(invalid.error.message, /^invalid params for identity\.register: username \(.+\): .+$/)
+    const before = await a.send(
+      '{"jsonrpc":"2.0","id":10,"method":"message.list","params":{"group":"g","before":"x"}}\n',
+    )
+    assert.match(before.error.message, /^invalid params for message\.list: before \(.*seq.*\): Expected integer/)
+    assert.doesNotMatch(before.error.message, /\n/)
     const app = await a.send('{"jsonrpc":"2.0","id":8,"method":"pool.list"}\n')
     assert.deepEqual(app.error.data, { code: "not_registered" })
 
@@ -129,6 +136,41 @@ describe("JSON-RPC socket", () => {
       "message.refused",
       "pool.changed",
     ])
+  })
+
+  it("describes every method, param, result field and notification in rpc.discover", async (t) => {
+    const d = await startDaemon(t)
+    const doc: any = await d.client.call("rpc.discover")
+    const missing: string[] = []
+    const need = (where: string, text: unknown) => {
+      if (typeof text !== "string" || text.trim() === "") missing.push(where)
+    }
+    // Every property of every object schema, however deep (unions, arrays, nested objects).
+    const fields = (where: string, schema: any) => {
+      for (const [name, sub] of Object.entries<any>(schema.properties ?? {})) {
+        need(`${where}.${name}`, sub.description)
+        fields(`${where}.${name}`, sub)
+      }
+      if (schema.items) fields(`${where}[]`, schema.items)
+      for (const k of ["anyOf", "oneOf", "allOf"]) for (const s of schema[k] ?? []) fields(where, s)
+    }
+    for (const m of doc.methods) {
+      need(m.name, m.description)
+      need(`${m.name} summary`, m.summary)
+      for (const p of m.params) {
+        need(`${m.name}(${p.name})`, p.description)
+        fields(`${m.name}(${p.name})`, p.schema)
+      }
+      fields(`${m.name} →`, m.result.schema)
+    }
+    for (const n of doc["x-notifications"]) {
+      need(n.name, n.description)
+      for (const p of n.params) {
+        need(`${n.name}(${p.name})`, p.description)
+        fields(`${n.name}(${p.name})`, p.schema)
+      }
+    }
+    assert.deepEqual(missing, [], "every method, param, result field and notification has a description")
   })
 
   it("replays recorded events to a subscriber that says where it stopped", async (t) => {

@@ -10,8 +10,10 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..")
 export interface ServerProcess {
   url: string
   child: ChildProcess
-  /** Every line the server wrote to stdout (its pino log), as it arrives. */
+  /** Every line the server wrote to stdout (only "listening on …"), as it arrives. */
   output: string[]
+  /** Every line the server wrote to stderr (its pino log), as it arrives. */
+  log: string[]
   stop(): Promise<void>
 }
 
@@ -21,10 +23,12 @@ export async function spawnServer(args: string[]): Promise<ServerProcess> {
   const serverArgs = [...nodeArgs, "--import", "tsx", join(root, "server/main.ts"), "--port", "0", ...args]
   const child = spawn(process.execPath, serverArgs, {
     cwd: root,
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", "pipe", "pipe"],
   })
   const lines = createInterface({ input: child.stdout! })
   const output: string[] = []
+  const log: string[] = []
+  createInterface({ input: child.stderr! }).on("line", (line) => log.push(line))
   const url = await new Promise<string>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`server exited with ${code} before listening`)))
     lines.on("line", (line) => {
@@ -37,10 +41,11 @@ export async function spawnServer(args: string[]): Promise<ServerProcess> {
     url,
     child,
     output,
+    log,
     async stop() {
       if (child.exitCode !== null) return
       child.kill("SIGTERM")
-      await once(child, "exit")
+      await once(child, "close") // exited, and its stdout and stderr read to the end
     },
   }
 }

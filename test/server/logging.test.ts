@@ -6,6 +6,7 @@ import { join } from "node:path"
 import { describe, it } from "node:test"
 import { toBase64Url } from "../../rpc-schema/common.js"
 import { http } from "../helpers/http.js"
+import { assertJsonLogLines } from "../helpers/logs.js"
 import { spawnServer } from "../helpers/spawnServer.js"
 import { makeEncodedKeyPackages, newUser, uploadKeyPackages } from "../helpers/users.js"
 
@@ -27,9 +28,12 @@ describe("server logs", () => {
     await http(server.url, "GET", "/v1/users/alice/keypackages/status", { headers: { authorization: "Bearer x" } })
 
     server.child.kill("SIGTERM")
-    const [code] = await once(server.child, "exit")
+    const [code] = await once(server.child, "close") // exited, its stderr read to the end
     assert.equal(code, 0, "SIGTERM is a clean stop")
-    const log = server.output.join("\n")
+    assert.deepEqual(server.output, [`listening on ${server.url}`], "stdout carries only the listening line")
+    assert.ok(server.log.length > 0, "the log is on stderr")
+    assertJsonLogLines(server.log) // stderr is not a terminal here: JSON
+    const log = server.log.join("\n")
     assert.match(log, /"url":"\/v1\/keypackages\/spend"/, "requests are logged at trace level")
     const secrets = {
       "alice's token": alice.token,

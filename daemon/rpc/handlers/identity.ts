@@ -1,7 +1,9 @@
+import { normalizeName } from "../../../rpc-schema/common.js"
 import type { Handlers } from "../dispatch.js"
 import type { HandlerContext } from "./context.js"
 
 export const identityHandlers = ({ daemon }: HandlerContext): Pick<Handlers, "identity.get" | "identity.register"> => ({
   "identity.get": () => daemon.identity(),
-  "identity.register": (p) => daemon.register(p.username, p.server),
+  // The schema allowed only letters normaliseName folds; the result is always a valid Username.
+  "identity.register": (p) => daemon.register(normalizeName(p.username)!, p.server),
 })
