@@ -311,9 +311,7 @@ export function reducer(state: State, action: Action): State {
         }))
         // A newest page replaces what was shown (keeping refused ones, which the daemon no longer lists); an older
         // page goes in front.
-        const kept = action.older
-          ? g.messages.filter((m) => m.state !== "queued")
-          : g.messages.filter((m) => m.state === "refused")
+        const kept = action.older ? g.messages : g.messages.filter((m) => m.state === "refused")
         const bySeq = new Map<string, ChatMessage>()
         for (const m of [...kept, ...stored, ...(action.older ? [] : queued)]) bySeq.set(m.key, m)
         return {
