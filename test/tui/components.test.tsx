@@ -54,8 +54,8 @@ describe("GroupList", () => {
     assert.match(f, /old ✗/)
     // The selected row is drawn inverse (SGR 7), the others are not.
     const raw = r.lastFrame()!
-    assert.match(raw, /\x1b\[7mteam/)
-    assert.doesNotMatch(raw, /\x1b\[7mops/)
+    assert.ok(raw.includes("\x1b[7mteam"))
+    assert.ok(!raw.includes("\x1b[7mops"))
     r.unmount()
   })
 
@@ -136,7 +136,7 @@ describe("StatusBar", () => {
       />,
     )
     assert.equal(frame(r), "alice @ 127.0.0.1:4000 │ server connected │ pool 29/32 ●")
-    assert.match(r.lastFrame()!, /\x1b\[32mpool 29\/32 ●/, "green when good")
+    assert.ok(r.lastFrame()!.includes("\x1b[32mpool 29/32 ●"), "green when good")
     r.rerender(
       <StatusBar
         user="alice"
@@ -147,7 +147,7 @@ describe("StatusBar", () => {
       />,
     )
     assert.match(frame(r), /server disconnected │ pool 2\/32 ● critical/)
-    assert.match(r.lastFrame()!, /\x1b\[31mpool 2\/32 ●/, "red when critical")
+    assert.ok(r.lastFrame()!.includes("\x1b[31mpool 2/32 ●"), "red when critical")
     r.unmount()
   })
 
