@@ -281,12 +281,20 @@ daemon  profile ${paths.profile}, pid ${status.pid} (${daemon.note}), socket ${p
 user    ${me.username} (signature key ${me.signatureKey})
 pool    ${pool.available}/${pool.policy.target} available, last resort ${pool.lastResort ? "yes" : "no"}, health ${pool.health}
 `)
+  let pid: number | undefined = status.pid
   if (tty) {
     const { runTui } = await import("../tui/main.js")
     await runTui(paths.socketPath)
+    // The daemon may have been restarted while the TUI ran: say which one runs now.
+    const now = await connect()
+    pid = now ? (await now.call("daemon.status")).pid : undefined
+    now?.close()
   }
+  const stopHint = `npm start -- --stop${flags.profile ? ` --profile ${paths.profile}` : ""}`
   process.stdout.write(
-    `The daemon keeps running (pid ${status.pid}); npm start -- --stop${flags.profile ? ` --profile ${paths.profile}` : ""} stops it and the local server.\n`,
+    pid === undefined
+      ? `No daemon serves profile ${paths.profile} now; npm start starts it again.\n`
+      : `The daemon keeps running (pid ${pid}); ${stopHint} stops it and the local server.\n`,
   )
   process.exit(0)
 }
