@@ -5,7 +5,7 @@ import { parseCommand } from "./commands.js"
 import { GroupList } from "./components/GroupList.js"
 import { InfoPanel } from "./components/InfoPanel.js"
 import { InputLine } from "./components/InputLine.js"
-import { MessagePane, messageWindow } from "./components/MessagePane.js"
+import { maxScroll, MessagePane, messageWindow } from "./components/MessagePane.js"
 import { PoolPanel } from "./components/PoolPanel.js"
 import { StatusBar } from "./components/StatusBar.js"
 import { execute, helpRows } from "./execute.js"
@@ -34,7 +34,8 @@ export function App({ socketPath }: { socketPath: string }) {
   const paneWidth = Math.max(20, columns - listWidth)
 
   // History on demand: the newest page when a group is first shown, an older page once the window reaches the top.
-  const top = group ? messageWindow(group.messages, state.scroll, paneWidth - 4, paneHeight - 3).start : -1
+  const [textWidth, textRows] = [paneWidth - 4, paneHeight - 3]
+  const top = group ? messageWindow(group.messages, state.scroll, textWidth, textRows).start : -1
   useEffect(() => {
     if (!group || state.link.kind !== "up") return
     if (!group.loaded) void daemon.loadHistory(group.groupId)
@@ -44,16 +45,17 @@ export function App({ socketPath }: { socketPath: string }) {
 
   const panelOpen = state.panel.kind !== "none"
   useInput((input, key) => {
-    const page = Math.max(1, Math.floor((paneHeight - 3) / 2))
+    const page = Math.max(1, Math.floor(textRows / 2))
+    const max = group ? maxScroll(group.messages, textWidth, textRows) : 0
     switch (keyAction(input, key)) {
       case "nextGroup":
         return dispatch({ type: "select", delta: 1 })
       case "prevGroup":
         return dispatch({ type: "select", delta: -1 })
       case "pageUp":
-        return dispatch({ type: "scroll", lines: page })
+        return dispatch({ type: "scroll", lines: page, max })
       case "pageDown":
-        return dispatch({ type: "scroll", lines: -page })
+        return dispatch({ type: "scroll", lines: -page, max })
       case "closePanel":
         return dispatch({ type: "panel", panel: { kind: "none" } })
     }

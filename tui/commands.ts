@@ -22,7 +22,7 @@ export const commandHelp = [
   ["/remove USER", "remove a member from the selected group"],
   ["/leave", "leave the selected group"],
   ["/rotate", "rotate your keys in the selected group"],
-  ["/pool", "your KeyPackage pool: keys by state, last pass, who reserved keys"],
+  ["/pool", "your KeyPackage pool and who reserved keys"],
   ["/help", "this list"],
   ["/quit", "leave the TUI (the daemon keeps running)"],
 ] as const

@@ -15,11 +15,7 @@ export interface ExecuteContext {
   quit: () => void
 }
 
-export const helpRows = [
-  ...commandHelp,
-  ...keyHelp,
-  ["text", "sends it to the selected group (//text sends /text)"],
-] as const
+export const helpRows = [...commandHelp, ...keyHelp, ["text", "send to the group (//x sends /x)"]] as const
 
 export async function execute(cmd: Command, { client, group, dispatch, quit }: ExecuteContext): Promise<void> {
   const notice = (kind: "info" | "error", text: string) => dispatch({ type: "notice", kind, text })

@@ -7,7 +7,7 @@ export type KeyAction = "nextGroup" | "prevGroup" | "pageUp" | "pageDown" | "clo
 export const keyHelp = [
   ["Tab, Ctrl-N", "next group"],
   ["Shift-Tab, Ctrl-P", "previous group"],
-  ["PgUp, PgDn", "scroll the messages (older ones load on demand)"],
+  ["PgUp, PgDn", "scroll (older messages load)"],
   ["Esc", "close a panel"],
   ["Ctrl-C", "quit (the daemon keeps running)"],
 ] as const

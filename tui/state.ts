@@ -112,7 +112,8 @@ export type Action =
   | { type: "message.sent"; result: MessageSendResult }
   | { type: "group.changed"; group: GroupSummary; select?: boolean }
   | { type: "select"; delta: number }
-  | { type: "scroll"; lines: number }
+  /** Scrolls the message pane by whole messages, up to `max` (the view knows how many fit). */
+  | { type: "scroll"; lines: number; max: number }
   | { type: "notice"; kind: Notice["kind"]; text: string }
   | { type: "panel"; panel: Panel }
 
@@ -354,11 +355,8 @@ export function reducer(state: State, action: Action): State {
       const next = state.groups[(((i < 0 ? 0 : i + action.delta) % n) + n) % n]!
       return mapGroup({ ...state, selected: next.groupId, scroll: 0 }, next.groupId, (g) => ({ ...g, unread: 0 }))
     }
-    case "scroll": {
-      // Scrolled in whole messages; at most to the oldest one loaded.
-      const top = Math.max(0, (selectedGroup(state)?.messages.length ?? 1) - 1)
-      return { ...state, scroll: Math.min(top, Math.max(0, state.scroll + action.lines)) }
-    }
+    case "scroll":
+      return { ...state, scroll: Math.min(action.max, Math.max(0, state.scroll + action.lines)) }
     case "notice":
       return withNotice(state, action.kind, action.text)
     case "panel":

@@ -4,7 +4,7 @@ import { describe, it } from "node:test"
 import { render } from "ink-testing-library"
 import { GroupList } from "../../tui/components/GroupList.js"
 import { InputLine } from "../../tui/components/InputLine.js"
-import { MessagePane } from "../../tui/components/MessagePane.js"
+import { maxScroll, MessagePane } from "../../tui/components/MessagePane.js"
 import { PoolPanel } from "../../tui/components/PoolPanel.js"
 import { StatusBar } from "../../tui/components/StatusBar.js"
 import type { ChatMessage, GroupView } from "../../tui/state.js"
@@ -97,6 +97,13 @@ describe("MessagePane", () => {
     assert.match(f, /line 20\b/)
     assert.doesNotMatch(f, /line 30/)
     assert.match(f, /↓ 10 newer/)
+    // Scrolled past the top: the oldest message heads a full pane.
+    const max = maxScroll(messages, 56, 7)
+    r.rerender(<MessagePane group={group} scroll={max} width={60} height={10} now={t0} />)
+    f = frame(r)
+    assert.match(f, /line 1\b[^]*line 7\b/)
+    assert.doesNotMatch(f, /line 8\b/)
+    assert.match(f, /↓ 23 newer/)
     r.unmount()
   })
 })

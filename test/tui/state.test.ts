@@ -163,12 +163,11 @@ describe("tui state reducer", () => {
     assert.equal(s.groups[0]!.loaded, false)
   })
 
-  it("scrolls by whole messages between the newest and the oldest loaded", () => {
+  it("scrolls by whole messages between the newest and the furthest the view allows", () => {
     let s = run(linkUp([group("team")]))
-    s = reducer(s, { type: "history.loaded", groupId: "id-team", page: page([1, 2, 3]), older: false })
-    s = reducer(s, { type: "scroll", lines: 10 })
+    s = reducer(s, { type: "scroll", lines: 10, max: 2 })
     assert.equal(s.scroll, 2)
-    s = reducer(s, { type: "scroll", lines: -5 })
+    s = reducer(s, { type: "scroll", lines: -5, max: 2 })
     assert.equal(s.scroll, 0)
   })
 

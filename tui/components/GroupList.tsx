@@ -13,7 +13,15 @@ export interface GroupListProps {
 export function GroupList({ groups, selected, width, height }: GroupListProps) {
   const inner = width - 4
   return (
-    <Box flexDirection="column" width={width} height={height} borderStyle="round" paddingX={1} overflow="hidden">
+    <Box
+      flexDirection="column"
+      width={width}
+      flexShrink={0}
+      height={height}
+      borderStyle="round"
+      paddingX={1}
+      overflow="hidden"
+    >
       <Text bold>groups</Text>
       {groups.length === 0 && <Text dimColor>none yet</Text>}
       {groups.map((g) => {

@@ -18,19 +18,33 @@ function header(m: ChatMessage, now: number): string {
   return `${clock(m.at, now)} ${m.own ? "▸ " : ""}${m.sender}: `
 }
 
-/** Which messages fit: the window [start, end) of `messages` that ends `scroll` messages above the newest. */
+const rowsOf = (m: ChatMessage, width: number, now: number) =>
+  rowsFor(header(m, now).length + m.text.length + mark[m.state].length + (m.error?.length ?? 0) + 2, width)
+
+/**
+ * Which messages fit: the window [start, end) of `messages` that ends `scroll` messages above the newest; at the top
+ * it fills the pane downwards instead of leaving it half empty.
+ */
 export function messageWindow(messages: ChatMessage[], scroll: number, width: number, rows: number, now = Date.now()) {
-  const end = Math.max(0, messages.length - scroll)
+  let end = Math.max(0, messages.length - scroll)
   let start = end
   let used = 0
   while (start > 0) {
-    const m = messages[start - 1]!
-    const r = rowsFor(header(m, now).length + m.text.length + mark[m.state].length + (m.error?.length ?? 0) + 2, width)
+    const r = rowsOf(messages[start - 1]!, width, now)
     if (used + r > rows && start < end) break
     used += r
     start--
   }
+  while (start === 0 && end < messages.length && used + rowsOf(messages[end]!, width, now) <= rows) {
+    used += rowsOf(messages[end]!, width, now)
+    end++
+  }
   return { start, end }
+}
+
+/** The furthest scroll that still changes the window: the oldest message at the top of a full pane. */
+export function maxScroll(messages: ChatMessage[], width: number, rows: number, now = Date.now()): number {
+  return messages.length - messageWindow(messages, messages.length, width, rows, now).end
 }
 
 export function MessagePane({ group, scroll, width, height, now = Date.now() }: MessagePaneProps) {
@@ -45,7 +59,8 @@ export function MessagePane({ group, scroll, width, height, now = Date.now() }: 
   }
   const { start, end } = messageWindow(group.messages, scroll, inner, rows, now)
   const above = start > 0 || group.more
-  const hint = [above ? "↑ PgUp" : "", scroll > 0 ? `↓ ${scroll} newer` : ""].filter(Boolean).join(" ")
+  const below = group.messages.length - end
+  const hint = [above ? "↑ PgUp" : "", below > 0 ? `↓ ${below} newer` : ""].filter(Boolean).join(" ")
   const title = `${group.name} (${group.members.join(", ")})`
   return (
     <Box flexDirection="column" flexGrow={1} height={height} borderStyle="round" paddingX={1}>

@@ -30,15 +30,15 @@ export function PoolPanel({ status: s, keys, width, height, now = Date.now() }: 
           (low {s.policy.lowWatermark}, cap {s.policy.cap})
         </Text>
       </Text>
-      <Text wrap="truncate-end">
+      <Text wrap="wrap">
         available {s.available} · reserved {s.reserved} · spent {s.spent} · consumed {s.consumed} · expired {s.expired}{" "}
         · created {s.created} · failed {s.failed}
       </Text>
-      <Text wrap="truncate-end">
+      <Text wrap="wrap">
         expiring soon {s.expiringSoon} · last resort{" "}
         {s.lastResort ? `until ${clock(s.lastResort.notAfter, now)}` : "none"} · last upload {when(s.lastUpload)}
       </Text>
-      <Text wrap="truncate-end">
+      <Text wrap="wrap">
         last pass{" "}
         {pass
           ? `${clock(pass.finishedAt, now)} ${pass.ok ? "ok" : "failed"}: generated ${pass.generated}, uploaded ${pass.uploaded}, withdrawn ${pass.withdrawn}`
@@ -46,7 +46,7 @@ export function PoolPanel({ status: s, keys, width, height, now = Date.now() }: 
         {s.running ? " (one running now)" : ""}
       </Text>
       {s.lastError ? (
-        <Text color="red" wrap="truncate-end">
+        <Text color="red" wrap="wrap">
           last error {clock(s.lastError.at, now)} {s.lastError.code}: {s.lastError.message}
         </Text>
       ) : (
