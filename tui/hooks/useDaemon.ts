@@ -54,7 +54,8 @@ export function useDaemon(socketPath: string, dispatch: Dispatch<Action>, lastEv
         return retry(err)
       }
       if (stopped) return c.close()
-      c.onClose((err) => retry(err))
+      let failure: unknown // a failed call below closes the link: retry() shows that error, not the close
+      c.onClose((err) => retry(failure ?? err))
       for (const name of Object.keys(notifications) as NotificationName[]) {
         c.on(name, (params) => dispatch({ type: "notification", name, params } as Action))
       }
@@ -73,8 +74,8 @@ export function useDaemon(socketPath: string, dispatch: Dispatch<Action>, lastEv
         delay = firstRetryMs
         dispatch({ type: "link.up", status, identity, pool, groups, lastEventId: sub.lastEventId })
       } catch (err) {
+        failure = err
         c.close()
-        retry(err)
       }
     }
 
