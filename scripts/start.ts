@@ -5,7 +5,7 @@
  * profile's daemon and the local server this command started.
  */
 import { spawn } from "node:child_process"
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { homedir, userInfo } from "node:os"
 import { dirname, join } from "node:path"
 import { createInterface } from "node:readline/promises"
@@ -67,6 +67,8 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) fail("--port must be an
 if (flags.server !== undefined && !/^https?:\/\/[^/?#\s]+\/?$/.test(flags.server)) {
   fail("--server must be an http(s) URL such as http://127.0.0.1:4000", 2)
 }
+/** --server without a trailing slash. */
+const given = flags.server?.replace(/\/$/, "")
 const userPattern = /^[a-z0-9][a-z0-9._-]{0,31}$/
 if (flags.user !== undefined && !userPattern.test(flags.user)) fail("--user: use a-z, 0-9, . _ - (up to 32)", 2)
 
@@ -94,7 +96,8 @@ const serverStateFile = join(stateDir, "server.json")
 const daemonLog = join(stateDir, `${paths.profile}.log`)
 
 interface LocalServer {
-  pid: number
+  /** Absent once `--stop` stopped it (the URL stays known, so a later run starts it again there). */
+  pid?: number
   url: string
 }
 
@@ -125,13 +128,20 @@ async function answers(url: string): Promise<boolean> {
   }
 }
 
-function readLocalServer(): LocalServer | undefined {
+/** The local server this command recorded, whether or not it still runs. */
+function recordedServer(): LocalServer | undefined {
   try {
     const s = JSON.parse(readFileSync(serverStateFile, "utf8")) as LocalServer
-    return Number.isInteger(s.pid) && typeof s.url === "string" && alive(s.pid) ? s : undefined
+    return typeof s.url === "string" ? s : undefined
   } catch {
     return undefined
   }
+}
+
+/** The recorded local server while its process lives. */
+function readLocalServer(): (LocalServer & { pid: number }) | undefined {
+  const s = recordedServer()
+  return s && Number.isInteger(s.pid) && alive(s.pid!) ? (s as LocalServer & { pid: number }) : undefined
 }
 
 /** The last lines of a log, to say why a background process ended. */
@@ -162,21 +172,18 @@ function launch(bin: string, args: string[], log: string) {
   }
 }
 
-/** The server to use and whether this command started it. */
-async function findServer(): Promise<{ url: string; note: string }> {
-  if (flags.server !== undefined) {
-    const url = flags.server.replace(/\/$/, "")
-    if (!(await answers(url))) fail(`no mls-server answers at ${url} (is it running? check the URL)`)
-    return { url, note: "given by --server" }
-  }
-  const local = readLocalServer()
-  if (local && (await answers(local.url))) return { url: local.url, note: `local, pid ${local.pid}, log ${serverLog}` }
-  if (port !== 0) {
-    const url = `http://127.0.0.1:${port}`
-    if (await answers(url)) return { url, note: "already running (not started by this command)" }
-  }
+interface Server {
+  url: string
+  /** How it was found, for the summary. */
+  note: string
+  /** It answered (or was started) just now. */
+  up: boolean
+}
+
+/** Starts the local server in the background on `listenPort` and records it; its URL comes from its log. */
+async function startLocalServer(listenPort: number): Promise<Server> {
   mkdirSync(dirname(serverDb), { recursive: true, mode: 0o700 })
-  const server = launch("mls-server", ["--port", String(port), "--db", serverDb], serverLog)
+  const server = launch("mls-server", ["--port", String(listenPort), "--db", serverDb], serverLog)
   const url = await poll(30_000, () => {
     const why = server.exited()
     if (why) fail(`the local server did not start: ${why}`)
@@ -185,7 +192,44 @@ async function findServer(): Promise<{ url: string; note: string }> {
   if (!url) fail(`the local server did not say it was listening within 30 s; see ${serverLog}`)
   mkdirSync(stateDir, { recursive: true, mode: 0o700 })
   writeFileSync(serverStateFile, JSON.stringify({ pid: server.pid, url } satisfies LocalServer) + "\n", { mode: 0o600 })
-  return { url, note: `started now: pid ${server.pid}, database ${serverDb}, log ${serverLog}` }
+  return { url, note: `started now: pid ${server.pid}, database ${serverDb}, log ${serverLog}`, up: true }
+}
+
+/** A first run's server: --server, else the local one that runs, else one at the default address, else a new one. */
+async function findServer(): Promise<Server> {
+  if (given !== undefined) return { url: given, note: "given by --server", up: true } // main() checked it answers
+  const local = readLocalServer()
+  if (local && (await answers(local.url))) {
+    return { url: local.url, note: `local, pid ${local.pid}, log ${serverLog}`, up: true }
+  }
+  if (port !== 0) {
+    const url = `http://127.0.0.1:${port}`
+    if (await answers(url)) return { url, note: "already running (not started by this command)", up: true }
+  }
+  return startLocalServer(port)
+}
+
+/**
+ * A registered profile's server is the one it registered with. When that is the local server (the default address,
+ * or the one this command last started) and nothing answers, the local server is started again on its port, on the
+ * same database; any other server is the daemon's to reconnect to when it comes back.
+ */
+async function serverOf(url: string): Promise<Server> {
+  if (given !== undefined && given !== url) {
+    fail(`profile ${paths.profile} is registered with ${url}, not ${given}; use another --profile`)
+  }
+  const local = readLocalServer()
+  if (await answers(url)) {
+    return {
+      url,
+      note: local?.url === url ? `local, pid ${local.pid}, log ${serverLog}` : "the profile's server",
+      up: true,
+    }
+  }
+  const u = new URL(url)
+  const recorded = recordedServer()?.url === url
+  if (u.hostname === "127.0.0.1" && (recorded || Number(u.port) === port)) return startLocalServer(Number(u.port))
+  return { url, note: "not answering now: the daemon reconnects by itself when it does", up: false }
 }
 
 async function connect(): Promise<DaemonClient | undefined> {
@@ -197,10 +241,11 @@ async function connect(): Promise<DaemonClient | undefined> {
 }
 
 /** The profile's daemon, started in the background unless one already answers on its socket. */
-async function findDaemon(url: string): Promise<{ client: DaemonClient; note: string }> {
+async function findDaemon(): Promise<{ client: DaemonClient; note: string }> {
   const running = await connect()
   if (running) return { client: running, note: "already running" }
-  const daemon = launch("mlsd", ["--profile", paths.profile, "--server", url], daemonLog)
+  // No --server: a registered profile knows its server, a new one is told at registration.
+  const daemon = launch("mlsd", ["--profile", paths.profile], daemonLog)
   const client = await poll(30_000, () => {
     const why = daemon.exited()
     if (why) fail(`the daemon did not start: ${why}`)
@@ -212,8 +257,6 @@ async function findDaemon(url: string): Promise<{ client: DaemonClient; note: st
 
 /** First run: registers the profile, asking for the user name on a terminal. */
 async function register(client: DaemonClient, url: string, tty: boolean) {
-  const me = await client.call("identity.get")
-  if (me.registered) return me
   const fallback = paths.profile.toLowerCase().replace(/[^a-z0-9._-]/g, "-")
   // terminal: false leaves the terminal's modes alone (the TUI sets raw mode after this).
   const rl =
@@ -251,24 +294,29 @@ async function stop(): Promise<never> {
     if (!(await terminate(pid))) fail(`the daemon (pid ${pid}) did not stop within 15 s`)
     process.stdout.write(`stopped the daemon of profile ${paths.profile} (pid ${pid})\n`)
   } else process.stdout.write(`no daemon serves profile ${paths.profile}\n`)
+  // Only a recorded server that still answers at its URL is ours to stop (a reused pid is not).
   const local = readLocalServer()
-  if (local) {
+  if (local && (await answers(local.url))) {
     if (!(await terminate(local.pid))) fail(`the local server (pid ${local.pid}) did not stop within 15 s`)
     process.stdout.write(`stopped the local server at ${local.url} (pid ${local.pid})\n`)
+    writeFileSync(serverStateFile, JSON.stringify({ url: local.url } satisfies LocalServer) + "\n", { mode: 0o600 })
   }
-  rmSync(serverStateFile, { force: true })
   process.exit(0)
 }
 
 async function main(): Promise<never> {
   if (flags.stop) return stop()
   const tty = process.stdin.isTTY === true && process.stdout.isTTY === true
-  const server = await findServer()
-  const daemon = await findDaemon(server.url)
+  // A server asked for must answer before anything is started.
+  if (given !== undefined && !(await answers(given)))
+    fail(`no mls-server answers at ${given} (is it running? check the URL)`)
+  const daemon = await findDaemon()
   const { client } = daemon
-  const me = await register(client, server.url, tty)
+  const known = await client.call("identity.get")
+  const server = known.registered ? await serverOf(known.server!) : await findServer()
+  const me = known.registered ? known : await register(client, server.url, tty)
   const status = await client.call("daemon.status")
-  if (!tty) {
+  if (!tty && server.up) {
     // For scripts: the pool is ready to be invited with when this returns.
     await client.call("events.subscribe", { events: ["pool.changed"] })
     const full = (p: { available: number; policy: { target: number } }) => p.available >= p.policy.target

@@ -63,10 +63,11 @@ export function startWorld(): StartWorld {
         })
       })
     },
-    pids: (profiles) => [
-      ...readPid(join(dir, "state", "mls-chat", "server.json"), (t) => (JSON.parse(t) as { pid: number }).pid),
-      ...profiles.flatMap((p) => readPid(join(dir, "data", "mls-chat", p, "mlsd.lock"), (t) => parseInt(t, 10))),
-    ],
+    pids: (profiles) =>
+      [
+        ...readPid(join(dir, "state", "mls-chat", "server.json"), (t) => (JSON.parse(t) as { pid: number }).pid),
+        ...profiles.flatMap((p) => readPid(join(dir, "data", "mls-chat", p, "mlsd.lock"), (t) => parseInt(t, 10))),
+      ].filter(Number.isInteger),
     cleanup(profiles) {
       for (const pid of world.pids(profiles)) {
         try {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict"
-import { existsSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, it } from "node:test"
 import { DaemonClient } from "../../daemon-client/index.js"
@@ -87,12 +87,23 @@ describe("npm start without a terminal", () => {
     assert.match(sb.stdout, new RegExp(`^stopped the local server at ${url} \\(pid ${serverPid}\\)$`, "m"))
     assert.equal(alive(serverPid!), false)
     assert.equal(await answers(url!), false)
-    assert.equal(existsSync(join(w.dir, "state", "mls-chat", "server.json")), false)
+    const record = JSON.parse(readFileSync(join(w.dir, "state", "mls-chat", "server.json"), "utf8"))
+    assert.deepEqual(record, { url }, "the URL stays known, the pid is gone")
     assert.ok(alive(alicePid))
+
+    // A registered profile whose local server is gone: it starts again on the same address and database.
+    const back = await w.run(["--profile", "alice"])
+    assert.equal(back.code, 0, back.stderr)
+    const [, backUrl, backNote] = serverLine.exec(back.stdout)!
+    assert.equal(backUrl, url)
+    assert.match(backNote!, /^started now: /)
+    assert.equal(pidOf(back.stdout), alicePid)
+    assert.ok(await answers(url!))
 
     const sa = await w.run(["--stop", "--profile", "alice"])
     assert.equal(sa.code, 0, sa.stderr)
     assert.equal(alive(alicePid), false)
+    assert.match(sa.stdout, /^stopped the local server at /m)
     const none = await w.run(["--stop", "--profile", "alice"])
     assert.equal(none.stdout, "no daemon serves profile alice\n")
   })
