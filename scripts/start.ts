@@ -25,11 +25,12 @@ const usage = `usage: npm start -- [options]        (or: mls-chat [options])
   --stop           stop the profile's daemon and the local server this command started, then exit
   -h, --help       this text
 
-Without --server it uses the local server this command started earlier, else a server answering at
-http://127.0.0.1:PORT, else it starts one in the background (database in
-$XDG_DATA_HOME/mls-chat/server/server.db, log in $XDG_STATE_HOME/mls-chat/server.log). It then starts
-the profile's daemon mlsd in the background unless one already serves the profile (log in
-$XDG_STATE_HOME/mls-chat/NAME.log), and registers the profile with the server on first run.
+It starts the profile's daemon mlsd in the background unless one already serves the profile (log in
+$XDG_STATE_HOME/mls-chat/NAME.log). On the first run it registers the profile with a server: --server,
+else the local server this command started earlier, else one answering at http://127.0.0.1:PORT,
+else a new local server it starts in the background (database in
+$XDG_DATA_HOME/mls-chat/server/server.db, log in $XDG_STATE_HOME/mls-chat/server.log). Later runs use
+the server the profile registered with, starting the local one again if that is the one and it is down.
 
 On a terminal it then opens the chat (the TUI); /quit or Ctrl-C leaves it and the daemon keeps
 running, keeping the profile's KeyPackage pool filled. Without a terminal (a script, CI) it waits
