@@ -44,9 +44,14 @@ export function App({ socketPath }: { socketPath: string }) {
   }, [group, state.link.kind, top, daemon])
 
   const panelOpen = state.panel.kind !== "none"
+  // Key handlers read the view through a ref: Ink re-subscribes a new handler only after React's passive effects
+  // run, and a key can arrive before that with the previous render's closure.
+  const view = useRef({ group, textWidth, textRows })
+  view.current = { group, textWidth, textRows }
   useInput((input, key) => {
-    const page = Math.max(1, Math.floor(textRows / 2))
-    const max = group ? maxScroll(group.messages, textWidth, textRows) : 0
+    const v = view.current
+    const page = Math.max(1, Math.floor(v.textRows / 2))
+    const max = v.group ? maxScroll(v.group.messages, v.textWidth, v.textRows) : 0
     switch (keyAction(input, key)) {
       case "nextGroup":
         return dispatch({ type: "select", delta: 1 })
@@ -62,7 +67,12 @@ export function App({ socketPath }: { socketPath: string }) {
   })
 
   const submit = (line: string) =>
-    void execute(parseCommand(line), { client: daemon.client(), group: group?.groupId, dispatch, quit: exit })
+    void execute(parseCommand(line), {
+      client: daemon.client(),
+      group: view.current.group?.groupId,
+      dispatch,
+      quit: exit,
+    })
 
   const p = state.panel
   return (

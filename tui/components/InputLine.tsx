@@ -13,6 +13,9 @@ export function InputLine({ active, prompt, onSubmit }: InputLineProps) {
   // Keys can arrive faster than React renders (a paste, or text and Enter in one write): the ref holds the text as
   // it is now, the state only redraws it.
   const text = useRef("")
+  // Ink takes a new key handler only once React's passive effects ran: read the latest onSubmit through a ref.
+  const submitTo = useRef(onSubmit)
+  submitTo.current = onSubmit
   const [value, setValue] = useState("")
   const set = (v: string) => {
     text.current = v
@@ -21,7 +24,7 @@ export function InputLine({ active, prompt, onSubmit }: InputLineProps) {
   const submit = () => {
     const line = text.current
     set("")
-    onSubmit(line)
+    submitTo.current(line)
   }
   useInput(
     (input, key) => {
