@@ -58,6 +58,7 @@ export class DaemonClient {
   private closedError: Error | undefined
   /** With `validate`: every notification that did not match its descriptor, as "name: path: message". */
   readonly violations: string[] = []
+  private readonly closeListeners = new Set<(err: Error) => void>()
 
   private constructor(
     private readonly socket: Socket,
@@ -82,6 +83,7 @@ export class DaemonClient {
     socket.on("close", () => {
       this.closedError ??= new Error("connection to the daemon closed")
       this.rpc.rejectAllPendingRequests(this.closedError.message)
+      for (const l of this.closeListeners) l(this.closedError)
     })
     socket.on("error", (err) => (this.closedError = err))
   }
@@ -142,6 +144,11 @@ export class DaemonClient {
     if (!set) this.listeners.set(name, (set = new Set()))
     set.add(listener as (params: never) => void)
     return () => set.delete(listener as (params: never) => void)
+  }
+
+  /** Calls `listener` once when the connection ends (the daemon stopped, or `close()`), with the reason. */
+  onClose(listener: (err: Error) => void): void {
+    this.closeListeners.add(listener)
   }
 
   /** Resolves with the first `name` notification that satisfies `predicate`, or rejects after `timeoutMs`. */
