@@ -137,7 +137,12 @@ function bucketFlags(name: string, burst: Numeric, perMinute: Numeric): Partial<
   const values = flags as Record<string, string | boolean | undefined>
   return {
     [burst]: positiveNumber(`${name}-burst`, values[`${name}-burst`] as string | undefined, defaultConfig[burst]),
-    [perMinute]: positiveNumber(`${name}-rate`, values[`${name}-rate`] as string | undefined, defaultConfig[perMinute], true),
+    [perMinute]: positiveNumber(
+      `${name}-rate`,
+      values[`${name}-rate`] as string | undefined,
+      defaultConfig[perMinute],
+      true,
+    ),
   }
 }
 

@@ -88,7 +88,14 @@ export class AuthService {
     const nonce = randomBytes(32)
     const now = this.clock.now()
     const expiresAt = now + this.ttl.challenge
-    const full = await this.store.createChallenge(id, username, nonce, expiresAt, now, this.limits.maxOutstandingChallenges)
+    const full = await this.store.createChallenge(
+      id,
+      username,
+      nonce,
+      expiresAt,
+      now,
+      this.limits.maxOutstandingChallenges,
+    )
     if (full !== undefined) {
       throw rateLimited(full - now, `${username} has ${this.limits.maxOutstandingChallenges} unanswered challenges`)
     }

@@ -160,7 +160,8 @@ export class DirectoryService {
   async collectGarbage() {
     for (const limiter of Object.values(this.limits)) limiter.prune()
     const report = await this.store.collectGarbage(this.clock.now(), this.config.retentionMs)
-    for (const l of report.lapsedReservations) this.events.emit("released", { owner: l.owner, ref: l.ref, by: l.requester })
+    for (const l of report.lapsedReservations)
+      this.events.emit("released", { owner: l.owner, ref: l.ref, by: l.requester })
     return report
   }
 }
