@@ -21,6 +21,7 @@ import {
   messageReceived,
   messageRefused,
   poolChanged,
+  poolSuspicious,
 } from "./notifications.js"
 import * as message from "./message.js"
 import * as pool from "./pool.js"
@@ -37,6 +38,7 @@ export const methods = {
   [pool.status.name]: pool.status,
   [pool.list.name]: pool.list,
   [pool.refresh.name]: pool.refresh,
+  [pool.usage.name]: pool.usage,
   [group.create.name]: group.create,
   [group.list.name]: group.list,
   [group.members.name]: group.members,
@@ -69,6 +71,7 @@ export const notifications = {
   [credentialRefused.name]: credentialRefused,
   [groupHistoryLost.name]: groupHistoryLost,
   [invitesExpired.name]: invitesExpired,
+  [poolSuspicious.name]: poolSuspicious,
 } as const
 export type DaemonNotifications = typeof notifications
 export type NotificationName = keyof DaemonNotifications
@@ -104,6 +107,7 @@ export function openRpcDocument(version: string, served: readonly MethodDescript
     methods: served.map((m) => ({
       name: m.name,
       summary: m.summary,
+      ...(m.description !== undefined && { description: m.description }),
       paramStructure: "by-name",
       params: paramsOf(m),
       result: { name: "result", schema: plain(m.result) },
@@ -116,6 +120,7 @@ export function openRpcDocument(version: string, served: readonly MethodDescript
     "x-notifications": Object.values(notifications).map((n: NotificationDescriptor) => ({
       name: n.name,
       summary: n.summary,
+      ...(n.description !== undefined && { description: n.description }),
       params: paramsOf(n),
     })),
   }

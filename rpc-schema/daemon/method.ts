@@ -11,6 +11,8 @@ export interface MethodDescriptor<
   name: Name
   /** One line for `rpc.discover`. */
   summary: string
+  /** What it does, in full, for `rpc.discover`. */
+  description?: string
   /** Params by name; an omitted `params` is the empty object. */
   params: P
   result: R
@@ -24,6 +26,8 @@ export interface NotificationDescriptor<Name extends string = string, P extends 
   /** `noun.pastParticiple`. */
   name: Name
   summary: string
+  /** When it is sent and what it says, for `rpc.discover`. */
+  description?: string
   params: P
 }
 

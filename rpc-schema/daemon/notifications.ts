@@ -232,3 +232,41 @@ export const invitesExpired = notification({
   summary: "inbox items (invitations among them) expired on the server before this profile received them",
   params: InvitesExpiredParams,
 })
+
+export const PoolSuspiciousParams = Type.Object({
+  eventId: EventId,
+  reason: Type.Union([Type.Literal("lapses"), Type.Literal("strangers")], {
+    description:
+      "lapses: one requester let more reservations lapse unused than the threshold; strangers: requesters who share " +
+      "no group with this profile took most of the recent claims",
+  }),
+  username: Type.Union([Username, Type.Null()], {
+    description: "the requester, for `lapses`; null for `strangers`",
+  }),
+  count: Type.Integer({
+    minimum: 1,
+    description: "lapsed reservations of that requester (lapses), or reservations by strangers (strangers)",
+  }),
+  total: Type.Integer({ minimum: 1, description: "all reservations in the window" }),
+  windowMs: Type.Integer({ minimum: 1, description: "the window counted, ending now" }),
+  threshold: Type.Number({
+    minimum: 0,
+    description: "the limit passed: lapses per requester, or the strangers' share of the claims (0..1)",
+  }),
+})
+export type PoolSuspiciousParams = Static<typeof PoolSuspiciousParams>
+
+/**
+ * Someone may be draining this profile's pool: a requester keeps reserving keys and letting the reservations lapse,
+ * or strangers take most of the claims. At most once per requester (or once for strangers) per window; `pool.usage`
+ * has the details.
+ */
+export const poolSuspicious = notification({
+  name: "pool.suspicious",
+  summary: "someone may be draining this profile's KeyPackage pool",
+  description:
+    "Fires when one requester lets more than `policy.suspiciousLapses` reservations lapse within an hour, or when " +
+    "requesters who share no group with this profile made more than half of at least 8 claims within an hour; at " +
+    "most once per requester (or for strangers) per hour.",
+  params: PoolSuspiciousParams,
+})
