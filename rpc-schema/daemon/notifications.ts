@@ -13,7 +13,10 @@ export const EventId = Type.Integer({ minimum: 1, description: "durable event id
 
 export const PoolChangedParams = Type.Object({
   eventId: EventId,
-  /** What changed: `maintenance` (a pass finished), `reserved`, `spent`, `low` (the server said so). */
+  /**
+   * What changed: `maintenance` (a pass finished), `reserved`, `spent`, `released` (a reservation lapsed unused), `low`
+   * (the server said so).
+   */
   reason: Type.String(),
   status: PoolStatusResult,
 })

@@ -10,6 +10,7 @@ import { createGroup, postCommit, readInbox, reserve as reserveKey } from "../he
 import { http, type HttpResult } from "../helpers/http.js"
 import { fakeWelcome } from "../helpers/mls.js"
 import { startServer, type TestServer } from "../helpers/server.js"
+import { runServer } from "../helpers/spawnServer.js"
 import {
   makeEncodedKeyPackages,
   newIdentity,
@@ -232,5 +233,18 @@ describe("lapsed reservations", () => {
     ]
     assert.deepEqual([...seen].sort(), expected.sort())
     assert.equal(await available(s, alice), 2)
+  })
+})
+
+describe("limit flags", () => {
+  it("lists every limit in the usage text and refuses a bad value with exit code 2", async () => {
+    const { code, stderr } = await runServer(["--reserve-stranger-burst", "0"])
+    assert.equal(code, 2)
+    assert.match(stderr, /--reserve-stranger-burst must be a positive number/)
+    for (const flag of ["reserve-target", "reserve-stranger", "reserve-ip", "register-ip", "challenge-ip"]) {
+      assert.match(stderr, new RegExp(`--${flag}-burst N`))
+      assert.match(stderr, new RegExp(`--${flag}-rate N`))
+    }
+    assert.match(stderr, /--max-challenges N .*\(default 8\)/)
   })
 })
