@@ -8,17 +8,19 @@ import { getSuite } from "../crypto/index.js"
 import { toBase64Url } from "../rpc-schema/common.js"
 import type { ConnectionState, DaemonStatusResult, RegistrationStatus } from "../rpc-schema/daemon/daemon.js"
 import type { IdentityResult } from "../rpc-schema/daemon/identity.js"
-import type { PoolStatusResult } from "../rpc-schema/daemon/pool.js"
+import type { PoolStatusResult, PoolUsageResult } from "../rpc-schema/daemon/pool.js"
 import { AppError } from "../rpc-schema/errors.js"
 import type { Clock } from "./clock.js"
 import { EventBus } from "./events.js"
 import { newSignatureKeyPair, textSigner, type SignatureKeyPair } from "./mls/identity.js"
 import { PoolMaintainer } from "./pool/maintainer.js"
+import { KeyUsage } from "./pool/usage.js"
 import type { MaintenancePolicy } from "./pool/policy.js"
 import { openDatabase, type Db } from "./store/database.js"
 import { EventStore } from "./store/eventStore.js"
 import { IdentityStore, type StoredIdentity } from "./store/identityStore.js"
 import { PoolStore } from "./store/poolStore.js"
+import { UsageStore } from "./store/usageStore.js"
 import { ServerClient } from "./sync/httpClient.js"
 import { registerUser } from "./sync/registration.js"
 import { Session } from "./sync/session.js"
@@ -30,7 +32,7 @@ import { OutboxStore } from "./store/outboxStore.js"
 import { PinStore } from "./store/pinStore.js"
 import { Directory } from "./groups/directory.js"
 import { GroupService } from "./groups/groupService.js"
-import { groupCursors } from "./groups/queries.js"
+import { groupCursors, listGroups } from "./groups/queries.js"
 
 export interface DaemonOptions {
   version: string
@@ -53,6 +55,7 @@ interface Online {
   client: ServerClient
   session: Session
   maintainer: PoolMaintainer
+  usage: KeyUsage
   stream: ServerStream
   groups: GroupService
 }
@@ -61,6 +64,7 @@ export class Daemon {
   readonly db: Db
   readonly identities: IdentityStore
   readonly pool: PoolStore
+  readonly usageStore: UsageStore
   readonly events: EventBus
   readonly cursors: CursorStore
   readonly groupStore: GroupStore
@@ -86,6 +90,7 @@ export class Daemon {
     this.db = openDatabase(opts.dbPath)
     this.identities = new IdentityStore(this.db)
     this.pool = new PoolStore(this.db)
+    this.usageStore = new UsageStore(this.db)
     this.events = new EventBus(new EventStore(this.db), opts.clock, opts.log.child({ part: "events" }))
     this.cursors = new CursorStore(this.db)
     this.groupStore = new GroupStore(this.db)
@@ -129,7 +134,17 @@ export class Daemon {
   private goOnline(id: StoredIdentity, client: ServerClient, session = this.newSession(id, client)): void {
     // One array pair for the daemon's life: the crypto provider caches the signing key by array identity.
     const keys = this.keysOf(id)
-    const maintainer = new PoolMaintainer({
+    const usage = new KeyUsage({
+      store: this.usageStore,
+      events: this.events,
+      clock: this.opts.clock,
+      suspiciousLapses: this.opts.policy.suspiciousLapses,
+      groupMates: () => {
+        const active = listGroups(this.groupStore).filter((g) => g.status !== "removed")
+        return new Set(active.flatMap((g) => g.members).filter((m) => m !== id.username))
+      },
+    })
+    const maintainer: PoolMaintainer = new PoolMaintainer({
       pool: this.pool,
       session,
       username: id.username,
@@ -137,6 +152,7 @@ export class Daemon {
       suite: () => this.suite(),
       clock: this.opts.clock,
       policy: this.opts.policy,
+      usage,
       log: this.opts.log.child({ part: "pool" }),
       onPass: () => this.events.emit("pool.changed", { reason: "maintenance", status: maintainer.status() }),
     })
@@ -163,10 +179,10 @@ export class Daemon {
       session,
       this.cursors,
       this.opts.clock,
-      this.streamEvents(maintainer, groups),
+      this.streamEvents(maintainer, usage, groups),
       this.opts.log.child({ part: "stream" }),
     )
-    this.online = { identity: id, client, session, maintainer, stream, groups }
+    this.online = { identity: id, client, session, maintainer, usage, stream, groups }
     if (this.connection === "offline") this.setConnection("connecting", null)
     void maintainer.request()
     stream.start()
@@ -175,7 +191,7 @@ export class Daemon {
   }
 
   /** Key-directory events from the stream: local metadata first, then a maintenance pass soon. */
-  private streamEvents(maintainer: PoolMaintainer, groups: GroupService): StreamEvents {
+  private streamEvents(maintainer: PoolMaintainer, usage: KeyUsage, groups: GroupService): StreamEvents {
     return {
       onGroupItem: (item) => (item.kind === "welcome" ? groups.onWelcome(item) : groups.onRemoved(item)),
       onEntries: (entries) => groups.onEntries(entries),
@@ -191,20 +207,23 @@ export class Daemon {
       groupCursors: () => groupCursors(this.groupStore),
       onKeyEvent: (item) => {
         const now = this.opts.clock.now()
-        if (item.kind !== "poolLow" && !item.lastResort) {
-          const k = this.pool.keys().find((x) => x.ref === item.ref)
-          if (k && ["created", "available", "reserved"].includes(k.state)) {
-            this.pool.update([
-              [
-                item.ref,
-                item.kind === "keyReserved"
-                  ? { state: "reserved", reservedAt: now, reservedBy: item.by }
-                  : { state: "spent", spentAt: now },
-              ],
-            ])
+        this.db.transaction(() => {
+          if (item.kind !== "poolLow" && !item.lastResort) {
+            const k = this.pool.keys().find((x) => x.ref === item.ref)
+            const patch =
+              item.kind === "keyReserved"
+                ? { state: "reserved" as const, reservedAt: now, reservedBy: item.by }
+                : item.kind === "keySpent"
+                  ? { state: "spent" as const, spentAt: now }
+                  : { state: "available" as const, reservedAt: null, reservedBy: null }
+            const from = item.kind === "keyReleased" ? ["reserved"] : ["created", "available", "reserved"]
+            if (k && from.includes(k.state)) this.pool.update([[item.ref, patch]])
           }
-        }
-        const reason = { keyReserved: "reserved", keySpent: "spent", poolLow: "low" }[item.kind]
+          usage.record(item)
+        })()
+        const reason = { keyReserved: "reserved", keySpent: "spent", keyReleased: "released", poolLow: "low" }[
+          item.kind
+        ]
         this.events.emit("pool.changed", { reason, status: maintainer.status() })
         maintainer.soon()
       },
@@ -345,6 +364,12 @@ export class Daemon {
 
   poolStatus(): PoolStatusResult {
     return this.requireOnline().maintainer.status()
+  }
+
+  /** Who reserved, spent and let lapse this profile's keys since `since` (default 24 h ago). */
+  poolUsage(since: number | undefined): PoolUsageResult {
+    const { usage } = this.requireOnline()
+    return usage.report(since ?? this.opts.clock.now() - 24 * 3600_000)
   }
 
   async poolRefresh(): Promise<PoolStatusResult> {

@@ -36,6 +36,12 @@ const usage = `usage: mlsd [options]            (npm run daemon -- [options])
   --pool-rotate-before-s S    rotate keys expiring within S (default ${defaultPolicy.rotateBeforeMs / 1000})
   --pool-grace-s S            keep private parts S past not_after (default ${defaultPolicy.graceMs / 1000})
   --no-last-resort            keep no last-resort key
+  --pool-fixed                keep the target at --pool-target instead of sizing it from the measured demand
+                              (between --pool-target and --pool-cap)
+  --pool-suspicious-lapses N  pool.suspicious when one requester lets more than N reservations lapse in an hour
+                              (default ${defaultPolicy.suspiciousLapses})
+  --pool-event-delay-ms MS    delay between a key event from the server and the refill pass it triggers; events
+                              meanwhile share the pass (default ${defaultPolicy.eventDelayMs})
   --maintenance-interval-s S  timer between maintenance passes (default ${defaultPolicy.maintenanceIntervalMs / 1000})
   --retry-max-s S             longest backoff after a failed pass (default ${defaultPolicy.retryMaxMs / 1000})
   -h, --help                  this text
@@ -69,6 +75,9 @@ try {
       "pool-rotate-before-s": { type: "string" },
       "pool-grace-s": { type: "string" },
       "no-last-resort": { type: "boolean" },
+      "pool-fixed": { type: "boolean" },
+      "pool-suspicious-lapses": { type: "string" },
+      "pool-event-delay-ms": { type: "string" },
       "maintenance-interval-s": { type: "string" },
       "retry-max-s": { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -107,6 +116,9 @@ const policy: MaintenancePolicy = {
   rotateBeforeMs: seconds("pool-rotate-before-s", flags["pool-rotate-before-s"], defaultPolicy.rotateBeforeMs),
   graceMs: seconds("pool-grace-s", flags["pool-grace-s"], defaultPolicy.graceMs),
   lastResort: !flags["no-last-resort"],
+  adaptive: !flags["pool-fixed"],
+  suspiciousLapses: count("pool-suspicious-lapses", flags["pool-suspicious-lapses"], defaultPolicy.suspiciousLapses),
+  eventDelayMs: count("pool-event-delay-ms", flags["pool-event-delay-ms"], defaultPolicy.eventDelayMs),
   maintenanceIntervalMs: seconds(
     "maintenance-interval-s",
     flags["maintenance-interval-s"],
@@ -116,6 +128,8 @@ const policy: MaintenancePolicy = {
   retryMaxMs: seconds("retry-max-s", flags["retry-max-s"], defaultPolicy.retryMaxMs, 1),
 }
 if (policy.target > policy.cap) fail("--pool-target must not exceed --pool-cap")
+// setTimeout fires at once for delays past ~24.8 days.
+if (policy.eventDelayMs > 2 ** 31 - 1) fail("--pool-event-delay-ms must be at most 2147483647")
 
 const level = flags["log-level"] ?? process.env.MLSD_LOG_LEVEL ?? "info"
 if (!isLogLevel(level)) fail(`--log-level must be one of ${logLevels.join(", ")}`)

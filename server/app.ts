@@ -41,6 +41,11 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
     config.clock,
     { session: config.sessionTtlMs, challenge: config.challengeTtlMs },
     hub,
+    {
+      registerPerIp: { burst: config.registerIpBurst, perMinute: config.registerIpPerMinute },
+      challengePerIp: { burst: config.challengeIpBurst, perMinute: config.challengeIpPerMinute },
+      maxOutstandingChallenges: config.maxOutstandingChallenges,
+    },
   )
   const directory = new DirectoryService(store, config.clock, events, config)
 
@@ -87,6 +92,7 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
   const gc =
     config.gcIntervalMs > 0
       ? setInterval(() => {
+          auth.pruneLimits()
           Promise.all([directory.collectGarbage(), delivery.collectGarbage()]).catch((err: unknown) =>
             http.log.error({ err }, "garbage collection failed"),
           )

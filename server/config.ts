@@ -14,6 +14,26 @@ export interface ServerConfig {
   /** Reservations per (requester, target) pair: a token bucket (RFC 9420 §16.8). */
   reserveBurst: number
   reservePerMinute: number
+  /** Reservations of one target's keys by everyone together (drain resistance): a token bucket per target. */
+  reserveTargetBurst: number
+  reserveTargetPerMinute: number
+  /**
+   * The share of that budget open to requesters who share no group with the target: a smaller bucket per target
+   * that strangers take from as well, so that a burst of strangers cannot lock out the target's group-mates.
+   */
+  reserveStrangerBurst: number
+  reserveStrangerPerMinute: number
+  /** Reservations per client address, whoever the accounts. */
+  reserveIpBurst: number
+  reserveIpPerMinute: number
+  /** Registrations per client address. */
+  registerIpBurst: number
+  registerIpPerMinute: number
+  /** Login challenges per client address. */
+  challengeIpBurst: number
+  challengeIpPerMinute: number
+  /** Unanswered, unexpired login challenges one user may have at once; the table stays bounded. */
+  maxOutstandingChallenges: number
   /** Below this many available keys the owner's pool is "low" and the owner is told. */
   lowWatermark: number
   /** Spent keys and old reservations are kept this long before garbage collection. */
@@ -49,6 +69,17 @@ export const defaultConfig: Omit<ServerConfig, "dbPath"> = {
   challengeTtlMs: 60_000,
   reserveBurst: 16,
   reservePerMinute: 12,
+  reserveTargetBurst: 64,
+  reserveTargetPerMinute: 60,
+  reserveStrangerBurst: 8,
+  reserveStrangerPerMinute: 4,
+  reserveIpBurst: 64,
+  reserveIpPerMinute: 120,
+  registerIpBurst: 10,
+  registerIpPerMinute: 1,
+  challengeIpBurst: 30,
+  challengeIpPerMinute: 30,
+  maxOutstandingChallenges: 8,
   lowWatermark: 8,
   retentionMs: 24 * 3600_000,
   gcIntervalMs: 60_000,

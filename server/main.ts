@@ -16,6 +16,18 @@ const usage = `usage: mls-server [options]
   --reservation-ttl SECS    how long a reserved KeyPackage is held (default ${defaultConfig.reservationTtlMs / 1000})
   --reserve-burst N         reservations per (requester, target) pair at once (default ${defaultConfig.reserveBurst})
   --reserve-rate N          reservations per minute per pair after the burst (default ${defaultConfig.reservePerMinute})
+  --reserve-target-burst N  reservations of one user's keys by everyone together at once (default ${defaultConfig.reserveTargetBurst})
+  --reserve-target-rate N   ... per minute after the burst (default ${defaultConfig.reserveTargetPerMinute})
+  --reserve-stranger-burst N  the share of that budget open to users who share no group with the target, at once
+                            (default ${defaultConfig.reserveStrangerBurst})
+  --reserve-stranger-rate N ... per minute after the burst (default ${defaultConfig.reserveStrangerPerMinute})
+  --reserve-ip-burst N      reservations from one client address at once (default ${defaultConfig.reserveIpBurst})
+  --reserve-ip-rate N       ... per minute after the burst (default ${defaultConfig.reserveIpPerMinute})
+  --register-ip-burst N     registrations from one client address at once (default ${defaultConfig.registerIpBurst})
+  --register-ip-rate N      ... per minute after the burst (default ${defaultConfig.registerIpPerMinute})
+  --challenge-ip-burst N    login challenges from one client address at once (default ${defaultConfig.challengeIpBurst})
+  --challenge-ip-rate N     ... per minute after the burst (default ${defaultConfig.challengeIpPerMinute})
+  --max-challenges N        unanswered login challenges one user may have at once (default ${defaultConfig.maxOutstandingChallenges})
   --retention-days N        days group logs and unacknowledged inbox items are kept (default ${defaultConfig.deliveryRetentionMs / 86_400_000})
   --max-message-kib N       largest MLS message in KiB (default ${defaultConfig.maxMessageBytes / 1024})
   --post-burst N            posts (messages, Commits, new groups) per user at once (default ${defaultConfig.postBurst})
@@ -84,6 +96,17 @@ try {
       "reservation-ttl": { type: "string" },
       "reserve-burst": { type: "string" },
       "reserve-rate": { type: "string" },
+      "reserve-target-burst": { type: "string" },
+      "reserve-target-rate": { type: "string" },
+      "reserve-stranger-burst": { type: "string" },
+      "reserve-stranger-rate": { type: "string" },
+      "reserve-ip-burst": { type: "string" },
+      "reserve-ip-rate": { type: "string" },
+      "register-ip-burst": { type: "string" },
+      "register-ip-rate": { type: "string" },
+      "challenge-ip-burst": { type: "string" },
+      "challenge-ip-rate": { type: "string" },
+      "max-challenges": { type: "string" },
       "retention-days": { type: "string" },
       "max-message-kib": { type: "string" },
       "post-burst": { type: "string" },
@@ -120,6 +143,22 @@ if (!isLogFormat(logFormat)) fail(`--log-format must be one of ${logFormats.join
 const port = positiveNumber("port", flags.port, 4000, true)
 if (!Number.isInteger(port) || port > 65535) fail("--port must be an integer from 0 to 65535")
 
+type Numeric = { [K in keyof ServerConfig]-?: ServerConfig[K] extends number ? K : never }[keyof ServerConfig]
+
+/** `--NAME-burst` and `--NAME-rate` (per minute; 0 = no refill) of one token bucket. */
+function bucketFlags(name: string, burst: Numeric, perMinute: Numeric): Partial<ServerConfig> {
+  const values = flags as Record<string, string | boolean | undefined>
+  return {
+    [burst]: positiveNumber(`${name}-burst`, values[`${name}-burst`] as string | undefined, defaultConfig[burst]),
+    [perMinute]: positiveNumber(
+      `${name}-rate`,
+      values[`${name}-rate`] as string | undefined,
+      defaultConfig[perMinute],
+      true,
+    ),
+  }
+}
+
 const config: ServerConfig = {
   ...defaultConfig,
   dbPath: flags.db!,
@@ -127,6 +166,16 @@ const config: ServerConfig = {
     positiveNumber("reservation-ttl", flags["reservation-ttl"], defaultConfig.reservationTtlMs / 1000) * 1000,
   reserveBurst: positiveNumber("reserve-burst", flags["reserve-burst"], defaultConfig.reserveBurst),
   reservePerMinute: positiveNumber("reserve-rate", flags["reserve-rate"], defaultConfig.reservePerMinute, true),
+  ...bucketFlags("reserve-target", "reserveTargetBurst", "reserveTargetPerMinute"),
+  ...bucketFlags("reserve-stranger", "reserveStrangerBurst", "reserveStrangerPerMinute"),
+  ...bucketFlags("reserve-ip", "reserveIpBurst", "reserveIpPerMinute"),
+  ...bucketFlags("register-ip", "registerIpBurst", "registerIpPerMinute"),
+  ...bucketFlags("challenge-ip", "challengeIpBurst", "challengeIpPerMinute"),
+  maxOutstandingChallenges: positiveInteger(
+    "max-challenges",
+    flags["max-challenges"],
+    defaultConfig.maxOutstandingChallenges,
+  ),
   deliveryRetentionMs:
     positiveNumber("retention-days", flags["retention-days"], defaultConfig.deliveryRetentionMs / 86_400_000) *
     86_400_000,

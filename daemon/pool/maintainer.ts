@@ -18,9 +18,11 @@ import type { SignatureKeyPair } from "../mls/identity.js"
 import { generateKeyPackage } from "../mls/keyPackages.js"
 import type { LocalKey, PoolStore, StatePatch } from "../store/poolStore.js"
 import type { Session } from "../sync/session.js"
+import { targetInForce } from "./demand.js"
 import { plan, type Action, type ServerView } from "./plan.js"
 import type { MaintenancePolicy } from "./policy.js"
 import { figures, heldRefs } from "./status.js"
+import type { KeyUsage } from "./usage.js"
 
 export interface MaintainerDeps {
   pool: PoolStore
@@ -30,6 +32,8 @@ export interface MaintainerDeps {
   suite: () => Promise<CiphersuiteImpl>
   clock: Clock
   policy: MaintenancePolicy
+  /** The measured demand the adaptive target follows. */
+  usage: KeyUsage
   log: Logger
   /** Called after every pass, successful or not. */
   onPass: () => void
@@ -96,6 +100,7 @@ export class PoolMaintainer {
     const f = figures(this.d.pool.keys(), now, this.d.policy.lowWatermark)
     const { target, lowWatermark, cap, lifetimeMs, rotateBeforeMs, graceMs, lastResort, maintenanceIntervalMs } =
       this.d.policy
+    const { adaptive, suspiciousLapses } = this.d.policy
     return {
       ...f,
       health: this.lastError ? "degraded" : f.health,
@@ -106,8 +111,16 @@ export class PoolMaintainer {
       lastError: this.lastError,
       consecutiveFailures: this.failures,
       nextRetryAt: this.nextRetryAt,
-      policy: { target, lowWatermark, cap, lifetimeMs, rotateBeforeMs, graceMs, lastResort, maintenanceIntervalMs },
+      policy: {
+        ...{ target, lowWatermark, cap, lifetimeMs, rotateBeforeMs, graceMs, lastResort, maintenanceIntervalMs },
+        ...{ adaptive, suspiciousLapses },
+      },
+      demand: this.demand(),
     }
+  }
+
+  private demand() {
+    return targetInForce(this.d.policy, this.d.usage.measured())
   }
 
   private async run(): Promise<void> {
@@ -127,6 +140,8 @@ export class PoolMaintainer {
     const c: Counters = { generated: 0, uploaded: 0, withdrawn: 0 }
     let ok = true
     this.passing = true
+    // The claims since the previous pass are a burst this pass refills after: measured before sizing the target.
+    this.d.usage.endBurst()
     try {
       await this.reconcile(c)
       this.lastError = null
@@ -177,8 +192,9 @@ export class PoolMaintainer {
     }
     // Requests already made in this pass are not repeated in a later round (e.g. a withdrawal of a reserved key).
     const tried = new Set<string>()
+    const policy = { ...this.d.policy, target: this.demand().target }
     for (let round = 0; round < maxRounds; round++) {
-      const actions = plan({ keys: pool.keys(), server: view }, this.d.clock.now(), this.d.policy).filter(
+      const actions = plan({ keys: pool.keys(), server: view }, this.d.clock.now(), policy).filter(
         (a) => !(a.kind === "withdraw" && tried.has(a.ref)) && !(a.kind === "uploadLastResort" && tried.has(a.ref)),
       )
       if (actions.length === 0) break

@@ -5,7 +5,7 @@ const hour = 3600_000
 const day = 24 * hour
 
 export interface MaintenancePolicy extends PoolPolicy {
-  /** Delay between an event that takes a key from the pool and the pass it triggers (at most 5 s). */
+  /** Delay between an event that takes a key from the pool and the pass it triggers; events meanwhile share it. */
   eventDelayMs: number
   /** Backoff after a failed pass: base, doubled per consecutive failure, capped, with jitter. */
   retryBaseMs: number
@@ -21,6 +21,8 @@ export const defaultPolicy: MaintenancePolicy = {
   graceMs: 24 * hour,
   lastResort: true,
   maintenanceIntervalMs: 10 * 60_000,
+  adaptive: true,
+  suspiciousLapses: 5,
   eventDelayMs: 1000,
   retryBaseMs: 1000,
   retryMaxMs: 5 * 60_000,

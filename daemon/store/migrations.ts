@@ -110,4 +110,24 @@ export const migrations: readonly string[] = [
   `
   ALTER TABLE groups ADD COLUMN out_of_sync INTEGER NOT NULL DEFAULT 0;
   `,
+  // 5: key-use transparency and the adaptive pool (issue 14). Every key event the server sent about this profile's
+  // KeyPackages (reserved, spent, released = lapsed unused) with who caused it; and per hour the largest number of
+  // reservations between two maintenance passes (a burst the pool must outlast).
+  `
+  CREATE TABLE key_usage (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('reserved', 'spent', 'released')),
+    requester TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    last_resort INTEGER NOT NULL
+  );
+  CREATE INDEX key_usage_at ON key_usage (at);
+
+  CREATE TABLE pool_bursts (
+    hour INTEGER PRIMARY KEY,
+    claims INTEGER NOT NULL,
+    at INTEGER NOT NULL
+  );
+  `,
 ]

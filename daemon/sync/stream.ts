@@ -38,9 +38,12 @@ const inboxCursor = "inbox"
  */
 const firstUnhandled = "inbox.firstUnhandled"
 
+/** The inbox items about this profile's KeyPackages (everything but group items). */
+export type KeyEventItem = Exclude<InboxItem, { kind: "welcome" | "removed" }>
+
 export interface StreamEvents {
   /** A key-directory item arrived (live or in catch-up). */
-  onKeyEvent(item: Extract<InboxItem, { kind: "keyReserved" | "keySpent" | "poolLow" }>): void
+  onKeyEvent(item: KeyEventItem): void
   /** A Welcome or removal notice; a rejection means "not now": the item is handled again on the next connection. */
   onGroupItem(item: Extract<InboxItem, { kind: "welcome" | "removed" }>): Promise<void>
   /**
@@ -290,7 +293,7 @@ export class ServerStream {
         break
       case "inbox": {
         const item = frame.item
-        if (item.kind === "keyReserved" || item.kind === "keySpent" || item.kind === "poolLow") {
+        if (item.kind !== "welcome" && item.kind !== "removed") {
           this.events.onKeyEvent(item)
         } else {
           await this.events.onGroupItem(item)

@@ -15,6 +15,7 @@ export const EventName = Type.Union([
   Type.Literal("credential.refused"),
   Type.Literal("group.historyLost"),
   Type.Literal("invites.expired"),
+  Type.Literal("pool.suspicious"),
 ])
 export type EventName = Static<typeof EventName>
 

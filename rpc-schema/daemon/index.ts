@@ -21,6 +21,7 @@ import {
   messageReceived,
   messageRefused,
   poolChanged,
+  poolSuspicious,
 } from "./notifications.js"
 import * as message from "./message.js"
 import * as pool from "./pool.js"
@@ -38,6 +39,7 @@ export const methods = {
   [pool.status.name]: pool.status,
   [pool.list.name]: pool.list,
   [pool.refresh.name]: pool.refresh,
+  [pool.usage.name]: pool.usage,
   [group.create.name]: group.create,
   [group.list.name]: group.list,
   [group.members.name]: group.members,
@@ -70,6 +72,7 @@ export const notifications = {
   [credentialRefused.name]: credentialRefused,
   [groupHistoryLost.name]: groupHistoryLost,
   [invitesExpired.name]: invitesExpired,
+  [poolSuspicious.name]: poolSuspicious,
 } as const
 export type DaemonNotifications = typeof notifications
 export type NotificationName = keyof DaemonNotifications

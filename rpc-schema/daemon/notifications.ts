@@ -15,7 +15,7 @@ export const PoolChangedParams = Type.Object({
   eventId: EventId,
   reason: described(
     Type.String(),
-    "What changed: `maintenance` (a pass finished), `reserved`, `spent`, `low` (the server said so).",
+    "What changed: `maintenance` (a pass finished), `reserved`, `spent`, `released` (a reservation lapsed unused), `low` (the server said so).",
   ),
   status: described(PoolStatusResult, "the pool's figures after the change, as pool.status answers"),
 })
@@ -213,4 +213,42 @@ export const invitesExpired = notification({
   description:
     "Inbox items of this profile expired on the server unread: invitations (Welcomes) among them are lost, so a group someone added this profile to may never appear (ask a member to re-add you). Lost key-directory events are repaired by a pool maintenance pass, which the daemon starts. Recorded before the daemon acknowledges the report to the server, and once per report (a report repeated after a restart is not sent again).",
   params: InvitesExpiredParams,
+})
+
+export const PoolSuspiciousParams = Type.Object({
+  eventId: EventId,
+  reason: Type.Union([Type.Literal("lapses"), Type.Literal("strangers")], {
+    description:
+      "lapses: one requester let more reservations lapse unused than the threshold; strangers: requesters who share " +
+      "no group with this profile took most of the recent claims",
+  }),
+  username: Type.Union([Username, Type.Null()], {
+    description: "the requester, for `lapses`; null for `strangers`",
+  }),
+  count: Type.Integer({
+    minimum: 1,
+    description: "lapsed reservations of that requester (lapses), or reservations by strangers (strangers)",
+  }),
+  total: Type.Integer({ minimum: 1, description: "all reservations in the window" }),
+  windowMs: Type.Integer({ minimum: 1, description: "the window counted, ending now" }),
+  threshold: Type.Number({
+    minimum: 0,
+    description: "the limit passed: lapses per requester, or the strangers' share of the claims (0..1)",
+  }),
+})
+export type PoolSuspiciousParams = Static<typeof PoolSuspiciousParams>
+
+/**
+ * Someone may be draining this profile's pool: a requester keeps reserving keys and letting the reservations lapse,
+ * or strangers take most of the claims. At most once per requester (or once for strangers) per window; `pool.usage`
+ * has the details.
+ */
+export const poolSuspicious = notification({
+  name: "pool.suspicious",
+  summary: "someone may be draining this profile's KeyPackage pool",
+  description:
+    "Fires when one requester lets more than `policy.suspiciousLapses` reservations lapse within an hour, or when " +
+    "requesters who share no group with this profile made more than half of at least 8 claims within an hour; at " +
+    "most once per requester (or for strangers) per hour.",
+  params: PoolSuspiciousParams,
 })

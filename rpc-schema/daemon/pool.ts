@@ -51,7 +51,10 @@ export type KeyInfo = Static<typeof KeyInfo>
 
 /** The pool policy in force (DESIGN §3 defaults: 32 / 8 / 64 / 14 days / 2 days / 24 h). */
 export const PoolPolicy = Type.Object({
-  target: described(Type.Integer({ minimum: 1 }), "keys kept available"),
+  target: described(
+    Type.Integer({ minimum: 1 }),
+    "The configured target: with `adaptive`, the least the daemon keeps available (`demand.target` is in force).",
+  ),
   lowWatermark: described(Type.Integer({ minimum: 0 }), "below this many available keys the pool is low"),
   cap: described(Type.Integer({ minimum: 1 }), "Most ordinary keys on the server, reserved ones included."),
   lifetimeMs: described(Type.Integer({ minimum: 1 }), "lifetime of a new KeyPackage"),
@@ -59,6 +62,13 @@ export const PoolPolicy = Type.Object({
   graceMs: described(Type.Integer({ minimum: 0 }), "Private parts are kept this long past not_after."),
   lastResort: described(Type.Boolean(), "whether a last-resort key is kept"),
   maintenanceIntervalMs: described(Type.Integer({ minimum: 1 }), "time between timer-driven maintenance passes"),
+  adaptive: Type.Boolean({
+    description: "whether the target follows the measured demand (between `target` and `cap`), or stays at `target`",
+  }),
+  suspiciousLapses: Type.Integer({
+    minimum: 0,
+    description: "pool.suspicious fires when one requester lets more than this many reservations lapse in an hour",
+  }),
 })
 export type PoolPolicy = Static<typeof PoolPolicy>
 
@@ -77,6 +87,39 @@ export const PoolHealth = Type.Union(
   { description: "good | low | critical | exhausted | degraded" },
 )
 export type PoolHealth = Static<typeof PoolHealth>
+
+/** Why the target in force is what it is. */
+export const TargetReason = Type.Union(
+  [Type.Literal("fixed"), Type.Literal("minimum"), Type.Literal("peak"), Type.Literal("rate"), Type.Literal("cap")],
+  {
+    description:
+      "fixed: adaptive sizing is off; minimum: the demand needs no more than the configured target; peak: the " +
+      "largest burst seen, with headroom; rate: the claims expected in one maintenance interval; cap: the demand " +
+      "asks for more than the cap",
+  },
+)
+export type TargetReason = Static<typeof TargetReason>
+
+/** How fast the pool's keys are claimed, and the target that follows from it. */
+export const PoolDemand = Type.Object(
+  {
+    reservationsPerHour: Type.Number({
+      minimum: 0,
+      description: "reservations of this profile's keys per hour, exponentially smoothed over about an hour",
+    }),
+    peakBurst: Type.Integer({
+      minimum: 0,
+      description:
+        "the most reservations between two maintenance passes in the last 7 days: what a refill must outlast",
+    }),
+    peakAt: Type.Union([TimestampMs, Type.Null()], { description: "when that burst ended (a pass started)" }),
+    target: Type.Integer({ minimum: 1, description: "the target in force: keys kept available" }),
+    reason: TargetReason,
+    why: Type.String({ description: "the reason in words, with the figures" }),
+  },
+  { description: "measured demand and the target in force" },
+)
+export type PoolDemand = Static<typeof PoolDemand>
 
 export const PassError = Type.Object({
   code: described(Type.String(), "the stable snake_case error code"),
@@ -135,6 +178,7 @@ export const PoolStatusResult = Type.Object({
     "When the next retry after a failure is due (daemon clock).",
   ),
   policy: described(PoolPolicy, "the maintenance policy in force (flags --pool-*)"),
+  demand: described(PoolDemand, "measured demand and the target in force"),
 })
 export type PoolStatusResult = Static<typeof PoolStatusResult>
 
@@ -177,5 +221,62 @@ export const refresh = method({
     "Forces a maintenance pass and answers with the status after it. Joins a pass that is running and then runs a fresh one, so the answer reflects everything before the call. Other calls are served meanwhile.",
   params: PoolRefreshParams,
   result: PoolStatusResult,
+  errors: ["not_registered"],
+})
+
+export const PoolUsageParams = Strict({
+  sinceMs: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      description: "the window starts here (daemon clock, ms since the epoch); default 24 hours ago",
+    }),
+  ),
+})
+export type PoolUsageParams = Static<typeof PoolUsageParams>
+
+/** What one requester did with this profile's keys in the window. */
+export const RequesterUsage = Type.Object({
+  username: Username,
+  groupMate: Type.Boolean({ description: "whether the requester shares a group with this profile now" }),
+  reserved: Type.Integer({ minimum: 0, description: "reservations of this profile's keys" }),
+  spent: Type.Integer({ minimum: 0, description: "reservations that turned into a Welcome (the key was spent)" }),
+  lapsed: Type.Integer({ minimum: 0, description: "reservations that lapsed unused (the key went back to the pool)" }),
+  lastResort: Type.Integer({
+    minimum: 0,
+    description: "reservations that got the last-resort key (the pool was empty)",
+  }),
+  lastAt: Type.Integer({ minimum: 0, description: "the requester's latest key event in the window" }),
+})
+export type RequesterUsage = Static<typeof RequesterUsage>
+
+export const PoolUsageResult = Type.Object({
+  since: Type.Integer({ minimum: 0, description: "start of the window" }),
+  until: Type.Integer({ minimum: 0, description: "end of the window (now)" }),
+  requesters: Type.Array(RequesterUsage, { description: "one row per requester, most reservations first" }),
+  total: Type.Object(
+    {
+      reserved: Type.Integer({ minimum: 0 }),
+      spent: Type.Integer({ minimum: 0 }),
+      lapsed: Type.Integer({ minimum: 0 }),
+      byStrangers: Type.Integer({ minimum: 0, description: "reservations by requesters who share no group with us" }),
+    },
+    { description: "the sums over all requesters" },
+  ),
+})
+export type PoolUsageResult = Static<typeof PoolUsageResult>
+
+/**
+ * Key-use transparency: who reserved this profile's KeyPackages in a window, how many of those reservations turned
+ * into a Welcome and how many lapsed unused, per requester, from the key events the server sent (the server knows
+ * who reserves already; this only shows the owner the same). Kept 30 days.
+ */
+export const usage = method({
+  name: "pool.usage",
+  summary: "who reserved, used and abandoned this profile's keys",
+  description:
+    "Per requester counts of reservations, spends (Welcomes) and lapsed reservations of this profile's KeyPackages " +
+    "since `sinceMs` (default 24 h), from the key events the server sent; recorded for 30 days.",
+  params: PoolUsageParams,
+  result: PoolUsageResult,
   errors: ["not_registered"],
 })

@@ -8,8 +8,8 @@ export const version = "0.1.0"
 
 export function authRoutes(app: FastifyInstance, auth: AuthService): void {
   addRoute(app, auth, api.health, async () => ({ status: "ok" as const, version }))
-  addRoute(app, auth, api.register, ({ body }) => auth.register(body))
-  addRoute(app, auth, api.challenge, ({ body }) => auth.challenge(body.username))
+  addRoute(app, auth, api.register, ({ body, ip }) => auth.register(body, ip))
+  addRoute(app, auth, api.challenge, ({ body, ip }) => auth.challenge(body.username, ip))
   addRoute(app, auth, api.login, ({ body }) => auth.login(body))
   addRoute(app, auth, api.logout, async ({ session }) => {
     await auth.logout(session!)

@@ -32,6 +32,6 @@ export function keyRoutes(app: FastifyInstance, auth: AuthService, directory: Di
     ownerOnly(user, params.username)
     return directory.refs(user)
   })
-  addRoute(app, auth, api.reserve, ({ user, body }) => directory.reserve(user, body.target, body.cipherSuite))
+  addRoute(app, auth, api.reserve, ({ user, body, ip }) => directory.reserve(user, body.target, ip, body.cipherSuite))
   addRoute(app, auth, api.spend, ({ user, body }) => directory.spend(user, body.ref, body.reservationId))
 }

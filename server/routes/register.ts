@@ -14,6 +14,8 @@ export interface RouteInput<D extends RouteDescriptor> {
   user: string
   /** The session of the request's bearer token; undefined on routes without authentication. */
   session: Session | undefined
+  /** The TCP peer's address (forwarded headers are not trusted): the key of the per-address limits. */
+  ip: string
 }
 
 export function addRoute<D extends RouteDescriptor>(
@@ -45,6 +47,7 @@ export function addRoute<D extends RouteDescriptor>(
         body: request.body as In<D["body"]>,
         user: request.user,
         session: request.session,
+        ip: request.ip,
       })
       return reply.status(d.status).send(result)
     },

@@ -16,6 +16,7 @@ import {
 } from "../../rpc-schema/server/http/auth.js"
 import type { Clock } from "../clock.js"
 import type { ServerStore } from "../store/types.js"
+import { RateLimiter, rateLimited, takeAll, type Limit } from "./rateLimiter.js"
 
 /** Verifies an Ed25519 signature over a UTF-8 message with a raw 32-byte public key. */
 export function verifyEd25519(publicKey: Uint8Array, message: string, signature: Uint8Array): boolean {
@@ -43,15 +44,34 @@ export interface SessionListener {
   sessionRevoked(session: Session): void
 }
 
+/** Limits on the routes anyone may call without a session, so that nobody can grow the database at will. */
+export interface AuthLimits {
+  /** Registrations per client address. */
+  registerPerIp: Limit
+  /** Login challenges per client address. */
+  challengePerIp: Limit
+  /** Unanswered, unexpired challenges one user may have at once. */
+  maxOutstandingChallenges: number
+}
+
 export class AuthService {
+  private readonly registerLimiter: RateLimiter
+  private readonly challengeLimiter: RateLimiter
+
   constructor(
     private readonly store: ServerStore,
     private readonly clock: Clock,
     private readonly ttl: { session: number; challenge: number },
     private readonly listener: SessionListener,
-  ) {}
+    private readonly limits: AuthLimits,
+  ) {
+    this.registerLimiter = new RateLimiter(clock, limits.registerPerIp)
+    this.challengeLimiter = new RateLimiter(clock, limits.challengePerIp)
+  }
 
-  async register(body: RegisterBody): Promise<RegisterResult> {
+  /** `ip` is the client's address: registrations per address are limited. */
+  async register(body: RegisterBody, ip: string): Promise<RegisterResult> {
+    takeAll([{ limiter: this.registerLimiter, key: ip, what: "too many registrations from this address" }])
     const key = fromBase64Url(body.signatureKey)
     if (!verifyEd25519(key, registrationMessage(body.username, body.signatureKey), fromBase64Url(body.proof))) {
       throw new AppError("bad_signature", "the proof of possession does not verify with that key")
@@ -60,13 +80,32 @@ export class AuthService {
     return { username: body.username, signatureKey: body.signatureKey }
   }
 
-  async challenge(username: string): Promise<ChallengeResult> {
+  /** A one-time login challenge; limited per client address, and to a few outstanding ones per user. */
+  async challenge(username: string, ip: string): Promise<ChallengeResult> {
+    takeAll([{ limiter: this.challengeLimiter, key: ip, what: "too many login challenges from this address" }])
     if (!(await this.store.userKey(username))) throw new AppError("unknown_user", `no user "${username}"`)
     const id = randomBytes(16).toString("base64url")
     const nonce = randomBytes(32)
-    const expiresAt = this.clock.now() + this.ttl.challenge
-    await this.store.createChallenge(id, username, nonce, expiresAt)
+    const now = this.clock.now()
+    const expiresAt = now + this.ttl.challenge
+    const full = await this.store.createChallenge(
+      id,
+      username,
+      nonce,
+      expiresAt,
+      now,
+      this.limits.maxOutstandingChallenges,
+    )
+    if (full !== undefined) {
+      throw rateLimited(full - now, `${username} has ${this.limits.maxOutstandingChallenges} unanswered challenges`)
+    }
     return { challengeId: id, nonce: toBase64Url(nonce), expiresAt }
+  }
+
+  /** Forgets rate-limit buckets that have refilled (the GC timer calls it). */
+  pruneLimits(): void {
+    this.registerLimiter.prune()
+    this.challengeLimiter.prune()
   }
 
   async login(body: LoginBody): Promise<LoginResult> {

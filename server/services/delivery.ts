@@ -24,7 +24,7 @@ import type { StreamHub } from "../ws/hub.js"
 import { toLogEntry } from "../ws/frames.js"
 import type { DirectoryEvents } from "./events.js"
 import { checkWelcome, readFraming } from "./mlsFraming.js"
-import { RateLimiter } from "./rateLimiter.js"
+import { RateLimiter, takeAll } from "./rateLimiter.js"
 
 export type DeliveryConfig = Pick<
   ServerConfig,
@@ -56,20 +56,16 @@ export class DeliveryService {
     private readonly events: DirectoryEvents,
     private readonly config: DeliveryConfig,
   ) {
-    this.postLimiter = new RateLimiter(clock, config.postBurst, config.postPerMinute)
+    this.postLimiter = new RateLimiter(clock, { burst: config.postBurst, perMinute: config.postPerMinute })
     // The directory stored the owner's inbox items with the change itself; its events (raised after
     // that commit) only wake the owner's stream connections.
     const wake = (e: { owner: string }) => hub.inbox(e.owner)
-    events.on("reserved", wake).on("spent", wake).on("poolLow", wake)
+    events.on("reserved", wake).on("spent", wake).on("released", wake).on("poolLow", wake)
   }
 
   /** Takes `n` posts of the user's budget (a batch counts each message). */
   private limitPosts(user: string, n = 1): void {
-    const waitMs = this.postLimiter.take(user, n)
-    if (waitMs > 0) {
-      const retryAfterS = Math.ceil(waitMs / 1000)
-      throw new AppError("rate_limited", `too many messages; retry in ${retryAfterS} s`, { retryAfterS })
-    }
+    takeAll([{ limiter: this.postLimiter, key: user, what: "too many messages" }], n)
   }
 
   private decodeMessage(text: string): Uint8Array {

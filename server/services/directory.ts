@@ -23,7 +23,7 @@ import { suiteImpl } from "../mls.js"
 import type { ServerStore, StoreUploadOutcome } from "../store/types.js"
 import type { DirectoryEvents } from "./events.js"
 import { keyPackageRejections } from "../../rpc-schema/errors.js"
-import { RateLimiter } from "./rateLimiter.js"
+import { RateLimiter, takeAll } from "./rateLimiter.js"
 import { validateKeyPackage, type Validation } from "./keyPackageValidation.js"
 
 const expiringSoonMs = 2 * 24 * 3600_000
@@ -35,17 +35,45 @@ export function healthOf(available: number, lowWatermark: number): PoolHealth {
   return available < lowWatermark ? "low" : "good"
 }
 
+type ReserveLimits = "reserveBurst" | "reservePerMinute" | "reserveTargetBurst" | "reserveTargetPerMinute"
+type MoreReserveLimits = "reserveStrangerBurst" | "reserveStrangerPerMinute" | "reserveIpBurst" | "reserveIpPerMinute"
+
 export class DirectoryService {
-  private readonly reserveLimiter: RateLimiter
+  /** Reservation budgets (drain resistance): per requester/target pair, per target, strangers' share, per address. */
+  private readonly limits
 
   constructor(
     private readonly store: ServerStore,
     private readonly clock: Clock,
     private readonly events: DirectoryEvents,
     private readonly config: Pick<ServerConfig, "reservationTtlMs" | "lowWatermark" | "retentionMs"> &
-      Pick<ServerConfig, "reserveBurst" | "reservePerMinute">,
+      Pick<ServerConfig, ReserveLimits | MoreReserveLimits>,
   ) {
-    this.reserveLimiter = new RateLimiter(clock, config.reserveBurst, config.reservePerMinute)
+    const bucket = (burst: number, perMinute: number) => new RateLimiter(clock, { burst, perMinute })
+    this.limits = {
+      pair: bucket(config.reserveBurst, config.reservePerMinute),
+      target: bucket(config.reserveTargetBurst, config.reserveTargetPerMinute),
+      stranger: bucket(config.reserveStrangerBurst, config.reserveStrangerPerMinute),
+      ip: bucket(config.reserveIpBurst, config.reserveIpPerMinute),
+    }
+  }
+
+  /**
+   * Takes a token of every budget this reservation counts against, or none. Group-mates of the target draw on the
+   * target's budget; strangers draw on it too but also on their small share, so however many strangers ask, the
+   * rest of the budget stays for the people the target talks to.
+   */
+  private async budget(requester: string, target: string, ip: string): Promise<void> {
+    const mate = requester === target || (await this.store.sharesGroup(requester, target))
+    const { pair, target: perTarget, stranger, ip: perIp } = this.limits
+    takeAll([
+      { limiter: perIp, key: ip, what: "too many reservations from this address" },
+      { limiter: pair, key: `${requester}\0${target}`, what: `too many reservations of ${target}'s keys by you` },
+      ...(mate
+        ? []
+        : [{ limiter: stranger, key: target, what: `too many reservations of ${target}'s keys by non-group-mates` }]),
+      { limiter: perTarget, key: target, what: `too many reservations of ${target}'s keys` },
+    ])
   }
 
   private async uploader(username: string) {
@@ -74,14 +102,14 @@ export class DirectoryService {
     return toItem(0, await this.store.setLastResort(username, check!.kp, this.clock.now()))
   }
 
-  async reserve(requester: string, target: string, cipherSuite: number = defaultCipherSuite): Promise<ReserveResult> {
-    const waitMs = this.reserveLimiter.take(`${requester}\0${target}`)
-    if (waitMs > 0) {
-      const retryAfterS = Math.ceil(waitMs / 1000)
-      throw new AppError("rate_limited", `too many reservations of ${target}'s keys; retry in ${retryAfterS} s`, {
-        retryAfterS,
-      })
-    }
+  /** `ip` is the client's address (per-address budget). */
+  async reserve(
+    requester: string,
+    target: string,
+    ip: string,
+    cipherSuite: number = defaultCipherSuite,
+  ): Promise<ReserveResult> {
+    await this.budget(requester, target, ip)
     const now = this.clock.now()
     const id = randomBytes(16).toString("base64url")
     const expiresAt = now + this.config.reservationTtlMs
@@ -130,8 +158,11 @@ export class DirectoryService {
   }
 
   async collectGarbage() {
-    this.reserveLimiter.prune()
-    return this.store.collectGarbage(this.clock.now(), this.config.retentionMs)
+    for (const limiter of Object.values(this.limits)) limiter.prune()
+    const report = await this.store.collectGarbage(this.clock.now(), this.config.retentionMs)
+    for (const l of report.lapsedReservations)
+      this.events.emit("released", { owner: l.owner, ref: l.ref, by: l.requester })
+    return report
   }
 }
 

@@ -9,6 +9,8 @@ export interface DirectoryEventMap {
   reserved: [{ owner: string; ref: string; by: string; lastResort: boolean; remainingAvailable: number }]
   /** One of `owner`'s KeyPackages was spent by `by`. */
   spent: [{ owner: string; ref: string; by: string; lastResort: boolean }]
+  /** A reservation `by` made of one of `owner`'s KeyPackages lapsed unused. */
+  released: [{ owner: string; ref: string; by: string }]
   /** `owner` has fewer than the low watermark of ordinary keys available. */
   poolLow: [{ owner: string; available: number }]
 }

@@ -33,10 +33,11 @@ export class KeySpender {
   spend(ref: string, reservationId: string, requester: string, now: number): StoredSpend {
     const key = this.s.key.get(ref)
     if (!key) throw new AppError("keypackage_not_found", "no KeyPackage with that ref")
-    if (key.state === "spent") throw new AppError("already_spent", "that KeyPackage was spent already")
+    // Whose reservation it is comes first: anyone else learns nothing about the key's state (no spend oracle).
     const r = this.s.reservation.get(reservationId)
     if (!r || r.ref !== ref) throw new AppError("reservation_invalid", "that reservation is not one of this KeyPackage")
     if (r.requester !== requester) throw new AppError("forbidden", "the reservation belongs to another user")
+    if (key.state === "spent") throw new AppError("already_spent", "that KeyPackage was spent already")
     if (r.spent_at !== null) throw new AppError("already_spent", "that reservation was spent already")
     const lastResort = key.last_resort === 1
     if (r.expires_at <= now || (!lastResort && key.reservation_id !== reservationId)) {

@@ -134,4 +134,13 @@ export const migrations: readonly string[] = [
     through  INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // 5: the pool under pressure. A reservation that lapsed unused is marked (and reported to the key's owner) once;
+  // the partial indexes find open reservations past their expiry without scanning the spent ones. Challenges are
+  // counted per user to cap the outstanding ones.
+  `
+  ALTER TABLE reservations ADD COLUMN lapsed_at INTEGER;
+  CREATE INDEX reservations_open ON reservations(owner, expires_at) WHERE spent_at IS NULL AND lapsed_at IS NULL;
+  CREATE INDEX reservations_open_expiry ON reservations(expires_at) WHERE spent_at IS NULL AND lapsed_at IS NULL;
+  CREATE INDEX challenges_user ON challenges(username, expires_at);
+  `,
 ]

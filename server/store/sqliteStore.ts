@@ -3,6 +3,7 @@ import { AppError } from "../../rpc-schema/errors.js"
 import { openDatabase, type Db } from "./database.js"
 import { InboxWriter } from "./inboxWriter.js"
 import { KeySpender } from "./keySpending.js"
+import { LapseReleaser } from "./lapses.js"
 import type {
   GcReport,
   KeyCounts,
@@ -29,6 +30,7 @@ export class SqliteStore implements ServerStore {
   /** The database's one group-commit queue; the delivery store shares it (one batcher per database). */
   readonly writes: WriteBatcher
   private readonly spender: KeySpender
+  private readonly lapses: LapseReleaser
   private readonly inbox: InboxWriter
   private readonly s
 
@@ -36,12 +38,20 @@ export class SqliteStore implements ServerStore {
     this.db = openDatabase(path)
     this.writes = new WriteBatcher(this.db)
     this.spender = new KeySpender(this.db)
+    this.lapses = new LapseReleaser(this.db)
     this.inbox = new InboxWriter(this.db)
     const db = this.db
     this.s = {
       insertUser: db.prepare("INSERT INTO users (username, signature_key, created_at) VALUES (?, ?, ?)"),
       userKey: db.prepare<[string], { signature_key: Buffer }>("SELECT signature_key FROM users WHERE username = ?"),
       insertChallenge: db.prepare("INSERT INTO challenges (id, username, nonce, expires_at) VALUES (?, ?, ?, ?)"),
+      outstandingChallenges: db.prepare<[string, number], { n: number; first: number | null }>(
+        "SELECT count(*) AS n, min(expires_at) AS first FROM challenges WHERE username = ? AND expires_at > ?",
+      ),
+      sharesGroup: db.prepare<[string, string], { one: number }>(
+        `SELECT 1 AS one FROM group_members a JOIN group_members b ON b.group_id = a.group_id
+         WHERE a.username = ? AND a.removed_seq IS NULL AND b.username = ? AND b.removed_seq IS NULL LIMIT 1`,
+      ),
       takeChallenge: db.prepare<[string], { username: string; nonce: Buffer; expires_at: number }>(
         "DELETE FROM challenges WHERE id = ? RETURNING username, nonce, expires_at",
       ),
@@ -66,14 +76,6 @@ export class SqliteStore implements ServerStore {
       ),
       retireLastResort: db.prepare(
         "UPDATE keypackages SET state = 'retired' WHERE owner = ? AND cipher_suite = ? AND last_resort = 1 AND state = 'available'",
-      ),
-      releaseLapsed: db.prepare<[string, number], { ref: string; reservation_id: string }>(
-        `UPDATE keypackages SET state = 'available', reservation_id = NULL, reserved_by = NULL, reserved_until = NULL
-         WHERE owner = ? AND state = 'reserved' AND reserved_until <= ? RETURNING ref, reservation_id`,
-      ),
-      releaseAllLapsed: db.prepare<[number], { ref: string; owner: string; reservation_id: string }>(
-        `UPDATE keypackages SET state = 'available', reservation_id = NULL, reserved_by = NULL, reserved_until = NULL
-         WHERE state = 'reserved' AND reserved_until <= ? RETURNING ref, owner, reservation_id`,
       ),
       takeOldest: db.prepare<[string, string, number, string, number, number], { ref: string; data: Buffer }>(
         `UPDATE keypackages SET state = 'reserved', reservation_id = ?, reserved_by = ?, reserved_until = ?
@@ -143,8 +145,24 @@ export class SqliteStore implements ServerStore {
     return row && new Uint8Array(row.signature_key)
   }
 
-  createChallenge(id: string, username: string, nonce: Uint8Array, expiresAt: number): Promise<void> {
-    return this.writes.run(() => void this.s.insertChallenge.run(id, username, nonce, expiresAt))
+  createChallenge(
+    id: string,
+    username: string,
+    nonce: Uint8Array,
+    expiresAt: number,
+    now: number,
+    max: number,
+  ): Promise<number | undefined> {
+    return this.writes.run(() => {
+      const open = this.s.outstandingChallenges.get(username, now)!
+      if (open.n >= max) return open.first!
+      this.s.insertChallenge.run(id, username, nonce, expiresAt)
+      return undefined
+    })
+  }
+
+  async sharesGroup(a: string, b: string): Promise<boolean> {
+    return this.s.sharesGroup.get(a, b) !== undefined
   }
 
   consumeChallenge(id: string, now: number): Promise<{ username: string; nonce: Uint8Array } | undefined> {
@@ -209,9 +227,7 @@ export class SqliteStore implements ServerStore {
   ): Promise<StoredReservation> {
     return this.writes.run((): StoredReservation => {
       if (!this.s.userKey.get(owner)) throw new AppError("unknown_user", `no user "${owner}"`)
-      for (const lapsed of this.s.releaseLapsed.all(owner, now)) {
-        this.s.audit.run(now, "reservation_expire", owner, lapsed.ref, null, lapsed.reservation_id)
-      }
+      this.lapses.release(now, owner)
       let lastResort = false
       let key = this.s.takeOldest.all(reservationId, requester, expiresAt, owner, cipherSuite, now)[0]
       if (!key) {
@@ -240,7 +256,7 @@ export class SqliteStore implements ServerStore {
       const key = this.s.keyByRef.get(ref)
       if (!key || key.owner !== owner) throw new AppError("keypackage_not_found", "no KeyPackage with that ref")
       if (key.state === "spent") throw new AppError("already_spent", "that KeyPackage was spent already")
-      this.s.releaseLapsed.all(owner, now)
+      this.lapses.release(now, owner)
       if (this.s.keyByRef.get(ref)!.state === "reserved") {
         throw new AppError("keypackage_reserved", "that KeyPackage is reserved; it may be in use")
       }
@@ -274,15 +290,14 @@ export class SqliteStore implements ServerStore {
 
   collectGarbage(now: number, retentionMs: number): Promise<GcReport> {
     return this.writes.run((): GcReport => {
-      const lapsed = this.s.releaseAllLapsed.all(now)
-      for (const l of lapsed) this.s.audit.run(now, "reservation_expire", l.owner, l.ref, null, l.reservation_id)
+      const lapsed = this.lapses.release(now)
       const expired = this.s.deleteExpired.all(now, now)
       for (const e of expired) this.s.audit.run(now, "expire", e.owner, e.ref, null, null)
       const spent = this.s.deleteSpent.all(now - retentionMs)
       this.s.deleteOldReservations.run(now - retentionMs)
       this.s.deleteOldChallenges.run(now)
       this.s.deleteOldSessions.run(now)
-      return { expiredKeys: expired.length, lapsedReservations: lapsed.length, spentKeys: spent.length }
+      return { expiredKeys: expired.length, lapsedReservations: lapsed, spentKeys: spent.length }
     })
   }
 

@@ -4,6 +4,7 @@
  * same interface.
  */
 import type { KeyPackageRejection } from "../../rpc-schema/errors.js"
+import type { Lapse } from "./lapses.js"
 
 /** A KeyPackage that passed every cryptographic check and is ready to store. */
 export interface ValidKeyPackage {
@@ -52,15 +53,29 @@ export interface KeyCounts {
 
 export interface GcReport {
   expiredKeys: number
-  lapsedReservations: number
+  /** Reservations that lapsed unused: each owner got a keyReleased inbox item. */
+  lapsedReservations: Lapse[]
   spentKeys: number
 }
 
 export interface ServerStore {
   createUser(username: string, signatureKey: Uint8Array, now: number): Promise<void>
   userKey(username: string): Promise<Uint8Array | undefined>
+  /** Whether both users are on the roster of one group (the key directory serves group-mates first). */
+  sharesGroup(a: string, b: string): Promise<boolean>
 
-  createChallenge(id: string, username: string, nonce: Uint8Array, expiresAt: number): Promise<void>
+  /**
+   * Stores a challenge unless `username` has `max` unexpired ones already; then answers when the first of those
+   * expires, and stores nothing.
+   */
+  createChallenge(
+    id: string,
+    username: string,
+    nonce: Uint8Array,
+    expiresAt: number,
+    now: number,
+    max: number,
+  ): Promise<number | undefined>
   /** Deletes the challenge and returns it if it was unexpired: a challenge answers once at most. */
   consumeChallenge(id: string, now: number): Promise<{ username: string; nonce: Uint8Array } | undefined>
   createSession(tokenHash: Uint8Array, username: string, expiresAt: number): Promise<void>

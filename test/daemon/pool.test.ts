@@ -64,7 +64,8 @@ describe("KeyPackage pool", () => {
 
   it("learns of reservations over its stream and replenishes to 32 without exceeding 64", async (t) => {
     const s = await startServer(t, { reserveBurst: 100 })
-    const { d, user } = await registered(t, s, "alice")
+    // The fixed policy: the adaptive one would raise the target after this burst (test/daemon/poolUsage.test.ts).
+    const { d, user } = await registered(t, s, "alice", ["--pool-fixed"])
     const bob = await newUser(s.url, "bob")
     const seen: PoolStatusResult[] = []
     d.client.on("pool.changed", (p) => seen.push(p.status))

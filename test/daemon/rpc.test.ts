@@ -135,6 +135,7 @@ describe("JSON-RPC socket", () => {
       "message.received",
       "message.refused",
       "pool.changed",
+      "pool.suspicious",
     ])
   })
 

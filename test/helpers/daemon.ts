@@ -105,7 +105,11 @@ export async function spawnDaemon(opts: DaemonOptions = {}): Promise<TestDaemon 
     proc.on("exit", (code, signal) => resolve(code ?? signal)),
   )
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`daemon did not start within 20 s: ${stdout}${stderr}`)), 20_000)
+    const timer = setTimeout(() => {
+      // Killed, or the late daemon would keep the test process (and so the whole run) alive.
+      proc.kill("SIGKILL")
+      reject(new Error(`daemon did not start within 20 s: ${stdout}${stderr}`))
+    }, 20_000)
     proc.stdout!.on("data", (d: Buffer) => {
       stdout += d.toString()
       if (stdout.includes("listening on")) {

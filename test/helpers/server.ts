@@ -21,6 +21,19 @@ export interface TestServer {
   start(): Promise<void>
 }
 
+/**
+ * The drain-resistance budgets, out of the way: the suite registers dozens of users and reserves from strangers on
+ * 127.0.0.1 in most files. The tests of each limit (test/server/limits.test.ts) set theirs low explicitly.
+ */
+export const roomyLimits: Partial<ServerConfig> = {
+  reserveTargetBurst: 1e6,
+  reserveStrangerBurst: 1e6,
+  reserveIpBurst: 1e6,
+  registerIpBurst: 1e6,
+  challengeIpBurst: 1e6,
+  maxOutstandingChallenges: 1e6,
+}
+
 export async function startServer(t: TestContext, overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "mls-server-"))
   const clock = new ManualClock()
@@ -30,6 +43,7 @@ export async function startServer(t: TestContext, overrides: Partial<ServerConfi
     logLevel: "silent",
     gcIntervalMs: 0,
     clock,
+    ...roomyLimits,
     ...overrides,
   }
   const open = async (port = 0) => {

@@ -52,7 +52,12 @@ export async function spawnServer(args: string[]): Promise<ServerProcess> {
 
 /** A server for benchmarks: the database at `dbPath`, warnings only, every rate limit out of the way. */
 export function spawnBenchServer(dbPath: string): Promise<ServerProcess> {
-  const unlimited = ["--reserve-burst", "1e9", "--reserve-rate", "1e9", "--post-burst", "1e9", "--post-rate", "1e9"]
+  const unlimited = [
+    ...["reserve", "reserve-target", "reserve-stranger", "reserve-ip", "register-ip", "challenge-ip", "post"].flatMap(
+      (b) => [`--${b}-burst`, "1e9", `--${b}-rate`, "1e9"],
+    ),
+    ...["--max-challenges", "1000000"],
+  ]
   return spawnServer(["--db", dbPath, "--log-level", "warn", ...unlimited])
 }
 

@@ -147,8 +147,11 @@ describe("retention: group logs", () => {
     const g = await createGroup(before.url, alice)
     for (let i = 0; i < 7; i++) await post(before, alice, g)
     await before.stop()
-    // Back to schema 3, with seqs 1..4 deleted by the old retention (which recorded nothing).
+    // Back to schema 3 (migrations 5 and 4 undone), with seqs 1..4 deleted by the old retention (which recorded
+    // nothing).
     const db = new Database(dbPath)
+    db.exec(`DROP INDEX reservations_open; DROP INDEX reservations_open_expiry; DROP INDEX challenges_user;
+      ALTER TABLE reservations DROP COLUMN lapsed_at`)
     db.exec("ALTER TABLE groups DROP COLUMN pruned_seq; DROP TABLE inbox_expired; DELETE FROM group_log WHERE seq <= 4")
     db.pragma("user_version = 3")
     db.close()

@@ -40,6 +40,16 @@ export function poolStatus(available = 32, over: Partial<PoolStatusResult> = {})
       graceMs: 86_400_000,
       lastResort: true,
       maintenanceIntervalMs: 600_000,
+      adaptive: true,
+      suspiciousLapses: 5,
+    },
+    demand: {
+      reservationsPerHour: 0,
+      peakBurst: 0,
+      peakAt: null,
+      target: 32,
+      reason: "minimum",
+      why: "no claims measured: the configured target",
     },
     ...over,
   }

@@ -38,7 +38,7 @@ export const register = route({
   body: RegisterBody,
   status: 201,
   response: RegisterResult,
-  errors: ["username_taken", "bad_signature"],
+  errors: ["username_taken", "bad_signature", "rate_limited"],
 })
 
 export const ChallengeBody = Strict({ username: Username })

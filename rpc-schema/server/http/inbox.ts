@@ -47,6 +47,18 @@ export const InboxItem = Type.Union([
   }),
   /** One of the caller's KeyPackages was spent by `by` (used in a Commit or spent directly). */
   Type.Object({ kind: Type.Literal("keySpent"), ref: KeyPackageRef, by: Username, lastResort: Type.Boolean() }),
+  /**
+   * A reservation `by` made of one of the caller's KeyPackages lapsed unused: the key is available again (a
+   * last-resort key always was). Key-use transparency: the owner sees who takes keys and never uses them.
+   */
+  Type.Object({
+    kind: Type.Literal("keyReleased"),
+    ref: KeyPackageRef,
+    by: Username,
+    lastResort: Type.Boolean(),
+    /** When the reservation was made. */
+    reservedAt: Type.Integer({ minimum: 0 }),
+  }),
   /** The caller's pool fell under the low watermark: upload more KeyPackages. */
   Type.Object({ kind: Type.Literal("poolLow"), available: Type.Integer({ minimum: 0 }) }),
 ])
