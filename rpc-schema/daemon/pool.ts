@@ -255,9 +255,9 @@ export const PoolUsageResult = Type.Object({
   requesters: Type.Array(RequesterUsage, { description: "one row per requester, most reservations first" }),
   total: Type.Object(
     {
-      reserved: Type.Integer({ minimum: 0 }),
-      spent: Type.Integer({ minimum: 0 }),
-      lapsed: Type.Integer({ minimum: 0 }),
+      reserved: Type.Integer({ minimum: 0, description: "reservations of this profile's keys in the window" }),
+      spent: Type.Integer({ minimum: 0, description: "reservations that turned into a Welcome (spent)" }),
+      lapsed: Type.Integer({ minimum: 0, description: "reservations that lapsed unused" }),
       byStrangers: Type.Integer({ minimum: 0, description: "reservations by requesters who share no group with us" }),
     },
     { description: "the sums over all requesters" },
