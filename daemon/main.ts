@@ -2,6 +2,7 @@
 import { chmodSync, mkdirSync, unlinkSync } from "node:fs"
 import { parseArgs } from "node:util"
 import { pino } from "pino"
+import { tsMlsPatchProblem } from "../crypto/tsMlsPatch.js"
 import { servedMethods } from "../rpc-schema/daemon/index.js"
 import { SettableClock } from "./clock.js"
 import { Daemon } from "./daemon.js"
@@ -72,6 +73,8 @@ if (flags.help) {
   process.stdout.write(usage + "\n")
   process.exit(0)
 }
+const unpatched = tsMlsPatchProblem()
+if (unpatched !== undefined) fail(unpatched, 1)
 
 function count(name: string, text: string | undefined, fallback: number, min = 0): number {
   if (text === undefined) return fallback

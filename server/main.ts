@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import type { Level } from "pino"
+import { tsMlsPatchProblem } from "../crypto/tsMlsPatch.js"
 import { buildApp } from "./app.js"
 import { defaultConfig, type ServerConfig } from "./config.js"
 import { version } from "./routes/auth.js"
@@ -102,6 +103,11 @@ if (flags.help) {
 if (flags.version) {
   process.stdout.write(version + "\n")
   process.exit(0)
+}
+const unpatched = tsMlsPatchProblem()
+if (unpatched !== undefined) {
+  process.stderr.write(`mls-server: ${unpatched}\n`)
+  process.exit(1)
 }
 if (!levels.includes(flags["log-level"]!)) fail(`--log-level must be one of ${levels.join(", ")}`)
 const port = positiveNumber("port", flags.port, 4000, true)
