@@ -2,6 +2,7 @@
 import { chmodSync, mkdirSync, unlinkSync } from "node:fs"
 import { parseArgs } from "node:util"
 import { pino } from "pino"
+import { tsMlsPatchProblem } from "../crypto/tsMlsPatch.js"
 import { defaultLogFormat, isLogFormat, isLogLevel, logDestination, logFormats, logLevels } from "../logging/logging.js"
 import { normalizeName } from "../rpc-schema/common.js"
 import { servedMethods } from "../rpc-schema/daemon/index.js"
@@ -97,6 +98,8 @@ if (flags.version) {
   process.stdout.write(version + "\n")
   process.exit(0)
 }
+const unpatched = tsMlsPatchProblem()
+if (unpatched !== undefined) fail(unpatched, 1)
 
 function count(name: string, text: string | undefined, fallback: number, min = 0): number {
   if (text === undefined) return fallback

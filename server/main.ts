@@ -2,6 +2,7 @@
 import { mkdirSync, readFileSync } from "node:fs"
 import { dirname } from "node:path"
 import { parseArgs } from "node:util"
+import { tsMlsPatchProblem } from "../crypto/tsMlsPatch.js"
 import { defaultLogFormat, isLogFormat, isLogLevel, logFormats, logLevels } from "../logging/logging.js"
 import { SchemaTooNew } from "../shared/migrate.js"
 import { buildApp, type ServerApp } from "./app.js"
@@ -136,6 +137,8 @@ if (flags.version) {
   process.stdout.write(version + "\n")
   process.exit(0)
 }
+const unpatched = tsMlsPatchProblem()
+if (unpatched !== undefined) cannotStart(unpatched)
 const logLevel = flags["log-level"]!
 if (!isLogLevel(logLevel)) fail(`--log-level must be one of ${logLevels.join(", ")}`)
 const logFormat = flags["log-format"] ?? defaultLogFormat()

@@ -45,6 +45,15 @@ function decodeEither(bytes: Uint8Array): { kp: KeyPackage; bare: Uint8Array } |
   return undefined
 }
 
+/**
+ * Whether `bare` is the one encoding of `kp` (RFC 9420 §2.1.2), so that everyone computes the same KeyPackageRef. The
+ * patched ts-mls keeps a decoded value's bytes as its encoding, so encoding `kp` itself would give `bare` back whatever
+ * it is: the comparison is with a fresh encoding of a copy.
+ */
+export function isCanonical(kp: KeyPackage, bare: Uint8Array): boolean {
+  return sameBytes(encodeKeyPackage(structuredClone(kp)), bare)
+}
+
 export interface Uploader {
   username: string
   signatureKey: Uint8Array
@@ -59,8 +68,7 @@ export async function validateKeyPackage(
   const decoded = decodeEither(bytes)
   if (!decoded) return reject("malformed")
   const { kp, bare } = decoded
-  // Re-encoding must give the same bytes, so that everyone computes the same KeyPackageRef.
-  if (!sameBytes(encodeKeyPackage(kp), bare)) return reject("malformed", "non-canonical encoding")
+  if (!isCanonical(kp, bare)) return reject("malformed", "non-canonical encoding")
   if (kp.version !== "mls10") return reject("malformed", "protocol version is not mls10")
   const cs = await suite(kp.cipherSuite)
   if (!cs) return reject("unsupported_ciphersuite", kp.cipherSuite)

@@ -146,12 +146,20 @@ describe("ts-mls patch: encodings kept by value identity", () => {
     const resigned = { ...kp, signature: bob.publicPackage.signature }
     assert.notEqual(toHex(encodeKeyPackage(resigned)), toHex(first))
     assert.equal(toHex(encodeKeyPackage(resigned)), toHex(encodeKeyPackage(structuredClone(resigned))))
-    // The encoding is kept by identity: a value changed in place after it was written is not written anew. This is
-    // why the patch relies on ts-mls (and mls-chat) never changing these values in place.
-    const mutable = structuredClone(kp)
-    const kept = toHex(encodeKeyPackage(mutable))
-    mutable.signature = bob.publicPackage.signature
-    assert.equal(toHex(encodeKeyPackage(mutable)), kept)
+    // The encoding is kept by identity, so a value whose encoding is kept is deep-frozen: it cannot be changed in
+    // place and then written (or signed, or checked) as its old bytes.
+    const written = structuredClone(kp)
+    const kept = toHex(encodeKeyPackage(written))
+    assert.throws(() => {
+      written.signature = bob.publicPackage.signature
+    }, TypeError)
+    assert.throws(() => {
+      written.leafNode.lifetime.notAfter = 0n
+    }, TypeError)
+    assert.throws(() => {
+      written.leafNode.extensions.push({ extensionType: "application_id", extensionData: new Uint8Array() })
+    }, TypeError)
+    assert.equal(toHex(encodeKeyPackage(written)), kept)
 
     const commit = {
       proposals: [
@@ -221,6 +229,114 @@ describe("ts-mls patch: several invalid proposals in one Commit", () => {
   })
 })
 
+/**
+ * `cs`, recording the secrets it makes (the key-schedule and secret-tree outputs of `kdf.expand`, by RFC 9420 label,
+ * and exported HPKE private keys) and holding back signature checks by `heldKeys` until `release()`.
+ */
+function recordingSuite(cs: CiphersuiteImpl, heldKeys: Uint8Array[]) {
+  // The secrets ts-mls keeps in a state or zeroes once used (§8: key schedule, §9: the secret tree's ratchet roots).
+  const epochLabels = new Set(["init", "sender data", "encryption", "exporter", "external", "confirm", "membership"])
+  for (const label of ["resumption", "authentication", "joiner", "welcome"]) epochLabels.add(label)
+  const secrets: { label: string; bytes: Uint8Array }[] = []
+  let release = () => {}
+  const released = new Promise<void>((resolve) => (release = resolve))
+  const held = new Set(heldKeys.map(toHex))
+  const suite: CiphersuiteImpl = {
+    ...cs,
+    kdf: {
+      ...cs.kdf,
+      async expand(prk, info, length) {
+        const out = await cs.kdf.expand(prk, info, length)
+        // KDFLabel (§8): uint16 length, opaque label<V> ("MLS 1.0 " + label), opaque context<V>; short vectors here.
+        const label = new TextDecoder().decode(info.subarray(3, 3 + info[2]!)).replace(/^MLS 1\.0 /, "")
+        const emptyContext = info[3 + info[2]!] === 0
+        if (epochLabels.has(label) || (emptyContext && (label === "application" || label === "handshake")))
+          secrets.push({ label, bytes: out })
+        // The new epoch's secret tree is the last thing a speculation makes; once this turn's work is done, the held
+        // checks may fail.
+        if (label === "handshake" && emptyContext) setImmediate(release)
+        return out
+      },
+    },
+    hpke: {
+      ...cs.hpke,
+      async exportPrivateKey(key) {
+        const out = await cs.hpke.exportPrivateKey(key)
+        secrets.push({ label: "private key", bytes: out })
+        return out
+      },
+    },
+    signature: {
+      ...cs.signature,
+      async verify(publicKey, message, signature) {
+        if (held.has(toHex(publicKey))) await released
+        return cs.signature.verify(publicKey, message, signature)
+      },
+    },
+  }
+  const nonZero = () => secrets.filter((s) => s.bytes.some((b) => b !== 0)).map((s) => s.label)
+  return { suite, secrets, nonZero }
+}
+
+describe("ts-mls patch: a new epoch computed while a Commit's checks ran is zeroed when the Commit is refused", () => {
+  async function setUp() {
+    const kp = async (name: string) =>
+      await generateKeyPackage(credential(name), defaultCapabilities(), defaultLifetime, [], cs)
+    const [alice, bob, carol] = [await kp("alice"), await kp("bob"), await kp("carol")]
+    const start = await createGroup(utf8("zeroing"), alice.publicPackage, alice.privatePackage, [], cs)
+    const added = await createCommit(
+      { state: start, cipherSuite: cs },
+      {
+        extraProposals: [bob, carol].map((m) => ({
+          proposalType: "add" as const,
+          add: { keyPackage: m.publicPackage },
+        })),
+        ratchetTreeExtension: true,
+      },
+    )
+    const bobState = await joinGroup(added.welcome!, bob.publicPackage, bob.privatePackage, emptyPskIndex, cs)
+    // Removing Carol makes the Commit carry a path (new private keys); the two Adds' KeyPackages have bad signatures.
+    const forged = []
+    for (const name of ["dave", "erin"]) {
+      const { publicPackage } = await kp(name)
+      const signature = publicPackage.signature.slice()
+      signature[0]! ^= 1
+      forged.push({ proposalType: "add" as const, add: { keyPackage: { ...publicPackage, signature } } })
+    }
+    const proposals = [{ proposalType: "remove" as const, remove: { removed: 2 } }, ...forged]
+    const forgedKeys = forged.map((p) => p.add.keyPackage.leafNode.signaturePublicKey)
+    return { aliceState: added.newState, bobState, proposals, forgedKeys }
+  }
+
+  it("zeroes the key schedule, secret tree and path keys of a Commit being created", async () => {
+    const { aliceState, proposals, forgedKeys } = await setUp()
+    const { suite, secrets, nonZero } = recordingSuite(cs, forgedKeys)
+    await assert.rejects(
+      createCommit({ state: aliceState, cipherSuite: suite }, { extraProposals: proposals }),
+      CryptoVerificationError,
+    )
+    const labels = new Set(secrets.map((s) => s.label))
+    for (const label of ["confirm", "exporter", "handshake", "application", "private key"]) assert.ok(labels.has(label))
+    assert.deepEqual(nonZero(), [])
+  })
+
+  it("zeroes the key schedule, secret tree and path keys of a received Commit", async () => {
+    const { aliceState, bobState, proposals, forgedKeys } = await setUp()
+    // A committer that skips the checks (its verify says yes to everything) sends the Commit anyway.
+    const lying: CiphersuiteImpl = { ...cs, signature: { ...cs.signature, verify: async () => true } }
+    const sent = await createCommit({ state: aliceState, cipherSuite: lying }, { extraProposals: proposals })
+    assert.ok(sent.commit.wireformat === "mls_private_message")
+    const { suite, secrets, nonZero } = recordingSuite(cs, forgedKeys)
+    await assert.rejects(
+      processPrivateMessage(bobState, sent.commit.privateMessage, emptyPskIndex, suite),
+      CryptoVerificationError,
+    )
+    const labels = new Set(secrets.map((s) => s.label))
+    for (const label of ["confirm", "exporter", "handshake", "application", "private key"]) assert.ok(labels.has(label))
+    assert.deepEqual(nonZero(), [])
+  })
+})
+
 describe("ts-mls patch: decoding takes canonical encodings only, and keeps them", () => {
   it("refuses a length not in its fewest bytes and an optional's presence octet other than 0 or 1 (RFC 9420 §2.1)", async () => {
     const kp = (await generateKeyPackage(credential("alice"), defaultCapabilities(), defaultLifetime, [], cs))
@@ -246,7 +362,7 @@ describe("ts-mls patch: decoding takes canonical encodings only, and keeps them"
     for (const bad of [[0, 2], [0, 0xff], [0]]) assert.equal(decodeCommit(Uint8Array.from(bad), 0), undefined)
   })
 
-  it("writes a decoded Commit, KeyPackage and leaf node as a copy of the bytes they came from", async () => {
+  it("writes a decoded Commit, KeyPackage and leaf node as the bytes they came from, and freezes them", async () => {
     const bob = (await generateKeyPackage(credential("bob"), defaultCapabilities(), defaultLifetime, [], cs))
       .publicPackage
     const carol = (await generateKeyPackage(credential("carol"), defaultCapabilities(), defaultLifetime, [], cs))
@@ -262,18 +378,27 @@ describe("ts-mls patch: decoding takes canonical encodings only, and keeps them"
       return p.proposal.add.keyPackage
     }
 
-    const received = wire.slice()
-    const decoded = decodeCommit(received, 0)![0]
-    received.fill(0) // what is kept is a copy, not a view of the buffer the bytes came in
+    const decoded = decodeCommit(wire.slice(), 0)![0]
     assert.equal(toHex(encodeCommit(decoded)), toHex(wire))
     assert.equal(toHex(encodeKeyPackage(addedKeyPackage(decoded, 0))), toHex(encodeKeyPackage(bob)))
     assert.equal(toHex(encodeLeafNode(addedKeyPackage(decoded, 1).leafNode)), toHex(encodeLeafNode(carol.leafNode)))
-    // Kept at decoding, not encoded afresh: a decoded value changed in place still writes as it was received.
+    // Only canonical bytes were accepted, so a fresh encoding of an equal copy is those bytes too.
+    assert.equal(toHex(encodeCommit(structuredClone(decoded))), toHex(wire))
+    // A decoded value is deep-frozen; its byte fields (which JavaScript cannot freeze) are views of the very bytes
+    // kept as its encoding, so writing into one changes the value and the bytes it is written, signed or checked as
+    // alike: they still agree with a fresh encoding.
     const changed = addedKeyPackage(decoded, 0)
-    changed.signature = carol.signature
-    assert.equal(toHex(encodeKeyPackage(changed)), toHex(encodeKeyPackage(bob)))
-    // And only canonical bytes were accepted, so a fresh encoding of an equal copy is those bytes too.
-    assert.equal(toHex(encodeCommit(structuredClone(decodeCommit(wire, 0)![0]))), toHex(wire))
+    assert.throws(() => {
+      changed.signature = carol.signature
+    }, TypeError)
+    assert.throws(() => {
+      changed.leafNode.credential = credential("mallory")
+    }, TypeError)
+    changed.signature[0]! ^= 1
+    changed.leafNode.signaturePublicKey[0]! ^= 1
+    assert.notEqual(toHex(encodeKeyPackage(changed)), toHex(encodeKeyPackage(bob)))
+    assert.equal(toHex(encodeKeyPackage(changed)), toHex(encodeKeyPackage(structuredClone(changed))))
+    assert.equal(toHex(encodeCommit(decoded)), toHex(encodeCommit(structuredClone(decoded))))
 
     // The signed parts (KeyPackageTBS, LeafNodeTBS) are cut from the kept bytes: valid signatures verify, and one
     // flipped bit in a received signature does not.
