@@ -30,13 +30,20 @@ export class DaemonError extends Error {
 }
 
 type Listener<N extends NotificationName> = (params: NotificationParams<N>) => void
+/** Any notification, by its name: for frontends that pass notifications on without knowing them (mlsctl watch). */
+export type AnyListener = (method: string, params: unknown) => void
 
 export class DaemonClient {
   private readonly rpc: JSONRPCClient
   private readonly listeners = new Map<string, Set<(params: never) => void>>()
+  private readonly anyListeners = new Set<AnyListener>()
   private closedError: Error | undefined
+  /** Resolves with the reason once the connection is gone (closed by either side). */
+  readonly closed: Promise<Error>
 
   private constructor(private readonly socket: Socket) {
+    let closed!: (reason: Error) => void
+    this.closed = new Promise((resolve) => (closed = resolve))
     let nextId = 1
     this.rpc = new JSONRPCClient(
       (request) => {
@@ -56,6 +63,7 @@ export class DaemonClient {
     socket.on("close", () => {
       this.closedError ??= new Error("connection to the daemon closed")
       this.rpc.rejectAllPendingRequests(this.closedError.message)
+      closed(this.closedError)
     })
     socket.on("error", (err) => (this.closedError = err))
   }
@@ -81,6 +89,7 @@ export class DaemonClient {
     }
     if (typeof msg.method === "string" && msg.id === undefined) {
       for (const l of this.listeners.get(msg.method) ?? []) (l as (p: unknown) => void)(msg.params)
+      for (const l of this.anyListeners) l(msg.method, msg.params)
     } else this.rpc.receive(msg as JSONRPCResponse)
   }
 
@@ -89,8 +98,16 @@ export class DaemonClient {
     method: M,
     ...params: Record<never, never> extends MethodParams<M> ? [MethodParams<M>?] : [MethodParams<M>]
   ): Promise<MethodResult<M>> {
+    return (await this.request(method, params[0] ?? {})) as MethodResult<M>
+  }
+
+  /**
+   * Calls any method by name with unchecked params (`mlsctl call`: methods this build may not know yet); an error
+   * answer rejects with a DaemonError.
+   */
+  async request(method: string, params: unknown): Promise<unknown> {
     try {
-      return (await this.rpc.request(method, params[0] ?? {})) as MethodResult<M>
+      return await this.rpc.request(method, params)
     } catch (err) {
       if (err instanceof JSONRPCErrorException) throw new DaemonError(err.code, err.message, err.data)
       throw err
@@ -103,6 +120,12 @@ export class DaemonClient {
     if (!set) this.listeners.set(name, (set = new Set()))
     set.add(listener as (params: never) => void)
     return () => set.delete(listener as (params: never) => void)
+  }
+
+  /** Listens to every notification (after `events.subscribe`); returns the function that stops listening. */
+  onAny(listener: AnyListener): () => void {
+    this.anyListeners.add(listener)
+    return () => this.anyListeners.delete(listener)
   }
 
   /** Resolves with the first `name` notification that satisfies `predicate`, or rejects after `timeoutMs`. */
