@@ -8,6 +8,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { dirname, join, relative, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
+import process from "node:process"
 import { parseArgs } from "node:util"
 import { build } from "esbuild"
 
@@ -50,4 +51,6 @@ await build({
   target: "node20",
   logLevel: "warning",
 })
-console.log(`built ${entryPoints.length} files of ${folders.join(", ")} into ${relative(root, outdir) || "."}, and mlsctl.js`)
+process.stdout.write(
+  `built ${entryPoints.length} files of ${folders.join(", ")} into ${relative(root, outdir) || "."}, and mlsctl.js\n`,
+)

@@ -269,7 +269,7 @@ export const commands: readonly Command[] = [
     flags: ["events", "after"],
     summary: "print notifications, one line each, until killed",
     about:
-      "With --json, one JSON object per line: {\"method\": …, \"params\": …}. Once subscribed it says so on stderr.\n" +
+      'With --json, one JSON object per line: {"method": …, "params": …}. Once subscribed it says so on stderr.\n' +
       "Exits 3 when the daemon goes away, so a supervisor can restart it.",
     async run(ctx, params) {
       const client = await ctx.client()

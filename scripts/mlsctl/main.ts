@@ -77,10 +77,7 @@ function context(values: Record<string, unknown>, socket: { socketPath: string; 
   const bounded = <T>(what: Promise<T>): Promise<T> => {
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Unreachable(`${where} did not answer within ${timeoutS} s`)),
-        timeoutS * 1000,
-      )
+      timer = setTimeout(() => reject(new Unreachable(`${where} did not answer within ${timeoutS} s`)), timeoutS * 1000)
     })
     return Promise.race([what, late]).finally(() => clearTimeout(timer))
   }
@@ -117,10 +114,11 @@ function context(values: Record<string, unknown>, socket: { socketPath: string; 
       return text
     },
     stdinIsTTY: process.stdin.isTTY === true,
-    close: () => void connecting?.then(
-      (c) => c.close(),
-      () => undefined,
-    ),
+    close: () =>
+      void connecting?.then(
+        (c) => c.close(),
+        () => undefined,
+      ),
   }
 }
 

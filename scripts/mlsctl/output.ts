@@ -15,7 +15,14 @@ const red = paint(31)
 export function columns(rows: readonly (readonly string[])[]): string {
   const widths: number[] = []
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)))
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n")
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n")
 }
 
 /** A table under a bold header row; `empty` when there are no rows. */
@@ -66,7 +73,10 @@ export function poolLine(p: PoolStatus): string {
 export function poolStatus(p: PoolStatus): string {
   const rows: string[][] = [
     ["health", poolLine(p)],
-    ["keys", `${p.spent} spent, ${p.expired} expired, ${p.consumed} consumed, ${p.created} pending, ${p.failed} failed`],
+    [
+      "keys",
+      `${p.spent} spent, ${p.expired} expired, ${p.consumed} consumed, ${p.created} pending, ${p.failed} failed`,
+    ],
     ["synced", p.synced ? "yes (the server's digest matches)" : "no"],
   ]
   if (p.lastPass) {

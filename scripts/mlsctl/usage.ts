@@ -18,7 +18,7 @@ export const globalFlags: readonly GlobalFlag[] = [
   { long: "json", help: "print results as JSON (one value; watch: one object per line)" },
   { long: "timeout", value: "S", help: `seconds to wait for the daemon's answer (default ${defaultTimeoutS})` },
   { long: "help", short: "h", help: "this text; mlsctl COMMAND --help for a command" },
-] 
+]
 
 export const exitCodes = `exit status:
   0  success
