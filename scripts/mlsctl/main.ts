@@ -3,6 +3,7 @@
  * calls. Exit status 0 success, 1 the daemon answered an error, 2 usage, 3 the daemon cannot be reached.
  */
 import { createInterface } from "node:readline"
+import { isatty } from "node:tty"
 import { parseArgs, type ParseArgsConfig } from "node:util"
 import { DaemonClient, DaemonError } from "../../daemon-client/index.js"
 import { profilePaths } from "../../daemon/paths.js"
@@ -113,7 +114,8 @@ function context(values: Record<string, unknown>, socket: { socketPath: string; 
       for await (const chunk of process.stdin) text += String(chunk)
       return text
     },
-    stdinIsTTY: process.stdin.isTTY === true,
+    // isatty, not process.stdin: touching process.stdin would open a stream on a stdin the command never reads.
+    stdinIsTTY: isatty(0),
     close: () =>
       void connecting?.then(
         (c) => c.close(),

@@ -18,7 +18,7 @@ describe("mlsctl", () => {
     const [ctl, server] = await Promise.all([buildCtl(t), startServer(t)])
     const [a, b] = await Promise.all([
       startDaemon(t, { server: server.url, profile: "alice" }),
-      startDaemon(t, { server: server.url, profile: "bob" }),
+      startDaemon(t, { profile: "bob" }), // no --server: register names it
     ])
     // alice by --socket, bob by MLSD_SOCKET.
     const A = (...args: string[]) => ctl.run(["--socket", a.socketPath, ...args])
@@ -30,7 +30,7 @@ describe("mlsctl", () => {
     assert.equal(ok(await A("whoami")), "not registered\n")
 
     assert.match(ok(await A("register", "alice")), new RegExp(`^registered alice on ${server.url}`))
-    assert.equal(json(await B("--json", "register", "bob")).username, "bob")
+    assert.deepEqual(json(await B("--json", "register", "bob", "--server", server.url)).server, server.url)
     assert.match(ok(await A("whoami")), /^user +alice$/m)
     assert.equal(json(await B("whoami", "--json")).registered, true)
 
