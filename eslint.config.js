@@ -17,7 +17,7 @@ const forbid = (...folders) => ({
 })
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "test/bench/results/**", ".tmp/**"] },
+  { ignores: ["node_modules/**", "test/bench/results/**", ".tmp/**", "dist/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -51,19 +51,25 @@ export class DaemonError extends Error {
 }
 
 type Listener<N extends NotificationName> = (params: NotificationParams<N>) => void
+/** Any notification, by its name: for frontends that pass notifications on without knowing them (mlsctl watch). */
+export type AnyListener = (method: string, params: unknown) => void
 
 export class DaemonClient {
   private readonly rpc: JSONRPCClient
   private readonly listeners = new Map<string, Set<(params: never) => void>>()
+  private readonly anyListeners = new Set<AnyListener>()
   private closedError: Error | undefined
   /** With `validate`: every notification that did not match its descriptor, as "name: path: message". */
   readonly violations: string[] = []
-  private readonly closeListeners = new Set<(err: Error) => void>()
+  /** Resolves with the reason once the connection is gone (closed by either side). */
+  readonly closed: Promise<Error>
 
   private constructor(
     private readonly socket: Socket,
     private readonly opts: DaemonClientOptions = {},
   ) {
+    let closed!: (reason: Error) => void
+    this.closed = new Promise((resolve) => (closed = resolve))
     let nextId = 1
     this.rpc = new JSONRPCClient(
       (request) => {
@@ -83,7 +89,7 @@ export class DaemonClient {
     socket.on("close", () => {
       this.closedError ??= new Error("connection to the daemon closed")
       this.rpc.rejectAllPendingRequests(this.closedError.message)
-      for (const l of this.closeListeners) l(this.closedError)
+      closed(this.closedError)
     })
     socket.on("error", (err) => (this.closedError = err))
   }
@@ -110,6 +116,7 @@ export class DaemonClient {
     if (typeof msg.method === "string" && msg.id === undefined) {
       if (this.opts.validate) this.checkNotification(msg.method, msg.params)
       for (const l of this.listeners.get(msg.method) ?? []) (l as (p: unknown) => void)(msg.params)
+      for (const l of this.anyListeners) l(msg.method, msg.params)
     } else this.rpc.receive(msg as JSONRPCResponse)
   }
 
@@ -118,18 +125,25 @@ export class DaemonClient {
     method: M,
     ...params: Record<never, never> extends MethodParams<M> ? [MethodParams<M>?] : [MethodParams<M>]
   ): Promise<MethodResult<M>> {
-    let result: unknown
-    try {
-      result = await this.rpc.request(method, params[0] ?? {})
-    } catch (err) {
-      if (err instanceof JSONRPCErrorException) throw new DaemonError(err.code, err.message, err.data)
-      throw err
-    }
+    const result = await this.request(method, params[0] ?? {})
     if (this.opts.validate) {
       const why = method in methods ? mismatch(methods[method].result, result) : "not in the registry"
       if (why) throw new Error(`the result of ${method} does not match its descriptor: ${why}`)
     }
     return result as MethodResult<M>
+  }
+
+  /**
+   * Calls any method by name with unchecked params (`mlsctl call`: methods this build may not know yet); an error
+   * answer rejects with a DaemonError.
+   */
+  async request(method: string, params: unknown): Promise<unknown> {
+    try {
+      return await this.rpc.request(method, params)
+    } catch (err) {
+      if (err instanceof JSONRPCErrorException) throw new DaemonError(err.code, err.message, err.data)
+      throw err
+    }
   }
 
   private checkNotification(name: string, params: unknown): void {
@@ -148,7 +162,13 @@ export class DaemonClient {
 
   /** Calls `listener` once when the connection ends (the daemon stopped, or `close()`), with the reason. */
   onClose(listener: (err: Error) => void): void {
-    this.closeListeners.add(listener)
+    void this.closed.then(listener)
+  }
+
+  /** Listens to every notification (after `events.subscribe`); returns the function that stops listening. */
+  onAny(listener: AnyListener): () => void {
+    this.anyListeners.add(listener)
+    return () => this.anyListeners.delete(listener)
   }
 
   /** Resolves with the first `name` notification that satisfies `predicate`, or rejects after `timeoutMs`. */

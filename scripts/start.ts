@@ -15,7 +15,9 @@ import { parseArgs } from "node:util"
 import { DaemonClient, DaemonError } from "../daemon-client/index.js"
 import { profilePaths } from "../daemon/paths.js"
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..")
+// The checkout: one folder up from the source (scripts/start.ts), two from the build (dist/scripts/start.js).
+const here = dirname(fileURLToPath(import.meta.url))
+const root = existsSync(join(here, "..", "package.json")) ? join(here, "..") : join(here, "..", "..")
 const usage = `usage: npm start -- [options]        (or: mls-chat [options])
 
   --profile NAME   the daemon profile (default: $MLSD_PROFILE or your user name, lower-cased)
@@ -155,12 +157,22 @@ function tail(file: string, from: number): string {
   }
 }
 
-/** Starts `bin/NAME` in the background (its own process group, stdout and stderr appended to `log`). */
-function launch(bin: string, args: string[], log: string) {
+/** The entry point of each background process, from the sources (`npm start` runs through tsx). */
+const sourceEntry = { "mls-server": "server/main.ts", mlsd: "daemon/main.ts" } as const
+
+/**
+ * Starts NAME in the background (its own process group, stdout and stderr appended to `log`). From the sources (`npm
+ * start`) it runs the sources through tsx's loader, so an edit needs no build; from the build (the `mls-chat` bin) it
+ * runs `bin/NAME`, the built JavaScript.
+ */
+function launch(bin: keyof typeof sourceEntry, args: string[], log: string) {
   mkdirSync(dirname(log), { recursive: true, mode: 0o700 })
   const offset = existsSync(log) ? statSync(log).size : 0
   const fd = openSync(log, "a", 0o600)
-  const child = spawn(join(root, "bin", bin), args, { cwd: root, env, detached: true, stdio: ["ignore", fd, fd] })
+  const [command, argv] = import.meta.url.endsWith(".ts")
+    ? [process.execPath, ["--import", "tsx", join(root, sourceEntry[bin]), ...args]]
+    : [join(root, "bin", bin), args]
+  const child = spawn(command, argv, { cwd: root, env, detached: true, stdio: ["ignore", fd, fd] })
   closeSync(fd)
   child.unref()
   let exited: string | undefined
