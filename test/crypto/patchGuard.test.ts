@@ -16,7 +16,11 @@ const postinstall: string = JSON.parse(readFileSync(join(root, "package.json"), 
 /** A copy of the project in a temp dir: its own ts-mls (a copy), every other package a link to ours. */
 function projectCopy(): string {
   const dir = mkdtempSync(join(tmpdir(), "patch-guard-"))
-  for (const entry of ["package.json", "tsconfig.json", "patches", "server", "daemon", "crypto", "rpc-schema"])
+  // Every source folder (tsconfig's `include` but test/), so a folder the processes come to import is copied too.
+  const sources = (JSON.parse(readFileSync(join(root, "tsconfig.json"), "utf8")).include as string[]).filter(
+    (f) => f !== "test",
+  )
+  for (const entry of ["package.json", "tsconfig.json", "patches", ...sources])
     cpSync(join(root, entry), join(dir, entry), { recursive: true })
   mkdirSync(join(dir, "node_modules"))
   for (const name of readdirSync(join(root, "node_modules"))) {
