@@ -34,14 +34,6 @@ export function utf8(s: string): Uint8Array {
   return encoder.encode(s)
 }
 
-export function toBase64Url(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64url")
-}
-
-export function fromBase64Url(s: string): Uint8Array {
-  return toBytes(Buffer.from(s, "base64url"))
-}
-
 export function startsWith(b: Uint8Array, prefix: Uint8Array): boolean {
   if (b.length < prefix.length) return false
   for (let i = 0; i < prefix.length; i++) if (b[i] !== prefix[i]) return false

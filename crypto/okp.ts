@@ -5,7 +5,7 @@
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from "node:crypto"
 import type { JsonWebKey, KeyObject } from "node:crypto"
 import { CryptoError } from "ts-mls/mlsError.js"
-import { fromBase64Url, toBase64Url } from "./bytes.js"
+import { fromBase64Url, toBase64Url } from "../rpc-schema/common.js"
 import { x25519, x25519Generate, x25519PublicKey } from "./curve25519.js"
 import type { KemCurve, SignatureCurve } from "./suites.js"
 
