@@ -108,8 +108,8 @@ export async function spawnDaemon(opts: DaemonOptions = {}): Promise<TestDaemon 
     const timer = setTimeout(() => {
       // Killed, or the late daemon would keep the test process (and so the whole run) alive.
       proc.kill("SIGKILL")
-      reject(new Error(`daemon did not start within 20 s: ${stdout}${stderr}`))
-    }, 20_000)
+      reject(new Error(`daemon did not start within 60 s: ${stdout}${stderr}`))
+    }, 60_000)
     proc.stdout!.on("data", (d: Buffer) => {
       stdout += d.toString()
       if (stdout.includes("listening on")) {
