@@ -33,8 +33,6 @@ export const groupHandlers = ({
   "group.selfUpdate": (p) => daemon.groups().run((g) => updateOwnKeys(g.ctx, g.commits, p.group)),
   "group.invites": () => ({ invitations: daemon.invitations.all().map(invitationView) }),
   "group.accept": (p) =>
-    daemon
-      .groups()
-      .run((g) => acceptInvitation(g.ctx, p.groupId, (id) => g.incoming.catchUp(id), g.ctx.onKeyConsumed)),
+    daemon.groups().run((g) => acceptInvitation(g.ctx, p.groupId, (id) => g.incoming.catchUp(id), g.ctx.onKeyConsumed)),
   "group.decline": (p) => daemon.groups().run(async (g) => declineInvitation(g.ctx, p.groupId)),
 })
