@@ -80,7 +80,7 @@ export class GroupService {
   /** A removal notice from the inbox (a pending invitation of that group is dropped: its Welcome is useless now). */
   onRemoved(item: RemovedItem): Promise<void> {
     return this.serial(async () => {
-      dropInvitation(this.ctx, item.groupId)
+      dropInvitation(this.ctx, item)
       this.incoming.onRemoved(item)
     })
   }

@@ -201,10 +201,21 @@ export function declineInvitation(ctx: GroupContext, id: string): { groupId: str
   return { groupId: id }
 }
 
-/** A removal notice for a group whose invitation is pending: the Welcome is useless now; dropped as declined. */
-export function dropInvitation(ctx: GroupContext, id: string): void {
-  const invitation = ctx.invitations.get(id)
-  if (invitation) declineInvitation(ctx, invitation.groupId)
+/**
+ * A removal notice for a group whose invitation is pending: the Welcome is useless now. Dropped as a decline would
+ * drop it, and told as `invite.failed` (code `removed`) in the same transaction.
+ */
+export function dropInvitation(ctx: GroupContext, item: { groupId: string; by: string }): void {
+  const invitation = ctx.invitations.get(item.groupId)
+  if (!invitation) return
+  ctx.db.transaction(() => {
+    release(ctx, invitation)
+    failed(ctx, invitationItem(invitation), {
+      code: "removed",
+      message: `${item.by} removed this profile from the group before the invitation was accepted`,
+    })
+  })()
+  purgeWal(ctx.db)
 }
 
 function pendingInvitation(ctx: GroupContext, id: string): StoredInvitation {

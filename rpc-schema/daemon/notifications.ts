@@ -131,7 +131,7 @@ export const InviteFailedParams = Type.Object({
   by: described(Username, "Who sent the Welcome."),
   code: described(
     Type.String(),
-    "A stable snake_case code: `unknown_keypackage`, `keypackage_consumed`, `credential_refused`, `invalid_welcome`, or `retries_exhausted` (handling it failed for a passing reason too many times or for too long; given up).",
+    "A stable snake_case code: `unknown_keypackage`, `keypackage_consumed`, `credential_refused`, `invalid_welcome`, `retries_exhausted` (handling it failed for a passing reason too many times or for too long; given up), or `removed` (a pending invitation dropped: a member removed this profile before it was accepted).",
   ),
   message: described(Type.String(), "why, in one line"),
 })

@@ -153,6 +153,26 @@ describe("invitation consent", () => {
     await got
   })
 
+  it("a removal before the invitation is accepted drops it (invite.failed, code removed) and its key", async (t) => {
+    const s = await startServer(t)
+    const alice = await registered(t, s, "alice")
+    const bob = await registered(t, s, "bob", ["--invites", "ask"])
+    const g = await alice.client.call("group.create", { name: "brief" })
+    const received = bob.client.next("invite.received", (p) => p.groupId === g.groupId, 20_000)
+    await alice.client.call("group.invite", { group: "brief", user: "bob" })
+    await received
+    const dropped = bob.client.next("invite.failed", (p) => p.groupId === g.groupId, 20_000)
+    await alice.client.call("group.remove", { group: "brief", user: "bob" })
+    const f = await dropped
+    assert.equal(f.code, "removed")
+    assert.equal(f.by, "alice")
+    assert.deepEqual((await bob.client.call("group.invites")).invitations, [])
+    await assert.rejects(bob.client.call("group.accept", { groupId: g.groupId }), code("not_found"))
+    const consumed = (await bob.client.call("pool.list", { state: "consumed" })).keys
+    assert.equal(consumed.length, 1)
+    assert.equal(consumed[0]!.hasPrivateKey, false)
+  })
+
   it("refuses a bad --invites value and bad settings.set params", async (t) => {
     const d = await startDaemon(t, { profile: "carol" })
     await assert.rejects(d.client.call("settings.set", { invites: "maybe" } as any), (e: any) => e.code === -32602)
