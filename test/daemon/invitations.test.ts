@@ -51,8 +51,8 @@ describe("invitation consent", () => {
     // Sent while bob's invitation is pending: read by group.accept's catch-up.
     await alice.client.call("message.send", { group: "team", text: "are you coming?" })
 
-    // The setting and the invitation survive a restart without the flag.
-    await bob0.stop()
+    // The setting and the invitation survive a crash and a restart without the flag.
+    await bob0.stop("SIGKILL")
     const bob = await startDaemon(t, { profile: "bob", dataDir: bob0.dataDir, socketPath: bob0.socketPath })
     await bob.client.call("events.subscribe")
     assert.deepEqual(await bob.client.call("settings.get"), { invites: "ask" })
