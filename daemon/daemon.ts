@@ -30,6 +30,9 @@ import { CursorStore } from "./store/cursorStore.js"
 import { GroupStore } from "./store/groupStore.js"
 import { OutboxStore } from "./store/outboxStore.js"
 import { PinStore } from "./store/pinStore.js"
+import { InvitationStore } from "./store/invitationStore.js"
+import { SettingsStore } from "./store/settingsStore.js"
+import type { InvitesMode } from "../rpc-schema/daemon/settings.js"
 import { Directory } from "./groups/directory.js"
 import { GroupService } from "./groups/groupService.js"
 import { groupCursors, listGroups } from "./groups/queries.js"
@@ -44,6 +47,8 @@ export interface DaemonOptions {
   server: string | undefined
   /** Register this (normalised) user name on first run (`--username`), retrying while the server is unreachable. */
   username?: string
+  /** `--invites` / $MLSD_INVITES: stored as the profile's setting at start; unset keeps the stored one. */
+  invites?: InvitesMode
   policy: MaintenancePolicy
   clock: Clock
   log: Logger
@@ -70,6 +75,8 @@ export class Daemon {
   readonly groupStore: GroupStore
   readonly outbox: OutboxStore
   readonly pins: PinStore
+  readonly settings: SettingsStore
+  readonly invitations: InvitationStore
   readonly startedAt: number
   private readonly startedPerf = performance.now()
   private online: Online | undefined
@@ -96,6 +103,9 @@ export class Daemon {
     this.groupStore = new GroupStore(this.db)
     this.outbox = new OutboxStore(this.db)
     this.pins = new PinStore(this.db)
+    this.settings = new SettingsStore(this.db)
+    this.invitations = new InvitationStore(this.db)
+    if (opts.invites !== undefined) this.settings.setInvites(opts.invites, opts.clock.now())
     this.startedAt = opts.clock.now()
   }
 
@@ -165,6 +175,8 @@ export class Daemon {
       groups: this.groupStore,
       outbox: this.outbox,
       pool: this.pool,
+      invitations: this.invitations,
+      settings: this.settings,
       events: this.events,
       clock: this.opts.clock,
       log: this.opts.log.child({ part: "groups" }),

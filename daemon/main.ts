@@ -25,6 +25,9 @@ const usage = `usage: mlsd [options]            (npm run daemon -- [options])
   --username NAME             on first run, register NAME (folded to lower case) with --server, retrying in the
                               background while the server cannot be reached (default: $MLSD_USERNAME; without
                               it, register over the socket with identity.register); ignored once registered
+  --invites auto|ask          auto: join every Welcome at once; ask: keep it pending until group.accept or
+                              group.decline (default: $MLSD_INVITES, else the profile's stored setting, first auto);
+                              stored as the profile's setting (settings.set changes it too)
   --data-dir DIR              data directory (default: $MLSD_DATA_DIR or $XDG_DATA_HOME/mls-chat/NAME)
   --socket PATH               socket (default: $MLSD_SOCKET or $XDG_RUNTIME_DIR/mls-chat/NAME.sock,
                               else $TMPDIR/mls-chat-UID/NAME.sock)
@@ -65,6 +68,7 @@ try {
       profile: { type: "string" },
       server: { type: "string" },
       username: { type: "string" },
+      invites: { type: "string" },
       "data-dir": { type: "string" },
       socket: { type: "string" },
       "log-level": { type: "string" },
@@ -145,6 +149,8 @@ const username = usernameText === undefined ? undefined : normalizeName(username
 if (usernameText !== undefined && username === undefined) {
   fail(`invalid user name "${usernameText}": use [A-Za-z0-9._-], 1..32, starting with a letter or digit`)
 }
+const invites = flags.invites ?? process.env.MLSD_INVITES
+if (invites !== undefined && invites !== "auto" && invites !== "ask") fail("--invites must be auto or ask")
 if (username !== undefined && server === undefined) fail("--username needs --server (or $MLSD_SERVER)")
 
 let paths: ProfilePaths
@@ -189,6 +195,7 @@ try {
     socketPath: paths.socketPath,
     server,
     username,
+    invites,
     policy,
     clock: testClock ?? new SettableClock(),
     log,

@@ -8,6 +8,9 @@ export type Command =
   | { kind: "remove"; user: string }
   | { kind: "leave" }
   | { kind: "rotate" }
+  /** A pending invitation by group name; the oldest one when no name is given. */
+  | { kind: "accept"; name: string | undefined }
+  | { kind: "decline"; name: string | undefined }
   | { kind: "pool" }
   | { kind: "help" }
   | { kind: "quit" }
@@ -22,6 +25,8 @@ export const commandHelp = [
   ["/remove USER", "remove a member from the selected group"],
   ["/leave", "leave the selected group"],
   ["/rotate", "rotate your keys in the selected group"],
+  ["/accept [NAME]", "join the group of a pending invitation (the oldest one without NAME)"],
+  ["/decline [NAME]", "refuse a pending invitation (the oldest one without NAME)"],
   ["/pool", "your KeyPackage pool and who reserved keys"],
   ["/help", "this list"],
   ["/quit", "leave the TUI (the daemon keeps running)"],
@@ -54,6 +59,9 @@ export function parseCommand(line: string): Command {
       const u = users()
       return typeof u === "string" ? { kind: "error", message: u } : { kind: "remove", user: u[0]! }
     }
+    case "accept":
+    case "decline":
+      return { kind: word, name: rest || undefined }
     case "members":
     case "leave":
     case "rotate":

@@ -31,7 +31,7 @@ export async function execute(cmd: Command, { client, group, dispatch, quit }: E
       return panel({ kind: "help" })
   }
   if (!client) return notice("error", "the daemon is not connected; wait for the status bar to say so")
-  const needGroup = cmd.kind !== "create" && cmd.kind !== "pool"
+  const needGroup = cmd.kind !== "create" && cmd.kind !== "pool" && cmd.kind !== "accept" && cmd.kind !== "decline"
   if (needGroup && !group) return notice("error", "no group selected: /create NAME first")
   const g = group!
   try {
@@ -71,6 +71,19 @@ export async function execute(cmd: Command, { client, group, dispatch, quit }: E
       case "rotate": {
         const { epoch } = await client.call("group.selfUpdate", { group: g })
         return notice("info", `your keys in this group are rotated (epoch ${epoch})`)
+      }
+      case "accept":
+      case "decline": {
+        const { invitations } = await client.call("group.invites")
+        const inv = cmd.name === undefined ? invitations[0] : invitations.find((i) => i.name === cmd.name)
+        if (!inv) return notice("error", cmd.name ? `no pending invitation to ${cmd.name}` : "no pending invitation")
+        if (cmd.kind === "decline") {
+          await client.call("group.decline", { groupId: inv.groupId })
+          return notice("info", `declined ${inv.inviter}'s invitation to ${inv.name}`)
+        }
+        const joined = await client.call("group.accept", { groupId: inv.groupId })
+        dispatch({ type: "group.changed", group: joined, select: true })
+        return notice("info", `joined ${joined.name}`)
       }
       case "pool": {
         const [status, { keys }] = await Promise.all([

@@ -259,6 +259,14 @@ function onNotification(state: State, n: Notification): State {
     }
     case "invite.failed":
       return withNotice(s, "error", `an invitation from ${n.params.by} failed (${n.params.code}): ${n.params.message}`)
+    case "invite.received": {
+      const p = n.params
+      return withNotice(
+        s,
+        "info",
+        `${p.inviter} invites you to ${p.name} (${p.members.join(", ")}): /accept ${p.name} or /decline ${p.name}`,
+      )
+    }
     case "credential.refused":
       return withNotice(s, "error", `${n.params.username}'s key was refused: ${n.params.reason}`)
     case "invites.expired":

@@ -8,8 +8,10 @@ import { GroupError } from "../mls/groupError.js"
 import type { SignatureKeyPair } from "../mls/identity.js"
 import type { Db } from "../store/database.js"
 import type { GroupStore } from "../store/groupStore.js"
+import type { InvitationStore } from "../store/invitationStore.js"
 import type { OutboxStore } from "../store/outboxStore.js"
 import type { PoolStore } from "../store/poolStore.js"
+import type { SettingsStore } from "../store/settingsStore.js"
 import type { Session } from "../sync/session.js"
 import type { Directory } from "./directory.js"
 
@@ -18,6 +20,9 @@ export interface GroupContext {
   groups: GroupStore
   outbox: OutboxStore
   pool: PoolStore
+  /** Pending invitations (`invites = ask`). */
+  invitations: InvitationStore
+  settings: SettingsStore
   events: EventBus
   clock: Clock
   log: Logger

@@ -13,7 +13,7 @@ import { toAppError, type GroupContext } from "./context.js"
 import { IncomingLog, type RemovedItem } from "./incoming.js"
 import { OutboxSender } from "./outbox.js"
 import { SendBatcher } from "./send.js"
-import { acceptWelcome, giveUpWelcome, type WelcomeItem } from "./welcome.js"
+import { dropInvitation, giveUpWelcome, onWelcome, type WelcomeItem } from "./welcome.js"
 
 export interface GroupServiceOptions extends GroupContext {
   /** A Welcome consumed one of our KeyPackages: the pool wants a maintenance pass. */
@@ -24,7 +24,8 @@ export class GroupService {
   private queue: Promise<unknown> = Promise.resolve()
   readonly sender: OutboxSender
   readonly commits: Committer
-  private readonly incoming: IncomingLog
+  /** Public for `group.accept`, which reads the log of the group it joined (`incoming.catchUp`). */
+  readonly incoming: IncomingLog
   readonly sends: SendBatcher
 
   constructor(readonly ctx: GroupServiceOptions) {
@@ -68,14 +69,20 @@ export class GroupService {
     return this.serial(() => this.incoming.onPruned(frame.groupId, frame.after, frame.prunedThrough))
   }
 
-  /** A Welcome from the inbox: join, or report `invite.failed`. Throws only for a passing failure. */
+  /**
+   * A Welcome from the inbox: join, keep it as a pending invitation (`invites = ask`), or report `invite.failed`.
+   * Throws only for a passing failure.
+   */
   onWelcome(item: WelcomeItem): Promise<void> {
-    return this.serial(() => acceptWelcome(this.ctx, item, this.ctx.onKeyConsumed))
+    return this.serial(() => onWelcome(this.ctx, item, this.ctx.onKeyConsumed))
   }
 
-  /** A removal notice from the inbox. */
+  /** A removal notice from the inbox (a pending invitation of that group is dropped: its Welcome is useless now). */
   onRemoved(item: RemovedItem): Promise<void> {
-    return this.serial(async () => this.incoming.onRemoved(item))
+    return this.serial(async () => {
+      dropInvitation(this.ctx, item)
+      this.incoming.onRemoved(item)
+    })
   }
 
   /**

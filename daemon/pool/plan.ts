@@ -37,9 +37,10 @@ const live: readonly KeyState[] = ["created", "available", "reserved"]
 
 export function plan(state: PoolState, now: number, policy: MaintenancePolicy): Action[] {
   const actions: Action[] = []
-  const purge = state.keys.filter((k) => k.notAfter + policy.graceMs <= now).map((k) => k.ref)
+  // A key a pending invitation needs stays, past its grace too, until group.accept or group.decline consumes it.
+  const purge = state.keys.filter((k) => k.notAfter + policy.graceMs <= now && !k.heldByInvitation).map((k) => k.ref)
   if (purge.length > 0) actions.push({ kind: "purge", refs: purge })
-  const keys = state.keys.filter((k) => k.notAfter + policy.graceMs > now)
+  const keys = state.keys.filter((k) => k.notAfter + policy.graceMs > now || k.heldByInvitation)
 
   // The state each key will have after this round's corrections, for the counts below.
   const after = new Map(keys.map((k) => [k.ref, k.state]))

@@ -130,4 +130,30 @@ export const migrations: readonly string[] = [
     at INTEGER NOT NULL
   );
   `,
+  // 6: invitation consent (issue 11 item 8). Profile settings by name, and the Welcomes that wait for
+  // `group.accept` / `group.decline` under `invites = ask`: the Welcome's bytes (joined from on accept) and what
+  // processing it told (group name, members), with the pool key it was made for (kept, private part included, until
+  // accept or decline; the pool does not purge it meanwhile).
+  `
+  CREATE TABLE settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE invitations (
+    group_id TEXT PRIMARY KEY,
+    key_ref TEXT NOT NULL,
+    inviter TEXT NOT NULL,
+    name TEXT NOT NULL,
+    -- JSON array of user names, in leaf order.
+    members TEXT NOT NULL,
+    -- The inbox item: the adding Commit's seq and epoch, and the Welcome MLSMessage.
+    seq INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    welcome BLOB NOT NULL,
+    received_at INTEGER NOT NULL
+  );
+  CREATE INDEX invitations_key ON invitations (key_ref);
+  `,
 ]

@@ -16,6 +16,8 @@ export interface LocalKey {
   uploadedAt: number | null
   hasSecret: boolean
   nextAttemptAt: number
+  /** A pending invitation's Welcome was made for it: its private part must stay until accept or decline. */
+  heldByInvitation?: boolean
 }
 
 export interface NewKey {
@@ -45,9 +47,12 @@ interface Row {
   next_attempt_at: number
   last_error: string | null
   has_secret: number
+  held: number
 }
 
-const select = `SELECT k.*, s.ref IS NOT NULL AS has_secret FROM keypackages k LEFT JOIN keypackage_secrets s USING (ref)`
+const select = `SELECT k.*, s.ref IS NOT NULL AS has_secret,
+  EXISTS (SELECT 1 FROM invitations i WHERE i.key_ref = k.ref) AS held
+  FROM keypackages k LEFT JOIN keypackage_secrets s USING (ref)`
 
 export type StatePatch = Partial<{
   state: KeyState
@@ -85,6 +90,7 @@ export class PoolStore {
         uploadedAt: r.uploaded_at,
         hasSecret: r.has_secret === 1,
         nextAttemptAt: r.next_attempt_at,
+        heldByInvitation: r.held === 1,
       }))
   }
 

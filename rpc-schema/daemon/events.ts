@@ -12,6 +12,7 @@ export const EventName = Type.Union([
   Type.Literal("group.joined"),
   Type.Literal("group.updated"),
   Type.Literal("invite.failed"),
+  Type.Literal("invite.received"),
   Type.Literal("credential.refused"),
   Type.Literal("group.historyLost"),
   Type.Literal("invites.expired"),

@@ -167,3 +167,68 @@ export const selfUpdate = method({
   result: GroupSelfUpdateResult,
   errors: ownCommitErrors,
 })
+
+/**
+ * A Welcome waiting for consent (`invites = ask`). The Welcome was processed to read the group's name and members
+ * (and to check the members' credentials) but the group was not joined: no state is kept active until `group.accept`.
+ */
+export const Invitation = Type.Object({
+  groupId: described(Type.String(), "MLS group id, base64url"),
+  name: described(Type.String(), "the group's name, read from the Welcome"),
+  inviter: described(Username, "who added this profile (committed the add)"),
+  members: described(Type.Array(Username), "the members the Welcome names, this profile included, in leaf order"),
+  epoch: described(Type.Integer({ minimum: 0 }), "the epoch the Welcome joins at"),
+  receivedAt: described(TimestampMs, "when the daemon stored the invitation"),
+})
+export type Invitation = Static<typeof Invitation>
+
+export const GroupInvitesParams = Strict({})
+export type GroupInvitesParams = Static<typeof GroupInvitesParams>
+export const GroupInvitesResult = Type.Object({
+  invitations: described(Type.Array(Invitation), "the pending invitations, oldest first"),
+})
+export type GroupInvitesResult = Static<typeof GroupInvitesResult>
+
+export const invites = method({
+  name: "group.invites",
+  summary: "pending invitations",
+  description: "The Welcomes waiting for group.accept or group.decline (received while `invites` was `ask`).",
+  params: GroupInvitesParams,
+  result: GroupInvitesResult,
+  errors: [],
+})
+
+/** An invitation by its group id (names are not unique among invitations, nor known to the inviter's choice). */
+const InvitationRef = Strict({
+  groupId: Type.String({ minLength: 1, maxLength: 340, description: "the invitation's MLS group id, base64url" }),
+})
+
+export const GroupAcceptParams = InvitationRef
+export type GroupAcceptParams = Static<typeof GroupAcceptParams>
+
+export const accept = method({
+  name: "group.accept",
+  summary: "join the group of a pending invitation",
+  description:
+    "Joins from the pending Welcome exactly as `invites = auto` would have (same checks, `group.joined`), then reads the group's log from where the Welcome starts it. A Welcome that cannot be used any more (a member's credential now refused, its key gone) is dropped with `invite.failed` and answered with `conflict`.",
+  params: GroupAcceptParams,
+  result: GroupSummary,
+  errors: ["not_registered", "not_found", "conflict"],
+})
+
+export const GroupDeclineParams = InvitationRef
+export type GroupDeclineParams = Static<typeof GroupDeclineParams>
+export const GroupDeclineResult = Type.Object({
+  groupId: described(Type.String(), "the declined invitation's MLS group id, base64url"),
+})
+export type GroupDeclineResult = Static<typeof GroupDeclineResult>
+
+export const decline = method({
+  name: "group.decline",
+  summary: "refuse a pending invitation",
+  description:
+    "Drops the pending Welcome without joining and deletes the private part of the KeyPackage it was made for (the last-resort key excepted: it stays usable). Nothing is sent: the other members keep this profile on their roster as a member that never speaks, until one of them removes it (see daemon/README.md, Invitation consent).",
+  params: GroupDeclineParams,
+  result: GroupDeclineResult,
+  errors: ["not_registered", "not_found"],
+})

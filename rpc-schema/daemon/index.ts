@@ -17,6 +17,7 @@ import {
   groupJoined,
   groupUpdated,
   inviteFailed,
+  inviteReceived,
   invitesExpired,
   messageReceived,
   messageRefused,
@@ -26,9 +27,10 @@ import {
 import * as message from "./message.js"
 import * as pool from "./pool.js"
 import * as rpc from "./rpc.js"
+import * as settings from "./settings.js"
 
 export * from "./method.js"
-export { daemon, debug, events, group, identity, message, pool, rpc }
+export { daemon, debug, events, group, identity, message, pool, rpc, settings }
 
 /** Every method by name. */
 export const methods = {
@@ -47,6 +49,11 @@ export const methods = {
   [group.remove.name]: group.remove,
   [group.leave.name]: group.leave,
   [group.selfUpdate.name]: group.selfUpdate,
+  [group.invites.name]: group.invites,
+  [group.accept.name]: group.accept,
+  [group.decline.name]: group.decline,
+  [settings.get.name]: settings.get,
+  [settings.set.name]: settings.set,
   [message.send.name]: message.send,
   [message.list.name]: message.list,
   [events.subscribe.name]: events.subscribe,
@@ -69,6 +76,7 @@ export const notifications = {
   [groupJoined.name]: groupJoined,
   [groupUpdated.name]: groupUpdated,
   [inviteFailed.name]: inviteFailed,
+  [inviteReceived.name]: inviteReceived,
   [credentialRefused.name]: credentialRefused,
   [groupHistoryLost.name]: groupHistoryLost,
   [invitesExpired.name]: invitesExpired,

@@ -4,7 +4,7 @@
  */
 import { Type, type Static } from "@sinclair/typebox"
 import { ConnectionState } from "./daemon.js"
-import { GroupStatus } from "./group.js"
+import { GroupStatus, Invitation } from "./group.js"
 import { notification } from "./method.js"
 import { PoolStatusResult } from "./pool.js"
 import { described, TimestampMs, Username } from "../common.js"
@@ -131,7 +131,7 @@ export const InviteFailedParams = Type.Object({
   by: described(Username, "Who sent the Welcome."),
   code: described(
     Type.String(),
-    "A stable snake_case code: `unknown_keypackage`, `keypackage_consumed`, `credential_refused`, `invalid_welcome`, or `retries_exhausted` (handling it failed for a passing reason too many times or for too long; given up).",
+    "A stable snake_case code: `unknown_keypackage`, `keypackage_consumed`, `credential_refused`, `invalid_welcome`, `retries_exhausted` (handling it failed for a passing reason too many times or for too long; given up), or `removed` (a pending invitation dropped: a member removed this profile before it was accepted).",
   ),
   message: described(Type.String(), "why, in one line"),
 })
@@ -142,6 +142,17 @@ export const inviteFailed = notification({
   summary: "a Welcome could not be used",
   description: "A Welcome could not be used (its KeyPackage is unknown or used, or the group failed validation).",
   params: InviteFailedParams,
+})
+
+export const InviteReceivedParams = Type.Object({ eventId: EventId, ...Invitation.properties })
+export type InviteReceivedParams = Static<typeof InviteReceivedParams>
+
+export const inviteReceived = notification({
+  name: "invite.received",
+  summary: "a Welcome waits for consent",
+  description:
+    "Another user added this profile to a group while `invites` is `ask`: the Welcome is stored as a pending invitation (group.invites) until group.accept or group.decline.",
+  params: InviteReceivedParams,
 })
 
 export const CredentialRefusedParams = Type.Object({

@@ -131,6 +131,7 @@ describe("JSON-RPC socket", () => {
       "group.joined",
       "group.updated",
       "invite.failed",
+      "invite.received",
       "invites.expired",
       "message.received",
       "message.refused",

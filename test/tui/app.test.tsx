@@ -35,3 +35,35 @@ describe("App against a real daemon", () => {
     assert.match(top, /↓ \d+ newer/)
   })
 })
+
+describe("App: invitation consent", () => {
+  it("shows a pending invitation; /accept joins it, /decline NAME refuses another", async (t) => {
+    const s = await startServer(t)
+    const alice = await registered(t, s.url, "alice")
+    const bob = await registered(t, s.url, "bob", { args: ["--invites", "ask"] })
+    const r = render(<App socketPath={bob.socketPath} />)
+    t.after(() => r.unmount())
+    await waitForFrame(r, (f) => f.includes("bob @ 127.0.0.1"), 20_000)
+
+    await alice.client.call("group.create", { name: "team" })
+    await alice.client.call("group.invite", { group: "team", user: "bob" })
+    await waitForFrame(r, (f) => f.includes("alice invites you to team"), 20_000)
+    await press(r, ..."/accept", "\r")
+    await waitForFrame(r, (f) => f.includes("joined team"), 20_000)
+    assert.deepEqual(
+      (await bob.client.call("group.list")).groups.map((g) => g.name),
+      ["team"],
+    )
+
+    await alice.client.call("group.create", { name: "side" })
+    await alice.client.call("group.invite", { group: "side", user: "bob" })
+    await waitForFrame(r, (f) => f.includes("alice invites you to side"), 20_000)
+    await press(r, ..."/decline side", "\r")
+    await waitForFrame(r, (f) => f.includes("declined alice's invitation to side"), 20_000)
+    assert.deepEqual((await bob.client.call("group.invites")).invitations, [])
+    assert.deepEqual(
+      (await bob.client.call("group.list")).groups.map((g) => g.name),
+      ["team"],
+    )
+  })
+})

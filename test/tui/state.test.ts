@@ -134,6 +134,24 @@ describe("tui state reducer", () => {
     assert.equal(s.notices.at(-1)!.kind, "error")
   })
 
+  it("tells of a pending invitation without adding its group", () => {
+    const s = reducer(run(linkUp([])), {
+      type: "notification",
+      name: "invite.received",
+      params: {
+        eventId: 11,
+        groupId: "id-x",
+        name: "x",
+        inviter: "bob",
+        members: ["bob", "alice"],
+        epoch: 1,
+        receivedAt: t0,
+      },
+    })
+    assert.deepEqual(s.groups, [])
+    assert.equal(s.notices.at(-1)!.text, "bob invites you to x (bob, alice): /accept x or /decline x")
+  })
+
   it("follows pool health and the server link from notifications", () => {
     let s = run(linkUp([]))
     s = reducer(s, {

@@ -9,6 +9,7 @@ import { identityHandlers } from "./identity.js"
 import { messageHandlers } from "./message.js"
 import { poolHandlers } from "./pool.js"
 import { rpcHandlers } from "./rpc.js"
+import { settingsHandlers } from "./settings.js"
 
 export type { HandlerContext } from "./context.js"
 
@@ -23,6 +24,7 @@ export function handlers(
     ...messageHandlers(ctx),
     ...eventHandlers(ctx),
     ...rpcHandlers(ctx),
+    ...settingsHandlers(ctx),
     ...debugHandlers(ctx),
   }
 }

@@ -87,4 +87,14 @@ describe("pool plan", () => {
     const a = plan({ keys: [...gone, ...keys(32, "available"), lr()] }, now, defaultPolicy)
     assert.deepEqual(a, [{ kind: "purge", refs: gone.map((k) => k.ref) }])
   })
+
+  it("keeps a key a pending invitation holds, past its grace too, until the invitation is accepted or declined", () => {
+    const held = key("spent", { notAfter: now - 2 * day, heldByInvitation: true })
+    const gone = key("spent", { notAfter: now - 2 * day })
+    const a = plan({ keys: [held, gone, ...keys(32, "available"), lr()] }, now, defaultPolicy)
+    assert.deepEqual(
+      a.find((x) => x.kind === "purge"),
+      { kind: "purge", refs: [gone.ref] },
+    )
+  })
 })
