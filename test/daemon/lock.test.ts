@@ -98,7 +98,7 @@ describe("profile lock", () => {
       const refused = starts.flatMap((s) => (s.status === "rejected" ? [String(s.reason)] : []))
       for (const d of served) t.after(() => d.stop("SIGKILL"))
       assert.equal(served.length, 1, `round ${round}: ${refused.join(" | ")}`)
-      assert.match(refused[0]!, /exited \(1\).*another daemon \(pid \d+\) serves this profile/s)
+      assert.match(refused[0]!, /exited \(1\).*another daemon( \(pid \d+\))? serves this profile/s)
       const status = await served[0]!.client.call("daemon.status")
       assert.equal(status.pid, served[0]!.proc.pid)
       assert.equal(await served[0]!.stop("SIGKILL"), "SIGKILL")
