@@ -66,7 +66,7 @@ export function startWorld(): StartWorld {
     pids: (profiles) =>
       [
         ...readPid(join(dir, "state", "mls-chat", "server.json"), (t) => (JSON.parse(t) as { pid: number }).pid),
-        ...profiles.flatMap((p) => readPid(join(dir, "data", "mls-chat", p, "mlsd.lock"), (t) => parseInt(t, 10))),
+        ...profiles.flatMap((p) => readPid(join(dir, "data", "mls-chat", p, "mlsd.pid"), (t) => parseInt(t, 10))),
       ].filter(Number.isInteger),
     cleanup(profiles) {
       for (const pid of world.pids(profiles)) {
