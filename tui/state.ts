@@ -118,7 +118,7 @@ export type Action =
   | { type: "panel"; panel: Panel }
 
 export function poolSummary(s: PoolStatusResult): PoolSummary {
-  return { available: s.available, target: s.policy.target, health: s.health }
+  return { available: s.available, target: s.demand.target, health: s.health }
 }
 
 function fromStored(m: MessageListResult["messages"][number]): ChatMessage {

@@ -189,6 +189,7 @@ describe("PoolPanel", () => {
     const r = render(<PoolPanel status={status} keys={keys} width={78} height={16} now={t0} />)
     const f = frame(r)
     assert.match(f, /good ● 30\/32 available/)
+    assert.match(f, /target 32: no claims measured: the configured target/)
     assert.match(f, /available 30 · reserved 1 · spent 1/)
     assert.match(f, /expiring soon 2/)
     assert.match(f, /last upload 14:02/)

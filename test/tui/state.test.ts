@@ -152,6 +152,23 @@ describe("tui state reducer", () => {
     assert.equal(s.notices.at(-1)!.text, "bob invites you to x (bob, alice): /accept x or /decline x")
   })
 
+  it("counts the pool against the target in force (the adaptive one), not the configured minimum", () => {
+    const demand = {
+      reservationsPerHour: 40,
+      peakBurst: 30,
+      peakAt: t0,
+      target: 45,
+      reason: "peak" as const,
+      why: "a burst of 30",
+    }
+    const s = reducer(run(linkUp([])), {
+      type: "notification",
+      name: "pool.changed",
+      params: { eventId: 13, reason: "maintenance", status: poolStatus(45, { demand }) },
+    })
+    assert.deepEqual(s.pool, { available: 45, target: 45, health: "good" })
+  })
+
   it("follows pool health and the server link from notifications", () => {
     let s = run(linkUp([]))
     s = reducer(s, {

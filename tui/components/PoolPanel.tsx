@@ -23,12 +23,15 @@ export function PoolPanel({ status: s, keys, width, height, now = Date.now() }: 
       <Text wrap="truncate-end">
         <Text bold>KeyPackage pool </Text>
         <Text color={healthColor[s.health]}>
-          {s.health} ● {s.available}/{s.policy.target} available
+          {s.health} ● {s.available}/{s.demand.target} available
         </Text>
         <Text dimColor>
           {" "}
           (low {s.policy.lowWatermark}, cap {s.policy.cap})
         </Text>
+      </Text>
+      <Text wrap="wrap">
+        target {s.demand.target}: {s.demand.why}
       </Text>
       <Text wrap="wrap">
         available {s.available} · reserved {s.reserved} · spent {s.spent} · consumed {s.consumed} · expired {s.expired}{" "}
