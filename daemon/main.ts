@@ -217,8 +217,6 @@ try {
   fail(`cannot listen on socket ${paths.socketPath} (${reason(err)}): choose another with --socket`, 1)
 }
 daemon.start()
-process.stdout.write(`mlsd: profile ${paths.profile} listening on ${paths.socketPath}\n`)
-log.info({ socket: paths.socketPath, dataDir: paths.dataDir, testClock: testClock !== undefined }, "started")
 
 let stopping = false
 async function stop(signal: string): Promise<void> {
@@ -237,3 +235,6 @@ async function stop(signal: string): Promise<void> {
 }
 process.on("SIGINT", () => void stop("SIGINT"))
 process.on("SIGTERM", () => void stop("SIGTERM"))
+// Ready is said only once the signal handlers are in place: whoever reads the line may stop us at once.
+process.stdout.write(`mlsd: profile ${paths.profile} listening on ${paths.socketPath}\n`)
+log.info({ socket: paths.socketPath, dataDir: paths.dataDir, testClock: testClock !== undefined }, "started")

@@ -344,6 +344,10 @@ pool    ${pool.available}/${pool.policy.target} available, last resort ${pool.la
 `)
   let pid: number | undefined = status.pid
   if (tty) {
+    // Ink draws only the last frame when the environment says CI (its is-in-ci check, made when Ink loads); this is
+    // a person's terminal, so the screen must be live whatever CI variables the shell carries.
+    delete process.env.CI
+    delete process.env.CONTINUOUS_INTEGRATION
     const { runTui } = await import("../tui/main.js")
     await runTui(paths.socketPath)
     // The daemon may have been restarted while the TUI ran: say which one runs now.

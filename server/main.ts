@@ -240,7 +240,6 @@ try {
   }
   cannotStart(`cannot listen on ${host}:${port}: ${reason(err)}`)
 }
-process.stdout.write(`listening on ${address}\n`)
 
 let stopping = false
 async function stop(signal: string) {
@@ -252,3 +251,5 @@ async function stop(signal: string) {
 }
 process.on("SIGINT", () => void stop("SIGINT"))
 process.on("SIGTERM", () => void stop("SIGTERM"))
+// Ready is said only once the signal handlers are in place: whoever reads the line may stop us at once.
+process.stdout.write(`listening on ${address}\n`)
