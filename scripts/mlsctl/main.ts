@@ -20,14 +20,28 @@ const standardCodes: Record<number, string> = {
 
 const commandFlags = [...new Set(commands.flatMap((c) => c.flags ?? []))]
 
+/**
+ * A group id is base64url, so one in 64 starts with "-"; a word of that shape (longer than any flag cluster) is
+ * a positional. parseArgs would call it an unknown option, so it is hidden from parseArgs and put back after.
+ */
+const dashedGroupId = /^-[A-Za-z0-9_-]{21,}$/
+
 function parse(argv: string[]) {
+  const hidden = new Map<string, string>()
+  const args = argv.map((word, i) => {
+    if (!dashedGroupId.test(word)) return word
+    const stand = `\u0000${i}`
+    hidden.set(stand, word)
+    return stand
+  })
   const options: ParseArgsConfig["options"] = Object.fromEntries([
     ...globalFlags.map((f) => [f.long, { type: f.value ? "string" : "boolean", ...(f.short && { short: f.short }) }]),
     ...commandFlags.map((f) => [f, { type: "string" }]),
   ])
   try {
-    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true })
-    return { values: values as Record<string, string | boolean | undefined>, positionals }
+    const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true })
+    const restored = positionals.map((word) => hidden.get(word) ?? word)
+    return { values: values as Record<string, string | boolean | undefined>, positionals: restored }
   } catch (err) {
     throw new UsageError((err as Error).message)
   }

@@ -200,6 +200,10 @@ describe("mlsctl", () => {
     const missing = await A("members", "no-such-group")
     assert.equal(missing.code, 1)
     assert.match(missing.stderr, /^mlsctl: not_found: /)
+    // A group id may start with "-" (base64url): it is a group to look up, not an unknown flag.
+    const dashed = await A("members", "-M5xq0Vd2cRl8eKzT4w9bAg")
+    assert.equal(dashed.code, 1, dashed.stderr)
+    assert.match(dashed.stderr, /^mlsctl: not_found: .*-M5xq0Vd2cRl8eKzT4w9bAg/)
     const asJson = await A("--json", "members", "no-such-group")
     assert.equal(asJson.code, 1)
     assert.equal(JSON.parse(asJson.stderr).data.code, "not_found")
