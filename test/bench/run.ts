@@ -1,5 +1,5 @@
-// `npm run bench -- NAME [NAME…]`: runs test/bench/NAME.ts (its default export) for each name;
-// with no name, lists the benchmarks there are.
+// `npm run bench -- NAME [NAME…] [--FLAG…]`: runs test/bench/NAME.ts (its default export) for each name, handing it
+// the arguments from the first flag on (e.g. `groups --sizes 1000`); with no name, lists the benchmarks there are.
 import { readdirSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -10,7 +10,10 @@ const available = readdirSync(here)
   .map((f) => f.slice(0, -3))
   .sort()
 
-const names = process.argv.slice(2)
+const args = process.argv.slice(2)
+const firstFlag = args.findIndex((a) => a.startsWith("-"))
+const names = firstFlag === -1 ? args : args.slice(0, firstFlag)
+const flags = firstFlag === -1 ? [] : args.slice(firstFlag)
 if (names.length === 0) {
   console.log(`usage: npm run bench -- NAME [NAME…]\nbenchmarks: ${available.join(", ")}`)
   process.exit(2)
@@ -22,6 +25,6 @@ for (const name of names) {
   }
 }
 for (const name of names) {
-  const mod = (await import(join(here, `${name}.ts`))) as { default: () => Promise<void> }
-  await mod.default()
+  const mod = (await import(join(here, `${name}.ts`))) as { default: (flags: string[]) => Promise<void> }
+  await mod.default(flags)
 }

@@ -1,0 +1,153 @@
+/**
+ * groups: big groups through the daemon's MLS layer (daemon/mls, native crypto provider), at 1,000, 2,000, 5,000 and
+ * 10,000 members (`--sizes 1000,2000` for a quick run). Per size:
+ *
+ * - setup (untimed beyond `setup_s`): KeyPackages for everyone made up front, one Commit by the creator adding all
+ *   N-1 others, and one of them (the member) joining from its Welcome;
+ * - commit_ms: the creator's add-one Commit (`addMembers`, KeyPackage check included); process_ms: the member
+ *   processing it (`processIncoming`); join_ms: the new member joining from its Welcome (`joinFromWelcome`, every
+ *   RFC 9420 §12.4.3.1 check on the tree); each the median of `repeats` rounds, none adopted, so every round adds
+ *   to a group of N;
+ * - send_ms / receive_ms: one application message encrypted by the creator and processed by the member (median);
+ * - state_bytes: the daemon's stored group state (`serializeState`, what daemon/store keeps per group), and
+ *   save_ms / load_ms: serialising and deserialising it, which the daemon does around every message it handles.
+ *
+ * The credential check accepts everyone: the directory and its pins are not under test. MLS only: no store, no
+ * network (`npm run bench -- e2e` covers those at two members).
+ */
+import { parseArgs } from "node:util"
+import { getSuite } from "../../crypto/index.js"
+import type { CredentialCheck } from "../../daemon/mls/credentialCheck.js"
+import { addMembers, createChatGroup, joinFromWelcome } from "../../daemon/mls/group.js"
+import type { ChatGroup } from "../../daemon/mls/groupState.js"
+import { deserializeState, serializeState } from "../../daemon/mls/groupState.js"
+import { encryptText, processIncoming } from "../../daemon/mls/message.js"
+import { freshKeyPackage, user } from "../daemon/mls/helpers.js"
+import { median, report } from "./report.js"
+
+const defaultSizes = [1000, 2000, 5000, 10000]
+const repeats = 3
+const messageRepeats = 5
+const accept: CredentialCheck = async () => ({ kind: "accepted" })
+
+interface Figures {
+  commit_ms: number
+  process_ms: number
+  join_ms: number
+  send_ms: number
+  receive_ms: number
+  state_bytes: number
+  save_ms: number
+  load_ms: number
+  setup_s: number
+}
+
+async function timed<T>(op: () => Promise<T>): Promise<[T, number]> {
+  const t0 = performance.now()
+  const r = await op()
+  return [r, performance.now() - t0]
+}
+
+const round = (ms: number) => Number(ms.toFixed(2))
+
+async function measure(size: number): Promise<Figures> {
+  const cs = await getSuite()
+  const setupStart = performance.now()
+  const creator = user("u0")
+  const others = Array.from({ length: size - 1 }, (_, i) => user(`u${i + 1}`))
+  const kps = await Promise.all(others.map((u) => freshKeyPackage(u, cs)))
+  let group: ChatGroup = await createChatGroup({
+    name: "bench",
+    creator: { username: creator.username, keys: creator.keys },
+    now: Date.now(),
+    cs,
+  })
+  const filled = await addMembers(
+    group,
+    others.map((u, i) => ({
+      username: u.username,
+      signaturePublicKey: u.keys.publicKey,
+      keyPackage: kps[i]!.keyPackage,
+    })),
+    Date.now(),
+    cs,
+    accept,
+  )
+  group = filled.state
+  let member = (await joinFromWelcome(filled.welcome!, kps[0]!.keyPackage, kps[0]!.privateKeyPackage, cs, accept)).state
+  const setup_s = (performance.now() - setupStart) / 1000
+
+  const commit: number[] = []
+  const process: number[] = []
+  const join: number[] = []
+  for (let r = 0; r < repeats; r++) {
+    const newcomer = user(`new${r}`)
+    const kp = await freshKeyPackage(newcomer, cs)
+    const invitee = {
+      username: newcomer.username,
+      signaturePublicKey: newcomer.keys.publicKey,
+      keyPackage: kp.keyPackage,
+    }
+    const [pending, commitMs] = await timed(() => addMembers(group, [invitee], Date.now(), cs, accept))
+    const [processed, processMs] = await timed(() => processIncoming(member, pending.commit, cs, accept))
+    if (processed.kind !== "commit" || processed.epoch !== pending.epoch) throw new Error("commit not processed")
+    const [joined, joinMs] = await timed(() =>
+      joinFromWelcome(pending.welcome!, kp.keyPackage, kp.privateKeyPackage, cs, accept),
+    )
+    if (joined.members.length !== size + 1) throw new Error(`joined a group of ${joined.members.length}`)
+    commit.push(commitMs)
+    process.push(processMs)
+    join.push(joinMs)
+  }
+
+  const send: number[] = []
+  const receive: number[] = []
+  for (let r = 0; r < messageRepeats; r++) {
+    const [sent, sendMs] = await timed(() => encryptText(group, `hello ${r}`, cs))
+    const [got, receiveMs] = await timed(() => processIncoming(member, sent.message, cs, accept))
+    if (got.kind !== "application" || got.text !== `hello ${r}`) throw new Error("message not received")
+    group = sent.state
+    member = got.state
+    send.push(sendMs)
+    receive.push(receiveMs)
+  }
+
+  const save: number[] = []
+  const load: number[] = []
+  let stateBytes = 0
+  for (let r = 0; r < messageRepeats; r++) {
+    const [bytes, saveMs] = await timed(async () => serializeState(member))
+    const [, loadMs] = await timed(async () => deserializeState(bytes))
+    stateBytes = bytes.length
+    save.push(saveMs)
+    load.push(loadMs)
+  }
+
+  return {
+    commit_ms: round(median(commit)),
+    process_ms: round(median(process)),
+    join_ms: round(median(join)),
+    send_ms: round(median(send)),
+    receive_ms: round(median(receive)),
+    state_bytes: stateBytes,
+    save_ms: round(median(save)),
+    load_ms: round(median(load)),
+    setup_s: Number(setup_s.toFixed(1)),
+  }
+}
+
+export default async function groups(flags: string[] = []): Promise<void> {
+  const { values } = parseArgs({ args: flags, options: { sizes: { type: "string" } } })
+  const sizes = values.sizes === undefined ? defaultSizes : values.sizes.split(",").map(Number)
+  if (sizes.some((n) => !Number.isInteger(n) || n < 2)) throw new Error(`--sizes takes group sizes ≥ 2, e.g. 1000,2000`)
+  const result: Record<string, Figures> = {}
+  for (const size of sizes) {
+    result[size] = await measure(size)
+    console.error(`groups: ${size} members: ${JSON.stringify(result[size])}`)
+  }
+  report(
+    "groups",
+    sizes.map((n) => ({ members: n, ...result[n]! })),
+    result,
+  )
+}
