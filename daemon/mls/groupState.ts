@@ -61,6 +61,13 @@ export function membersOfTree(tree: RatchetTree): Member[] {
   return out
 }
 
+/** The member at one leaf, without listing the whole tree (a message's sender in a group of 10,000). */
+export function memberAt(tree: RatchetTree, leafIndex: number): Member | undefined {
+  const node = tree[leafIndex * 2]
+  if (node?.nodeType !== "leaf") return undefined
+  return { username: usernameOf(node.leaf.credential), leafIndex, signaturePublicKey: node.leaf.signaturePublicKey }
+}
+
 export function members(group: ChatGroup): Member[] {
   return membersOfTree(group.mls.ratchetTree)
 }

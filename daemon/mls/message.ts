@@ -15,7 +15,7 @@ import { decryptSenderData } from "ts-mls/privateMessage.js"
 import type { CredentialCheck } from "./credentialCheck.js"
 import { memberChanges } from "./group.js"
 import { GroupError, guarded } from "./groupError.js"
-import { epoch, groupId, isActive, members, membersOfTree, withCheck } from "./groupState.js"
+import { epoch, groupId, isActive, memberAt, members, withCheck } from "./groupState.js"
 import type { ChatGroup, Member } from "./groupState.js"
 import { sameBytes } from "../../shared/bytes.js"
 
@@ -70,7 +70,7 @@ async function privateSender(group: ChatGroup, pm: PrivateMessage, cs: Ciphersui
       ? [group.mls.keySchedule.senderDataSecret, group.mls.ratchetTree]
       : [historical.senderDataSecret, historical.ratchetTree]
   const senderData = await decryptSenderData(pm, secret, cs)
-  const sender = membersOfTree(tree).find((m) => m.leafIndex === senderData?.leafIndex)
+  const sender = senderData === undefined ? undefined : memberAt(tree, senderData.leafIndex)
   if (sender === undefined) throw new GroupError("undecryptable", "unknown sender")
   return sender
 }
@@ -79,7 +79,7 @@ function describeProposal(group: ChatGroup, proposal: Proposal): { proposalType:
   if (proposal.proposalType !== "remove") return { proposalType: String(proposal.proposalType) }
   return {
     proposalType: "remove",
-    removes: members(group).find((m) => m.leafIndex === proposal.remove.removed),
+    removes: memberAt(group.mls.ratchetTree, proposal.remove.removed),
   }
 }
 
@@ -116,7 +116,6 @@ export async function processIncoming(
   if (msgEpoch < epoch(group) && contentType !== "application") return { kind: "stale", state: group }
 
   return guarded(async () => {
-    const before = members(group)
     const sender =
       message.wireformat === "mls_private_message" ? await privateSender(group, message.privateMessage, cs) : undefined
     let seen: Proposal | undefined
@@ -145,7 +144,7 @@ export async function processIncoming(
       message.wireformat === "mls_public_message" && message.publicMessage.content.sender.senderType === "member"
         ? message.publicMessage.content.sender.leafIndex
         : sender?.leafIndex
-    const from = before.find((m) => m.leafIndex === senderLeaf)
+    const from = senderLeaf === undefined ? undefined : memberAt(group.mls.ratchetTree, senderLeaf)
     if (contentType === "proposal") {
       if (seen === undefined) throw new GroupError("internal", "proposal not reported by ts-mls")
       return { kind: "proposal", state, proposer: from, ...describeProposal(group, seen) }
@@ -154,7 +153,7 @@ export async function processIncoming(
       kind: "commit",
       state,
       committer: from,
-      ...memberChanges(before, members(state)),
+      ...memberChanges(members(group), members(state)),
       // A removed member's state stays at the old epoch; the commit still started the next one.
       epoch: msgEpoch + 1n,
       removedSelf: !isActive(state),
