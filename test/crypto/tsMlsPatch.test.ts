@@ -22,7 +22,7 @@ import { expandWithLabel } from "ts-mls/crypto/kdf.js"
 import { decodeKeyPackage, encodeKeyPackage, verifyKeyPackage } from "ts-mls/keyPackage.js"
 import { encodeLeafNode, verifyLeafNodeSignatureKeyPackage } from "ts-mls/leafNode.js"
 import { CodecError, CryptoVerificationError, ValidationError } from "ts-mls/mlsError.js"
-import { createSecretTree } from "ts-mls/secretTree.js"
+import { createSecretTree, expandedLeaf } from "ts-mls/secretTree.js"
 import { getSuite } from "../../crypto/index.js"
 import { toHex } from "./vectors.js"
 
@@ -234,7 +234,8 @@ describe("ts-mls patch: several invalid proposals in one Commit", () => {
  * and exported HPKE private keys) and holding back signature checks by `heldKeys` until `release()`.
  */
 function recordingSuite(cs: CiphersuiteImpl, heldKeys: Uint8Array[]) {
-  // The secrets ts-mls keeps in a state or zeroes once used (§8: key schedule, §9: the secret tree's ratchet roots).
+  // The secrets ts-mls keeps in a state or zeroes once used (§8: key schedule; the new secret tree holds a copy of
+  // the encryption secret, zeroed with the tree).
   const epochLabels = new Set(["init", "sender data", "encryption", "exporter", "external", "confirm", "membership"])
   for (const label of ["resumption", "authentication", "joiner", "welcome"]) epochLabels.add(label)
   const secrets: { label: string; bytes: Uint8Array }[] = []
@@ -249,12 +250,12 @@ function recordingSuite(cs: CiphersuiteImpl, heldKeys: Uint8Array[]) {
         const out = await cs.kdf.expand(prk, info, length)
         // KDFLabel (§8): uint16 length, opaque label<V> ("MLS 1.0 " + label), opaque context<V>; short vectors here.
         const label = new TextDecoder().decode(info.subarray(3, 3 + info[2]!)).replace(/^MLS 1\.0 /, "")
-        const emptyContext = info[3 + info[2]!] === 0
-        if (epochLabels.has(label) || (emptyContext && (label === "application" || label === "handshake")))
-          secrets.push({ label, bytes: out })
-        // The new epoch's secret tree is the last thing a speculation makes; once this turn's work is done, the held
-        // checks may fail.
-        if (label === "handshake" && emptyContext) setImmediate(release)
+        // Ratchet roots (§9 "application"/"handshake") are not recorded: the secret tree is expanded lazily, so those
+        // made here are the current epoch's, for the Commit's own PrivateMessage, not the new epoch's.
+        if (epochLabels.has(label)) secrets.push({ label, bytes: out })
+        // The new epoch's key schedule is the last thing a speculation derives (its secret tree is expanded lazily,
+        // on first use); once this turn's work is done, the held checks may fail.
+        if (label === "encryption") setImmediate(release)
         return out
       },
     },
@@ -316,7 +317,7 @@ describe("ts-mls patch: a new epoch computed while a Commit's checks ran is zero
       CryptoVerificationError,
     )
     const labels = new Set(secrets.map((s) => s.label))
-    for (const label of ["confirm", "exporter", "handshake", "application", "private key"]) assert.ok(labels.has(label))
+    for (const label of ["confirm", "exporter", "encryption", "private key"]) assert.ok(labels.has(label))
     assert.deepEqual(nonZero(), [])
   })
 
@@ -332,7 +333,7 @@ describe("ts-mls patch: a new epoch computed while a Commit's checks ran is zero
       CryptoVerificationError,
     )
     const labels = new Set(secrets.map((s) => s.label))
-    for (const label of ["confirm", "exporter", "handshake", "application", "private key"]) assert.ok(labels.has(label))
+    for (const label of ["confirm", "exporter", "encryption", "private key"]) assert.ok(labels.has(label))
     assert.deepEqual(nonZero(), [])
   })
 })
@@ -419,20 +420,32 @@ describe("ts-mls patch: decoding takes canonical encodings only, and keeps them"
 })
 
 describe("ts-mls patch: secret tree", () => {
-  it("derives ratchets for leaves only: a parent's are left empty, a leaf's are RFC 9420's", async () => {
+  it("is expanded lazily: a leaf's ratchets are RFC 9420's, and each expanded node keeps no secret", async () => {
     const encryptionSecret = Uint8Array.from({ length: 32 }, (_, i) => 255 - i)
-    const tree = await createSecretTree(4, encryptionSecret, cs.kdf)
-    assert.equal(tree.length, 7)
-    for (const [i, node] of tree.entries()) {
-      const size = i % 2 === 1 ? 0 : 32 // odd node indices are parents
-      assert.equal(node.application.secret.length, size, `node ${i}`)
-      assert.equal(node.handshake.secret.length, size, `node ${i}`)
-    }
+    const fresh = await createSecretTree(4, encryptionSecret, cs.kdf)
+    assert.equal(fresh.length, 7)
+    // Only the root (node 3) holds a secret: the encryption secret, to be expanded.
+    assert.deepEqual(
+      fresh.map((n) => n.handshake.secret.length),
+      [0, 0, 0, 32, 0, 0, 0],
+    )
     // Leaf 2 (node 4): root 3 -> right child 5 -> its left child 4 (RFC 9420 §9: tree_node_[left/right]_secret).
     const expand = (secret: Uint8Array, label: string, context: Uint8Array) =>
       cs.kdf.expand(secret, kdfLabel(32, label, context), 32)
-    const node4 = await expand(await expand(encryptionSecret, "tree", utf8("right")), "tree", utf8("left"))
-    assert.equal(toHex(tree[4]!.application.secret), toHex(await expand(node4, "application", new Uint8Array())))
-    assert.equal(toHex(tree[4]!.handshake.secret), toHex(await expand(node4, "handshake", new Uint8Array())))
+    const node5 = await expand(encryptionSecret, "tree", utf8("right"))
+    const node4 = await expand(node5, "tree", utf8("left"))
+    const [tree, leaf] = await expandedLeaf(fresh, 4, cs.kdf)
+    assert.equal(toHex(leaf.application.secret), toHex(await expand(node4, "application", new Uint8Array())))
+    assert.equal(toHex(leaf.handshake.secret), toHex(await expand(node4, "handshake", new Uint8Array())))
+    // The root and node 5 are spent; node 1 (left of the root) and node 6 (right of 5) wait with their tree secrets.
+    assert.deepEqual(
+      tree.map((n) => n.handshake.secret.length),
+      [0, 32, 0, 0, 32, 0, 32],
+    )
+    assert.equal(toHex(tree[1]!.handshake.secret), toHex(await expand(encryptionSecret, "tree", utf8("left"))))
+    assert.equal(toHex(tree[6]!.handshake.secret), toHex(await expand(node5, "tree", utf8("right"))))
+    assert.equal(fresh[3]!.handshake.secret.length, 32, "the tree it came from is unchanged")
+    // A second look at the same leaf derives nothing more: the same node.
+    assert.equal((await expandedLeaf(tree, 4, cs.kdf))[1], leaf)
   })
 })

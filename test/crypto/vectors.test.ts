@@ -17,7 +17,7 @@ import { decodeMlsMessage } from "ts-mls/message.js"
 import { protectApplicationData, protectProposal, unprotectPrivateMessage } from "ts-mls/messageProtection.js"
 import { protectProposalPublic, unprotectPublicMessage } from "ts-mls/messageProtectionPublic.js"
 import { decodeProposal, encodeProposal } from "ts-mls/proposal.js"
-import { createSecretTree, deriveKey, deriveNonce, ratchetUntil } from "ts-mls/secretTree.js"
+import { createSecretTree, deriveKey, deriveNonce, expandedLeaf, ratchetUntil } from "ts-mls/secretTree.js"
 import { expandSenderDataKey, expandSenderDataNonce } from "ts-mls/sender.js"
 import { leafToNodeIndex, toLeafIndex } from "ts-mls/treemath.js"
 import { decryptGroupInfo, decryptGroupSecrets } from "ts-mls/welcome.js"
@@ -120,11 +120,12 @@ describe("secret-tree.json", () => {
     assert.equal(toHex(await expandSenderDataKey(impl, hex(sd.sender_data_secret), ciphertext)), sd.key)
     assert.equal(toHex(await expandSenderDataNonce(impl, hex(sd.sender_data_secret), ciphertext)), sd.nonce)
 
-    const tree = await createSecretTree(v.leaves.length, hex(v.encryption_secret), impl.kdf)
+    // The patched tree is expanded lazily: each leaf's ratchets are derived on first use.
+    let tree = await createSecretTree(v.leaves.length, hex(v.encryption_secret), impl.kdf)
     const config = { ...defaultKeyRetentionConfig, maximumForwardRatchetSteps: 2 ** 31 }
     for (const [leaf, generations] of v.leaves.entries()) {
-      const node = tree[leafToNodeIndex(toLeafIndex(leaf))]
-      assert.ok(node !== undefined)
+      const [expanded, node] = await expandedLeaf(tree, leafToNodeIndex(toLeafIndex(leaf)), impl.kdf)
+      tree = expanded
       for (const g of generations) {
         const [application] = await ratchetUntil(node.application, g.generation, config, impl.kdf)
         const [handshake] = await ratchetUntil(node.handshake, g.generation, config, impl.kdf)
