@@ -16,6 +16,12 @@
  * clock on a shared machine. The credential check accepts everyone: the directory and its pins are not under test. MLS only: no store, no
  * network (`npm run bench -- e2e` covers those at two members).
  */
+import { spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { dirname, join } from "node:path"
+import { createInterface } from "node:readline"
+import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { getSuite } from "../../crypto/index.js"
 import type { CredentialCheck } from "../../daemon/mls/credentialCheck.js"
@@ -24,7 +30,9 @@ import type { ChatGroup } from "../../daemon/mls/groupState.js"
 import { deserializeState, serializeState } from "../../daemon/mls/groupState.js"
 import { encryptText, processIncoming } from "../../daemon/mls/message.js"
 import { freshKeyPackage, user } from "../daemon/mls/helpers.js"
-import { median, report } from "./report.js"
+import { spawnDaemon } from "../helpers/daemon.js"
+import { spawnBenchServer } from "../helpers/spawnServer.js"
+import { median, quantile, report } from "./report.js"
 
 const defaultSizes = [1000, 2000, 5000, 10000]
 const repeats = 3
@@ -158,8 +166,106 @@ async function measure(size: number): Promise<Figures> {
   }
 }
 
+const here = dirname(fileURLToPath(import.meta.url))
+const daemonMessages = Number(process.env.GROUPS_DAEMON_MESSAGES ?? 200)
+const daemonWarmUp = 20
+
+interface DaemonFigures {
+  members: number
+  to_daemon_p50_ms: number
+  to_daemon_p99_ms: number
+  from_daemon_p50_ms: number
+  from_daemon_p99_ms: number
+  messages: number
+  join_s: number
+}
+
+async function daemonAtScale(members: number): Promise<DaemonFigures> {
+  const dir = mkdtempSync(join(tmpdir(), "bench-groups-"))
+  const server = await spawnBenchServer(join(dir, "server.db"))
+  const alice = await spawnDaemon({ server: server.url, profile: "alice", testClock: false, validate: false })
+  const sim = spawn(process.execPath, ["--import", "tsx", join(here, "_bigGroupMembers.ts")], {
+    stdio: ["pipe", "pipe", "inherit"],
+  })
+  try {
+    await alice.client.call("identity.register", { username: "alice" })
+    await alice.client.call("pool.refresh")
+    await alice.client.call("events.subscribe", { events: ["message.received", "group.joined"] })
+    // Lines of the members' process, by kind, and who waits for which.
+    const heard = new Map<string, number>()
+    const waiting = new Map<string, () => void>()
+    const arrive = (key: string) => {
+      heard.set(key, performance.now())
+      waiting.get(key)?.()
+    }
+    const when = (key: string, what: string, timeoutMs: number) =>
+      new Promise<number>((resolve, reject) => {
+        if (heard.has(key)) return resolve(heard.get(key)!)
+        const timer = setTimeout(() => reject(new Error(`no ${what} within ${timeoutMs} ms`)), timeoutMs)
+        waiting.set(key, () => {
+          clearTimeout(timer)
+          resolve(heard.get(key)!)
+        })
+      })
+    sim.once("exit", (code) => {
+      console.error(`groups: the members' process exited with ${code}`)
+      arrive("exit")
+    })
+    createInterface({ input: sim.stdout! }).on("line", (line) => {
+      const m = JSON.parse(line) as { ready?: string; got?: string; sent?: string }
+      if (m.ready !== undefined) arrive("ready")
+      if (m.got !== undefined) arrive(`got ${m.got}`)
+    })
+    alice.client.on("message.received", (p) => arrive(`received ${p.text}`))
+    alice.client.on("group.joined", () => arrive("joined"))
+
+    const t0 = performance.now()
+    sim.stdin!.write(JSON.stringify({ url: server.url, members: members - 1, target: "alice" }) + "\n")
+    await Promise.race([when("ready", "group from the members' process", 600_000), when("exit", "", 600_000)])
+    if (heard.has("exit")) throw new Error("the members' process exited")
+    await when("joined", "group.joined at alice", 600_000)
+    const join_s = (performance.now() - t0) / 1000
+    const group = (await alice.client.call("group.list")).groups[0]!.groupId
+
+    const toDaemon: number[] = []
+    const fromDaemon: number[] = []
+    for (let i = 0; i < daemonWarmUp + daemonMessages; i++) {
+      const inbound = `in ${i}`
+      const start = performance.now()
+      sim.stdin!.write(JSON.stringify({ send: inbound }) + "\n")
+      const got = await when(`received ${inbound}`, `alice receiving "${inbound}"`, 60_000)
+      const outbound = `out ${i}`
+      const sent = performance.now()
+      await alice.client.call("message.send", { group, text: outbound })
+      const read = await when(`got ${outbound}`, `m0 reading "${outbound}"`, 60_000)
+      if (i < daemonWarmUp) continue
+      toDaemon.push(got - start)
+      fromDaemon.push(read - sent)
+    }
+    return {
+      members,
+      to_daemon_p50_ms: round(quantile(toDaemon, 0.5)),
+      to_daemon_p99_ms: round(quantile(toDaemon, 0.99)),
+      from_daemon_p50_ms: round(quantile(fromDaemon, 0.5)),
+      from_daemon_p99_ms: round(quantile(fromDaemon, 0.99)),
+      messages: daemonMessages,
+      join_s: Number(join_s.toFixed(1)),
+    }
+  } finally {
+    sim.stdin!.end()
+    sim.kill()
+    await alice.stop()
+    await server.stop()
+    rmSync(alice.tmp, { recursive: true, force: true })
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 export default async function groups(flags: string[] = []): Promise<void> {
-  const { values } = parseArgs({ args: flags, options: { sizes: { type: "string" } } })
+  const { values } = parseArgs({
+    args: flags,
+    options: { sizes: { type: "string" }, "daemon-members": { type: "string", default: "1000" } },
+  })
   const sizes = values.sizes === undefined ? defaultSizes : values.sizes.split(",").map(Number)
   if (sizes.some((n) => !Number.isInteger(n) || n < 2)) throw new Error(`--sizes takes group sizes ≥ 2, e.g. 1000,2000`)
   const result: Record<string, Figures> = {}
@@ -167,9 +273,23 @@ export default async function groups(flags: string[] = []): Promise<void> {
     result[size] = await measure(size)
     console.error(`groups: ${size} members: ${JSON.stringify(result[size])}`)
   }
+  const daemonMembers = Number(values["daemon-members"])
+  const daemon = daemonMembers > 0 ? await daemonAtScale(daemonMembers) : undefined
+  if (daemon !== undefined) console.error(`groups: daemon at scale: ${JSON.stringify(daemon)}`)
   report(
     "groups",
-    sizes.map((n) => ({ members: n, ...result[n]! })),
-    result,
+    [
+      ...sizes.map((n) => ({ members: n, ...result[n]! })),
+      ...(daemon === undefined
+        ? []
+        : [
+            {
+              members: `daemon ${daemon.members}`,
+              "to daemon p50/p99 ms": `${daemon.to_daemon_p50_ms}/${daemon.to_daemon_p99_ms}`,
+              "from daemon p50/p99 ms": `${daemon.from_daemon_p50_ms}/${daemon.from_daemon_p99_ms}`,
+            },
+          ]),
+    ],
+    { ...result, ...(daemon !== undefined && { daemon }) },
   )
 }
