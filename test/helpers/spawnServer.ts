@@ -50,15 +50,15 @@ export async function spawnServer(args: string[]): Promise<ServerProcess> {
   }
 }
 
-/** A server for benchmarks: the database at `dbPath`, warnings only, every rate limit out of the way. */
-export function spawnBenchServer(dbPath: string): Promise<ServerProcess> {
+/** A server for benchmarks: the database at `dbPath`, warnings only, every rate limit out of the way; `args` added. */
+export function spawnBenchServer(dbPath: string, args: string[] = []): Promise<ServerProcess> {
   const unlimited = [
     ...["reserve", "reserve-target", "reserve-stranger", "reserve-ip", "register-ip", "challenge-ip", "post"].flatMap(
       (b) => [`--${b}-burst`, "1e9", `--${b}-rate`, "1e9"],
     ),
     ...["--max-challenges", "1000000"],
   ]
-  return spawnServer(["--db", dbPath, "--log-level", "warn", ...unlimited])
+  return spawnServer(["--db", dbPath, "--log-level", "warn", ...unlimited, ...args])
 }
 
 /** Runs a TypeScript file as a child process, hands it `input` as JSON on stdin, returns its stdout parsed. */
