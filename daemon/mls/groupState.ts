@@ -1,7 +1,7 @@
 /** A chat group's state: the ts-mls ClientState plus the name only members know; reading and (de)serialising it. */
 import { decodeGroupState, encodeGroupState } from "ts-mls"
 import { defaultClientConfig } from "ts-mls/clientConfig.js"
-import type { ClientConfig, ClientState, RatchetTree } from "ts-mls"
+import type { ClientConfig, ClientState, LeafNode, RatchetTree } from "ts-mls"
 import { authServiceFor, usernameOf } from "./credentialCheck.js"
 import type { CredentialCheck } from "./credentialCheck.js"
 import { GroupError } from "./groupError.js"
@@ -47,13 +47,28 @@ export function isActive(group: ChatGroup): boolean {
   return group.mls.groupActiveState.kind === "active"
 }
 
+/**
+ * The user of each leaf node, kept by node: ts-mls never changes a leaf node in place (it is frozen once encoded), and
+ * a group of 10,000 would otherwise decode 10,000 credentials every time its members are listed.
+ */
+const leafUsers = new WeakMap<object, string>()
+
+function leafUser(leaf: LeafNode): string {
+  let username = leafUsers.get(leaf)
+  if (username === undefined) {
+    username = usernameOf(leaf.credential)
+    leafUsers.set(leaf, username)
+  }
+  return username
+}
+
 /** The members of a ratchet tree: leaves sit at even node indexes (RFC 9420 §4.1). */
 export function membersOfTree(tree: RatchetTree): Member[] {
   const out: Member[] = []
   tree.forEach((node, nodeIndex) => {
     if (node?.nodeType !== "leaf") return
     out.push({
-      username: usernameOf(node.leaf.credential),
+      username: leafUser(node.leaf),
       leafIndex: nodeIndex / 2,
       signaturePublicKey: node.leaf.signaturePublicKey,
     })
@@ -65,7 +80,7 @@ export function membersOfTree(tree: RatchetTree): Member[] {
 export function memberAt(tree: RatchetTree, leafIndex: number): Member | undefined {
   const node = tree[leafIndex * 2]
   if (node?.nodeType !== "leaf") return undefined
-  return { username: usernameOf(node.leaf.credential), leafIndex, signaturePublicKey: node.leaf.signaturePublicKey }
+  return { username: leafUser(node.leaf), leafIndex, signaturePublicKey: node.leaf.signaturePublicKey }
 }
 
 export function members(group: ChatGroup): Member[] {
