@@ -27,7 +27,7 @@ import { GroupError, guarded } from "./groupError.js"
 import { validateKeyPackageFor } from "./groupKeyPackage.js"
 import type { Invitee } from "./groupKeyPackage.js"
 import { encodeGroupName, groupNameExtension, groupNameFromExtensions } from "./groupName.js"
-import { clientConfigFor, isActive, members, ownLeafIndex, withCheck } from "./groupState.js"
+import { clientConfigFor, isActive, memberAt, members, ownLeafIndex, withCheck } from "./groupState.js"
 import type { ChatGroup, Member } from "./groupState.js"
 
 /** The creator's leaf is a KeyPackage leaf until its first path update; it must be current meanwhile. */
@@ -221,6 +221,24 @@ export function memberChanges(before: Member[], after: Member[]): { added: Membe
   return { added: after.filter((a) => !kept(a, was)), removed: before.filter((b) => !kept(b, is)) }
 }
 
+/**
+ * `memberChanges` of two states' trees, looking only at the leaves whose node is not the very same object: a Commit
+ * changes a few leaves of a tree that may have 10,000.
+ */
+export function memberChangesOfStates(before: ChatGroup, after: ChatGroup): { added: Member[]; removed: Member[] } {
+  const [was, is] = [before.mls.ratchetTree, after.mls.ratchetTree]
+  const added: Member[] = []
+  const removed: Member[] = []
+  for (let node = 0; node < Math.max(was.length, is.length); node += 2) {
+    if (was[node] === is[node]) continue
+    const [old, now] = [memberAt(was, node / 2), memberAt(is, node / 2)]
+    if (old !== undefined && now !== undefined && sameBytes(old.signaturePublicKey, now.signaturePublicKey)) continue
+    if (old !== undefined) removed.push(old)
+    if (now !== undefined) added.push(now)
+  }
+  return { added, removed }
+}
+
 async function commit(
   group: ChatGroup,
   proposals: Proposal[],
@@ -248,7 +266,7 @@ async function commit(
         result.welcome === undefined
           ? undefined
           : encodeMlsMessage({ version: "mls10", wireformat: "mls_welcome", welcome: result.welcome }),
-      ...memberChanges(members(group), members(state)),
+      ...memberChangesOfStates(group, state),
       epoch: result.newState.groupContext.epoch,
     }
   })

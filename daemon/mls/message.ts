@@ -13,9 +13,9 @@ import {
 import type { CiphersuiteImpl, MLSMessage, PrivateMessage, Proposal } from "ts-mls"
 import { decryptSenderData } from "ts-mls/privateMessage.js"
 import type { CredentialCheck } from "./credentialCheck.js"
-import { memberChanges } from "./group.js"
+import { memberChangesOfStates } from "./group.js"
 import { GroupError, guarded } from "./groupError.js"
-import { epoch, groupId, isActive, memberAt, members, withCheck } from "./groupState.js"
+import { epoch, groupId, isActive, memberAt, withCheck } from "./groupState.js"
 import type { ChatGroup, Member } from "./groupState.js"
 import { sameBytes } from "../../shared/bytes.js"
 
@@ -153,7 +153,7 @@ export async function processIncoming(
       kind: "commit",
       state,
       committer: from,
-      ...memberChanges(members(group), members(state)),
+      ...memberChangesOfStates(group, state),
       // A removed member's state stays at the old epoch; the commit still started the next one.
       epoch: msgEpoch + 1n,
       removedSelf: !isActive(state),

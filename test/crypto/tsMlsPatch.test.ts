@@ -15,7 +15,7 @@ import {
   joinGroup,
   processPrivateMessage,
 } from "ts-mls"
-import type { CiphersuiteImpl } from "ts-mls"
+import type { CiphersuiteImpl, RatchetTree } from "ts-mls"
 import { defaultClientConfig } from "ts-mls/clientConfig.js"
 import { decodeCommit, encodeCommit } from "ts-mls/commit.js"
 import { expandWithLabel } from "ts-mls/crypto/kdf.js"
@@ -80,6 +80,30 @@ describe("ts-mls patch: duplicate Adds", () => {
       { extraProposals: [add(kps[1]!.publicPackage), add(other.publicPackage)] },
     )
     assert.equal(ok.newState.ratchetTree.filter((n) => n?.nodeType === "leaf").length, 3)
+  })
+
+  it("rejects an Add of a member's signature key, epochs after it joined (the tree's key counts are kept)", async () => {
+    const keys = await cs.signature.keygen()
+    const bob = await generateKeyPackageWithKey(credential("bob"), defaultCapabilities(), defaultLifetime, [], keys, cs)
+    let state = (
+      await createCommit({ state: await group(), cipherSuite: cs }, { extraProposals: [add(bob.publicPackage)] })
+    ).newState
+    for (const name of ["carol", "dave"]) {
+      const kp = await generateKeyPackage(credential(name), defaultCapabilities(), defaultLifetime, [], cs)
+      state = (await createCommit({ state, cipherSuite: cs }, { extraProposals: [add(kp.publicPackage)] })).newState
+      const again = await generateKeyPackageWithKey(
+        credential("bob"),
+        defaultCapabilities(),
+        defaultLifetime,
+        [],
+        keys,
+        cs,
+      )
+      await assert.rejects(
+        createCommit({ state, cipherSuite: cs }, { extraProposals: [add(again.publicPackage)] }),
+        (e: unknown) => e instanceof ValidationError && /already in the group/.test(e.message),
+      )
+    }
   })
 
   it("still asks a custom compareKeyPackages", async () => {
@@ -416,6 +440,45 @@ describe("ts-mls patch: decoding takes canonical encodings only, and keeps them"
     flipLeaf[leafEnd - 1]! ^= 1 // the leaf node's signature is its last field
     const forgedLeaf = decodeKeyPackage(flipLeaf, 0)![0]
     assert.equal(await verifyLeafNodeSignatureKeyPackage(forgedLeaf.leafNode, cs.signature), false)
+  })
+})
+
+describe("ts-mls patch: tree hashes kept between epochs", () => {
+  it("hashes a tree changed node by node, in place or copied, as hashing it afresh does", async () => {
+    const { treeHash, treeHashRoot } = await import("ts-mls/treeHash.js")
+    const { toNodeIndex } = await import("ts-mls/treemath.js")
+    const kps: Awaited<ReturnType<typeof generateKeyPackage>>[] = []
+    for (const name of ["alice", "bob", "carol", "dave", "erin"])
+      kps.push(await generateKeyPackage(credential(name), defaultCapabilities(), defaultLifetime, [], cs))
+    const leaf = (i: number) => ({ nodeType: "leaf" as const, leaf: kps[i]!.publicPackage.leafNode })
+    const parent = (key: number) => ({
+      nodeType: "parent" as const,
+      parent: { hpkePublicKey: Uint8Array.of(key), parentHash: new Uint8Array(), unmergedLeaves: [] },
+    })
+    // A fresh copy of every node: what nothing can have been kept for.
+    const fresh = (tree: (typeof trees)[number]) =>
+      tree.map((n) =>
+        n === undefined ? undefined : n.nodeType === "leaf" ? { ...n } : { ...n, parent: { ...n.parent } },
+      )
+    const t0: RatchetTree = [leaf(0), parent(1), leaf(1), undefined, leaf(2), undefined, undefined]
+    const t1 = t0.slice()
+    t1[6] = leaf(3)
+    t1[5] = parent(2)
+    const t2 = t1.slice()
+    t2[2] = undefined
+    const trees = [t0, t1, t2, t0]
+    for (const tree of trees) {
+      const want = toHex(await treeHashRoot(fresh(tree), cs.hash))
+      assert.equal(toHex(await treeHashRoot(tree, cs.hash)), want)
+      assert.equal(toHex(await treeHash(tree, toNodeIndex(3), cs.hash)), want)
+      assert.equal(
+        toHex(await treeHash(tree, toNodeIndex(5), cs.hash)),
+        toHex(await treeHash(fresh(tree), toNodeIndex(5), cs.hash)),
+      )
+    }
+    // Changed in place after being hashed: the node comparison sees it.
+    t2[4] = leaf(4)
+    assert.equal(toHex(await treeHashRoot(t2, cs.hash)), toHex(await treeHashRoot(fresh(t2), cs.hash)))
   })
 })
 
