@@ -383,6 +383,22 @@ describe("accounts and devices", () => {
     assert.ok(await login(s.url, "alice", alice))
   })
 
+  it("limits redemptions per address and open link codes per account", async (t) => {
+    const s = await startServer(t, { challengeIpBurst: 3, challengeIpPerMinute: 0 })
+    const alice = await newUser(s.url, "alice")
+    for (let i = 0; i < 3; i++)
+      assert.equal((await redeem(s, "0000-0000-0000-0000")).body.error.code, "invalid_link_code")
+    const fourth = await redeem(s, "0000-0000-0000-0000")
+    assert.equal(fourth.status, 429)
+    assert.equal(fourth.body.error.code, "rate_limited")
+    for (let i = 0; i < 8; i++) assert.equal((await linkCode(s, alice)).status, 201)
+    const ninth = await linkCode(s, alice)
+    assert.equal(ninth.status, 429)
+    assert.equal(ninth.body.error.code, "rate_limited")
+    s.clock.advance(10 * 60_000)
+    assert.equal((await linkCode(s, alice)).status, 201, "expired codes no longer count")
+  })
+
   it("answers bad inputs with stable codes and changes nothing", async (t) => {
     const s = await startServer(t)
     const alice = await newUser(s.url, "alice")
