@@ -36,16 +36,26 @@ const fromRow = (r: Row): Pin => ({
 })
 
 export class PinStore {
-  constructor(private readonly db: Db) {}
+  constructor(readonly db: Db) {}
 
   get(identity: string): Pin | undefined {
     const r = this.db.prepare<[string], Row>("SELECT * FROM device_pins WHERE identity = ?").get(identity)
     return r && fromRow(r)
   }
 
-  /** Every pinned device of an account (by user id). */
-  ofUser(userId: string): Pin[] {
-    return this.db.prepare<[string], Row>("SELECT * FROM device_pins WHERE user_id = ?").all(userId).map(fromRow)
+  /** Every pinned device of an account: by user id, and the user-name pins carried over from before devices. */
+  ofUser(userId: string, handle: string): Pin[] {
+    return this.db
+      .prepare<[string, string], Row>("SELECT * FROM device_pins WHERE user_id = ? OR (user_id IS NULL AND handle = ?)")
+      .all(userId, handle)
+      .map(fromRow)
+  }
+
+  /** A user-name pin carried over from before devices learns the device it stands for (the account's first). */
+  resolveLegacy(handle: string, userId: string, deviceId: string, clientId: string): void {
+    this.db
+      .prepare("UPDATE device_pins SET user_id = ?, device_id = ?, client_id = ? WHERE identity = ? AND user_id IS NULL")
+      .run(userId, deviceId, clientId, handle)
   }
 
   /**
