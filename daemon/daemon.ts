@@ -55,6 +55,8 @@ export interface DaemonOptions {
   server: string | undefined
   /** Register this (normalised) user name on first run (`--username`), retrying while the server is unreachable. */
   username?: string
+  /** Link to an existing account with this code on first run (`--link`); not retried. */
+  link?: string
   /** `--invites` / $MLSD_INVITES: stored as the profile's setting at start; unset keeps the stored one. */
   invites?: InvitesMode
   policy: MaintenancePolicy
@@ -131,8 +133,15 @@ export class Daemon {
       this.registration = { ...this.registration, state: "registered", username: id.username }
       return this.goOnline(id, new ServerClient(id.server))
     }
+    if (this.opts.link !== undefined && id === undefined) {
+      void this.link(this.opts.link, undefined).catch((err: unknown) => {
+        this.opts.log.warn({ err: (err as Error).message }, "linking this device failed; it stays unregistered")
+      })
+      return
+    }
     const username = this.opts.username ?? id?.username
-    if (username === undefined) return
+    // A pending link (handle unknown) is not retried: its code was single use.
+    if (username === undefined || username === "") return
     const server = id && id.username === username ? id.server : undefined
     void this.register(username, server).catch(() => undefined) // the outcome is in daemon.status
   }
@@ -374,7 +383,13 @@ export class Daemon {
   /** Registration or linking succeeded: the ids stored, the profile goes online. */
   private registered(device: DeviceIdentity, client: ServerClient, session?: Session): IdentityResult {
     this.identities.markRegistered(device, this.opts.clock.now())
-    this.registration = { state: "registered", username: device.handle, attempts: 0, lastError: null, nextRetryAt: null }
+    this.registration = {
+      state: "registered",
+      username: device.handle,
+      attempts: 0,
+      lastError: null,
+      nextRetryAt: null,
+    }
     this.opts.log.info({ ...device, server: client.baseUrl }, "registered")
     const id = this.identities.get()!
     this.goOnline(id, client, session ?? this.newSession(id, client))

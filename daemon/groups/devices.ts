@@ -107,32 +107,34 @@ export class DeviceSync {
     const removed = new Set(account.devices.filter((d) => d.removedAt !== null).map((d) => d.clientId))
     for (const g of this.ctx.groups.all()) {
       if (g.status !== "active" || this.closed) continue
-      await this.groups.run(async (s) => {
-        // Left, removed or out of sync while earlier groups were being done.
-        if (this.ctx.groups.get(g.id)?.status !== "active") return
-        const cs = await this.ctx.suite()
-        await s.commits.commitWithRetry(g.id, async (state) => {
-          const gone = members(state).filter((m) =>
-            removed.has(this.ctx.directory.rosterId(m.identity, m.signaturePublicKey)),
-          )
-          if (gone.length === 0) return undefined
-          return removeMembers(
-            state,
-            gone.map((m) => m.identity),
-            cs,
-            this.ctx.directory.check,
-          )
+      await this.groups
+        .run(async (s) => {
+          // Left, removed or out of sync while earlier groups were being done.
+          if (this.ctx.groups.get(g.id)?.status !== "active") return
+          const cs = await this.ctx.suite()
+          await s.commits.commitWithRetry(g.id, async (state) => {
+            const gone = members(state).filter((m) =>
+              removed.has(this.ctx.directory.rosterId(m.identity, m.signaturePublicKey)),
+            )
+            if (gone.length === 0) return undefined
+            return removeMembers(
+              state,
+              gone.map((m) => m.identity),
+              cs,
+              this.ctx.directory.check,
+            )
+          })
+          try {
+            await addUserDevices(this.ctx, s.commits, g.id, this.ctx.userId, "skip")
+          } catch (err) {
+            // A new device without KeyPackages yet: added on a later pass.
+            if (!(err instanceof AppError && err.code === "pool_exhausted")) throw err
+          }
         })
-        try {
-          await addUserDevices(this.ctx, s.commits, g.id, this.ctx.userId, "skip")
-        } catch (err) {
-          // A new device without KeyPackages yet: added on a later pass.
-          if (!(err instanceof AppError && err.code === "pool_exhausted")) throw err
-        }
-      }).catch((err: unknown) => {
-        // One group failing (a Commit refused, the server gone) does not keep the others from their turn.
-        this.ctx.log.info({ groupId: g.id, err: (err as Error).message }, "devices not brought in line in a group")
-      })
+        .catch((err: unknown) => {
+          // One group failing (a Commit refused, the server gone) does not keep the others from their turn.
+          this.ctx.log.info({ groupId: g.id, err: (err as Error).message }, "devices not brought in line in a group")
+        })
     }
   }
 }

@@ -96,7 +96,12 @@ export class Directory {
       if (d.clientId !== this.self.clientId) {
         const pinned = this.pins.get(d.clientId)
         if (pinned !== undefined && !sameBytes(pinned.signatureKey, key)) {
-          this.refused(account.handle, d.clientId, key, "the directory's key differs from the key pinned on first sight")
+          this.refused(
+            account.handle,
+            d.clientId,
+            key,
+            "the directory's key differs from the key pinned on first sight",
+          )
           throw new AppError(
             "forbidden",
             `${account.handle}'s device ${d.deviceId} has another signature key than first seen; refused`,
@@ -115,7 +120,9 @@ export class Directory {
    * device's key. A bare handle with another key is the account's first device, another device of this account.
    */
   isSelf(identity: string, key: Uint8Array): boolean {
-    return identity === this.self.clientId || (identity === this.self.handle && sameBytes(key, this.self.signaturePublic))
+    return (
+      identity === this.self.clientId || (identity === this.self.handle && sameBytes(key, this.self.signaturePublic))
+    )
   }
 
   /** Who a leaf is: this device, a pinned device, or (unknown) what its identity says. */
@@ -163,7 +170,8 @@ export class Directory {
   /** For ts-mls: every credential in a group goes through here. */
   readonly check: CredentialCheck = async (identity, key): Promise<CredentialVerdict> => {
     if (this.isSelf(identity, key)) return { kind: "accepted" }
-    if (identity === this.self.clientId) return this.refused(this.self.handle, identity, key, "not this device's own key")
+    if (identity === this.self.clientId)
+      return this.refused(this.self.handle, identity, key, "not this device's own key")
     const pinned = this.pins.get(identity)
     if (pinned !== undefined) {
       return sameBytes(pinned.signatureKey, key)

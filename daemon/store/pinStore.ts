@@ -54,7 +54,9 @@ export class PinStore {
   /** A user-name pin carried over from before devices learns the device it stands for (the account's first). */
   resolveLegacy(handle: string, userId: string, deviceId: string, clientId: string): void {
     this.db
-      .prepare("UPDATE device_pins SET user_id = ?, device_id = ?, client_id = ? WHERE identity = ? AND user_id IS NULL")
+      .prepare(
+        "UPDATE device_pins SET user_id = ?, device_id = ?, client_id = ? WHERE identity = ? AND user_id IS NULL",
+      )
       .run(userId, deviceId, clientId, handle)
   }
 
@@ -72,7 +74,9 @@ export class PinStore {
         .run(p.identity, p.handle, p.userId, p.deviceId, p.clientId, p.signatureKey, p.pinnedAt).changes > 0
     if (!fresh && p.userId !== null)
       this.db
-        .prepare("UPDATE device_pins SET user_id = ?, device_id = ?, client_id = ? WHERE identity = ? AND user_id IS NULL")
+        .prepare(
+          "UPDATE device_pins SET user_id = ?, device_id = ?, client_id = ? WHERE identity = ? AND user_id IS NULL",
+        )
         .run(p.userId, p.deviceId, p.clientId, p.identity)
     return fresh
   }

@@ -90,7 +90,8 @@ export type DaemonStatusResult = Static<typeof DaemonStatusResult>
 export const status = method({
   name: "daemon.status",
   summary: "version, profile, account and device, server, connection state, uptime",
-  description: "Version, profile, account (handle, user id) and device (device id, client id), server, connection state and uptime.",
+  description:
+    "Version, profile, account (handle, user id) and device (device id, client id), server, connection state and uptime.",
   params: DaemonStatusParams,
   result: DaemonStatusResult,
   errors: [],

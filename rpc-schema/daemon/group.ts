@@ -90,7 +90,10 @@ export type MemberDevice = Static<typeof MemberDevice>
 /** A member: a user (account) with the devices it has in the group. */
 export const GroupMember = Type.Object({
   username: described(Username, "the member's handle"),
-  userId: described(Type.Union([UserId, Type.Null()]), "the member's user id; null when not known (a leaf from before devices)"),
+  userId: described(
+    Type.Union([UserId, Type.Null()]),
+    "the member's user id; null when not known (a leaf from before devices)",
+  ),
   self: described(Type.Boolean(), "This account (this device or another of its devices)."),
   devices: described(Type.Array(MemberDevice), "the member's devices in the group, in leaf order"),
 })
@@ -103,7 +106,10 @@ export const GroupMembersResult = Type.Object({
     GroupStatus,
     "As in group.list: `out_of_sync` means these are the members as of the last epoch this profile could follow.",
   ),
-  members: described(Type.Array(GroupMember), "the members (users, each with its devices), in the order of their first leaf"),
+  members: described(
+    Type.Array(GroupMember),
+    "the members (users, each with its devices), in the order of their first leaf",
+  ),
 })
 export type GroupMembersResult = Static<typeof GroupMembersResult>
 
@@ -152,8 +158,7 @@ export type GroupRemoveParams = Static<typeof GroupRemoveParams>
 export const remove = method({
   name: "group.remove",
   summary: "remove a member from a group",
-  description:
-    "Removes another member, every device of it, with one Commit; on epoch_conflict catches up and retries.",
+  description: "Removes another member, every device of it, with one Commit; on epoch_conflict catches up and retries.",
   params: GroupRemoveParams,
   result: GroupSummary,
   errors: ownCommitErrors,

@@ -5,7 +5,17 @@
  * private key ever leaves a device (daemon/README.md, Devices).
  */
 import { Type, type Static } from "@sinclair/typebox"
-import { Base64Url, described, DeviceId, MlsClientId, NameInput, Strict, TimestampMs, UserId, Username } from "../common.js"
+import {
+  Base64Url,
+  described,
+  DeviceId,
+  MlsClientId,
+  NameInput,
+  Strict,
+  TimestampMs,
+  UserId,
+  Username,
+} from "../common.js"
 import { LinkCode } from "../server/http/devices.js"
 import { method } from "./method.js"
 
@@ -21,10 +31,7 @@ export const IdentityResult = Type.Object({
     Type.Union([UserId, Type.Null()]),
     "the account's user id (UUID); null before registration, and for a profile from before devices until its first login",
   ),
-  deviceId: described(
-    Type.Union([DeviceId, Type.Null()]),
-    "this device's id (16 hex digits); null like userId",
-  ),
+  deviceId: described(Type.Union([DeviceId, Type.Null()]), "this device's id (16 hex digits); null like userId"),
   clientId: described(
     Type.Union([MlsClientId, Type.Null()]),
     "this device's client id `<user-id>:<device-id>@<domain>`, the identity its MLS credentials carry; null like userId",
@@ -38,7 +45,10 @@ export const IdentityResult = Type.Object({
     Type.Union([Key, Type.Null()]),
     "This device's Ed25519 login key (challenge/response with the server), base64url; the MLS key for a profile from before devices.",
   ),
-  registeredAt: described(Type.Union([TimestampMs, Type.Null()]), "when registration (or linking) succeeded; null before"),
+  registeredAt: described(
+    Type.Union([TimestampMs, Type.Null()]),
+    "when registration (or linking) succeeded; null before",
+  ),
 })
 export type IdentityResult = Static<typeof IdentityResult>
 
@@ -48,7 +58,8 @@ export type IdentityGetParams = Static<typeof IdentityGetParams>
 export const get = method({
   name: "identity.get",
   summary: "the profile's identity",
-  description: "Who am I: the account (handle, user id) and this device (device id, client id, keys), or `registered: false`.",
+  description:
+    "Who am I: the account (handle, user id) and this device (device id, client id, keys), or `registered: false`.",
   params: IdentityGetParams,
   result: IdentityResult,
   errors: [],
@@ -107,7 +118,14 @@ export const link = method({
     "First run on a fresh profile: makes this device's own login and MLS key pairs and redeems a link code made by a device of the account (`identity.linkCode`), so this profile becomes a new device of that account (its handle and user id), logs in and starts pool maintenance. The account's other devices add it to their groups once they see it. Not retried: a failed or unreachable attempt leaves the profile unregistered (ask for a new code).",
   params: IdentityLinkParams,
   result: IdentityResult,
-  errors: ["already_registered", "invalid_link_code", "server_unreachable", "invalid_request", "conflict", "rate_limited"],
+  errors: [
+    "already_registered",
+    "invalid_link_code",
+    "server_unreachable",
+    "invalid_request",
+    "conflict",
+    "rate_limited",
+  ],
 })
 
 export const Device = Type.Object({

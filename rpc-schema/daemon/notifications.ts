@@ -102,7 +102,10 @@ const groupNow = {
 export const DeviceRef = Type.Object({
   username: described(Username, "the device's user (handle)"),
   deviceId: described(Type.Union([DeviceId, Type.Null()]), "the device's id; null for a leaf from before devices"),
-  clientId: described(Type.String(), "the leaf's credential identity (client id, or a bare handle from before devices)"),
+  clientId: described(
+    Type.String(),
+    "the leaf's credential identity (client id, or a bare handle from before devices)",
+  ),
 })
 export type DeviceRef = Static<typeof DeviceRef>
 
