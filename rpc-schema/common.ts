@@ -65,6 +65,9 @@ export const MlsClientId = Type.String({
 })
 export type MlsClientId = Static<typeof MlsClientId>
 
+/** Whether `text` can be the domain of client ids: a lower-case DNS name or IPv4 address. */
+export const isClientIdDomain = (text: string): boolean => new RegExp(`^${domainPattern}$`).test(text)
+
 /** The client id of a device, as the server assigns it. */
 export const mlsClientId = (userId: string, deviceId: string, domain: string): string =>
   `${userId}:${deviceId}@${domain}`
