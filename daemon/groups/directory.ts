@@ -121,7 +121,7 @@ export class Directory {
           )
           throw new AppError(
             "forbidden",
-            `${account.handle}'s device ${d.deviceId} has another signature key than first seen; refused`,
+            `${account.handle}'s signature key changed (device ${d.deviceId}) since it was first seen; refused`,
             { username: account.handle, deviceId: d.deviceId },
           )
         }
