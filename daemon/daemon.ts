@@ -259,7 +259,7 @@ export class Daemon {
       session,
       this.cursors,
       this.opts.clock,
-      this.streamEvents(maintainer, usage, groups),
+      this.streamEvents(maintainer, usage, groups, () => devices),
       this.opts.log.child({ part: "stream" }),
     )
     // The account's devices in this device's groups: at start, then on the maintenance timer.
@@ -275,8 +275,19 @@ export class Daemon {
   }
 
   /** Key-directory events from the stream: local metadata first, then a maintenance pass soon. */
-  private streamEvents(maintainer: PoolMaintainer, usage: KeyUsage, groups: GroupService): StreamEvents {
+  private streamEvents(
+    maintainer: PoolMaintainer,
+    usage: KeyUsage,
+    groups: GroupService,
+    devices: () => DeviceSync,
+  ): StreamEvents {
     return {
+      // A removed device is taken out at once; a new one is added once it has KeyPackages: the directory is watched
+      // for that as for a link code of our own.
+      onDeviceChange: (item) =>
+        item.kind === "deviceRemoved"
+          ? devices().request()
+          : devices().watchLink(this.opts.clock.now() + deviceRoutes.linkCodeTtlMs),
       onGroupItem: (item) => (item.kind === "welcome" ? groups.onWelcome(item) : groups.onRemoved(item)),
       onEntries: (entries) => groups.onEntries(entries),
       onPruned: (frame) => groups.onPruned(frame),

@@ -39,6 +39,7 @@ function streamOf(t: TestContext, url: string, user: TestUser, onItem: (item: Gr
   let up: () => void = () => {}
   const events: StreamEvents = {
     onKeyEvent: () => {},
+    onDeviceChange: () => {},
     onGroupItem: onItem,
     onEntries: async () => {},
     onPruned: async () => {},
