@@ -2,7 +2,7 @@
 import { decodeGroupState, encodeGroupState } from "ts-mls"
 import { defaultClientConfig } from "ts-mls/clientConfig.js"
 import type { ClientConfig, ClientState, LeafNode, RatchetTree } from "ts-mls"
-import { authServiceFor, usernameOf } from "./credentialCheck.js"
+import { authServiceFor, identityOf } from "./credentialCheck.js"
 import type { CredentialCheck } from "./credentialCheck.js"
 import { GroupError } from "./groupError.js"
 import { decodeGroupName } from "./groupName.js"
@@ -13,7 +13,8 @@ export interface ChatGroup {
 }
 
 export interface Member {
-  username: string
+  /** The credential identity: a client id, or the bare user name of a leaf from before devices. */
+  identity: string
   leafIndex: number
   signaturePublicKey: Uint8Array
 }
@@ -48,18 +49,18 @@ export function isActive(group: ChatGroup): boolean {
 }
 
 /**
- * The user of each leaf node, kept by node: ts-mls never changes a leaf node in place (it is frozen once encoded), and
- * a group of 10,000 would otherwise decode 10,000 credentials every time its members are listed.
+ * The credential identity of each leaf node, kept by node: ts-mls never changes a leaf node in place (it is frozen
+ * once encoded), and a group of 10,000 would otherwise decode 10,000 credentials every time its members are listed.
  */
-const leafUsers = new WeakMap<object, string>()
+const leafIdentities = new WeakMap<object, string>()
 
-function leafUser(leaf: LeafNode): string {
-  let username = leafUsers.get(leaf)
-  if (username === undefined) {
-    username = usernameOf(leaf.credential)
-    leafUsers.set(leaf, username)
+function leafIdentity(leaf: LeafNode): string {
+  let identity = leafIdentities.get(leaf)
+  if (identity === undefined) {
+    identity = identityOf(leaf.credential)
+    leafIdentities.set(leaf, identity)
   }
-  return username
+  return identity
 }
 
 /** The members of a ratchet tree: leaves sit at even node indexes (RFC 9420 §4.1). */
@@ -68,7 +69,7 @@ export function membersOfTree(tree: RatchetTree): Member[] {
   tree.forEach((node, nodeIndex) => {
     if (node?.nodeType !== "leaf") return
     out.push({
-      username: leafUser(node.leaf),
+      identity: leafIdentity(node.leaf),
       leafIndex: nodeIndex / 2,
       signaturePublicKey: node.leaf.signaturePublicKey,
     })
@@ -80,7 +81,7 @@ export function membersOfTree(tree: RatchetTree): Member[] {
 export function memberAt(tree: RatchetTree, leafIndex: number): Member | undefined {
   const node = tree[leafIndex * 2]
   if (node?.nodeType !== "leaf") return undefined
-  return { username: leafUser(node.leaf), leafIndex, signaturePublicKey: node.leaf.signaturePublicKey }
+  return { identity: leafIdentity(node.leaf), leafIndex, signaturePublicKey: node.leaf.signaturePublicKey }
 }
 
 export function members(group: ChatGroup): Member[] {

@@ -44,6 +44,8 @@ export type KeyEventItem = Exclude<InboxItem, { kind: "welcome" | "removed" | "d
 export interface StreamEvents {
   /** A key-directory item arrived (live or in catch-up). */
   onKeyEvent(item: KeyEventItem): void
+  /** A device of this account was added or removed: the account's devices are brought in line in the groups. */
+  onDeviceChange(item: Extract<InboxItem, { kind: "deviceAdded" | "deviceRemoved" }>): void
   /** A Welcome or removal notice; a rejection means "not now": the item is handled again on the next connection. */
   onGroupItem(item: Extract<InboxItem, { kind: "welcome" | "removed" }>): Promise<void>
   /**
@@ -293,9 +295,9 @@ export class ServerStream {
         break
       case "inbox": {
         const item = frame.item
-        // Devices of the account (issue 16): not acted on here yet, acknowledged like the rest.
         if (item.kind === "deviceAdded" || item.kind === "deviceRemoved") {
           this.log.info({ kind: item.kind, deviceId: item.deviceId }, "device of this account changed")
+          this.events.onDeviceChange(item)
         } else if (item.kind !== "welcome" && item.kind !== "removed") {
           this.events.onKeyEvent(item)
         } else {

@@ -48,10 +48,12 @@ const users = Array.from({ length: job.members }, (_, i) => ({ name: `m${i}`, ..
 await eachLimited(users, 16, async (u) => {
   const r = await register(job.url, u.name, u)
   if (r.status !== 201) throw new Error(`register ${u.name}: ${r.status} ${JSON.stringify(r.body)}`)
+  clientIds.set(u.name, r.body.clientId as string)
 })
 const m0 = { ...users[0]!, token: await login(job.url, users[0]!.name, users[0]!) }
+const clientIds = new Map<string, string>()
 const mlsUser = (u: (typeof users)[number]) => ({
-  username: u.name,
+  identity: clientIds.get(u.name)!,
   keys: { publicKey: u.publicKey, privateKey: u.seed },
 })
 
@@ -73,11 +75,11 @@ const pending = await addMembers(
   group,
   [
     ...users.slice(1).map((u, i) => ({
-      username: u.name,
+      identity: clientIds.get(u.name)!,
       signaturePublicKey: u.publicKey,
       keyPackage: others[i]!.keyPackage,
     })),
-    { username: job.target, signaturePublicKey: targetKey, keyPackage: targetKeyPackage },
+    { identity: held.body.clientId as string, signaturePublicKey: targetKey, keyPackage: targetKeyPackage },
   ],
   Date.now(),
   cs,

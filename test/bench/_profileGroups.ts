@@ -58,7 +58,7 @@ const group0 = await createChatGroup({ name: "bench", creator, now: Date.now(), 
 const filled = await addMembers(
   group0,
   others.map((u, i) => ({
-    username: u.username,
+    identity: u.identity,
     signaturePublicKey: u.keys.publicKey,
     keyPackage: kps[i]!.keyPackage,
   })),
@@ -73,7 +73,7 @@ for (const profile of [false, true]) {
   const newcomer = user(`new${profile}`)
   const kp = await freshKeyPackage(newcomer, cs)
   const invitee = {
-    username: newcomer.username,
+    identity: newcomer.identity,
     signaturePublicKey: newcomer.keys.publicKey,
     keyPackage: kp.keyPackage,
   }

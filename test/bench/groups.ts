@@ -84,14 +84,14 @@ async function measure(size: number): Promise<Figures> {
   const kps = await Promise.all(others.map((u) => freshKeyPackage(u, cs)))
   let group: ChatGroup = await createChatGroup({
     name: "bench",
-    creator: { username: creator.username, keys: creator.keys },
+    creator: { identity: creator.identity, keys: creator.keys },
     now: Date.now(),
     cs,
   })
   const filled = await addMembers(
     group,
     others.map((u, i) => ({
-      username: u.username,
+      identity: u.identity,
       signaturePublicKey: u.keys.publicKey,
       keyPackage: kps[i]!.keyPackage,
     })),
@@ -110,7 +110,7 @@ async function measure(size: number): Promise<Figures> {
     const newcomer = user(`new${r}`)
     const kp = await freshKeyPackage(newcomer, cs)
     const invitee = {
-      username: newcomer.username,
+      identity: newcomer.identity,
       signaturePublicKey: newcomer.keys.publicKey,
       keyPackage: kp.keyPackage,
     }

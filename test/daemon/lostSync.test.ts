@@ -16,8 +16,7 @@ describe("daemon: a Commit it cannot apply", () => {
     const bob = await registered(t, s.url, "bob")
     // Mallory is on the server's roster of the group (Alice adds her KeyPackage) but runs no real MLS client.
     const mallory = await newUser(s.url, "mallory")
-    // Named by the bare handle, as the daemon before devices expects (the server accepts it from an oldest device).
-    const kps = await makeEncodedKeyPackages(mallory, 1, { identity: "mallory" })
+    const kps = await makeEncodedKeyPackages(mallory, 1)
     assert.equal((await uploadKeyPackages(s.url, mallory, kps)).status, 200)
     const g = await groupWith(alice, "g", { bob })
     // Listened for before the invitation: bob may apply its Commit before alice's call returns.
