@@ -3,10 +3,11 @@
 import assert from "node:assert/strict"
 import { randomUUID } from "node:crypto"
 import { describe, it } from "node:test"
+import { defaultCapabilities, generateKeyPackageWithKey } from "ts-mls"
 import type { CiphersuiteImpl } from "ts-mls"
 import { encodeKeyPackage } from "ts-mls/keyPackage.js"
 import { getSuite } from "../../crypto/index.js"
-import { usernameOf } from "../../daemon/mls/credentialCheck.js"
+import { basicCredential, usernameOf } from "../../daemon/mls/credentialCheck.js"
 import { addMembers, createChatGroup, joinFromWelcome, removeMembers, selfUpdate } from "../../daemon/mls/group.js"
 import { decodeKeyPackageBytes } from "../../daemon/mls/groupKeyPackage.js"
 import { epoch, groupId, members } from "../../daemon/mls/groupState.js"
@@ -204,5 +205,29 @@ describe("interop with core-crypto 10.3.0 (OpenMLS), MLS level", () => {
       assert.match(String(e.inner?.mlsError?.inner?.msg), /not of the format `<user-id:device-id@domain>`/)
       return true
     })
+  })
+
+  it("core-crypto's groups require the x509 credential type in a joiner's capabilities (ts-mls's defaults list it)", async () => {
+    const cs = await getSuite()
+    const cc = await ccDevice()
+    const id = cs.rng.randomBytes(16)
+    await cc.createGroup(id)
+    const u = daemonDevice()
+    const nowS = BigInt(Math.floor(Date.now() / 1000))
+    const basicOnly = await generateKeyPackageWithKey(
+      basicCredential(u.username),
+      { ...defaultCapabilities(), credentials: ["basic"] },
+      { notBefore: nowS - 3600n, notAfter: nowS + 86400n },
+      [],
+      { signKey: u.keys.privateKey, publicKey: u.keys.publicKey },
+      cs,
+    )
+    await assert.rejects(cc.addMembers(id, [encodeKeyPackage(basicOnly.publicPackage)]), (e: any) => {
+      assert.equal(e.inner?.mlsError?.inner?.msg, "Credentials are not acceptable.")
+      return true
+    })
+    const daemonKp = await freshKeyPackage(u, cs)
+    assert.ok(daemonKp.keyPackage.leafNode.capabilities.credentials.includes("x509"))
+    await cc.addMembers(id, [encodeKeyPackage(daemonKp.keyPackage)])
   })
 })
