@@ -65,38 +65,41 @@ export function randomDeviceId(): bigint {
 export type Received =
   { kind: "text"; text: string; sender: string } | { kind: "commit"; active: boolean } | { kind: "proposal" }
 
-/** One core-crypto client (one device). Group ids are MLS group ids (core-crypto's conversation ids). */
+/** Where core-crypto's transport puts each Commit: handed to `deliver` (if set), then kept for the operation. */
+interface Outbox {
+  deliver?: (bundle: CommitBundle) => Promise<void>
+  made: CommitBundle[]
+}
+
+/** A Commit's way to the group: e.g. posting it to the server with the KeyPackages it spends. */
+export type Deliver = (bundle: CommitBundle) => Promise<void>
+
+/**
+ * One core-crypto client (one device). Group ids are MLS group ids (core-crypto's conversation ids). Each operation
+ * that commits takes an optional `deliver`, which sends the Commit before core-crypto merges it (core-crypto merges
+ * once its transport resolves); it answers the Commit with its Welcome.
+ */
 export class CoreCryptoClient {
-  /** This client's credential identity: the client id bytes as core-crypto renders them, as a string. */
-  readonly clientId: string
   private constructor(
     private readonly cc: CoreCryptoModule,
     private readonly core: CoreCryptoType,
     private readonly credential: CredentialRef,
-    clientId: string,
-    /** Each Commit the transport was handed and no operation has answered yet. */
-    private readonly commits: CommitBundle[],
-  ) {
-    this.clientId = clientId
-  }
+    /** This client's credential identity: the client id bytes as core-crypto renders them, as a string. */
+    readonly clientId: string,
+    private readonly outbox: Outbox,
+  ) {}
 
-  /**
-   * A client with a basic credential for `parts` in ciphersuite 1. `deliver`, when given, sends each Commit (e.g.
-   * posts it to the server) before core-crypto merges it; a throw aborts the operation and leaves the group as it was.
-   */
-  static async create(
-    parts: ClientIdParts,
-    deliver?: (bundle: CommitBundle) => Promise<void>,
-  ): Promise<CoreCryptoClient> {
+  /** A client with a basic credential naming the client id of `parts`, in ciphersuite 1. */
+  static async create(parts: ClientIdParts): Promise<CoreCryptoClient> {
     const cc = await loadCoreCrypto()
     const core = cc.CoreCrypto.new(await cc.Database.inMemory())
     const id = new cc.ClientId(new cc.Uuid(parts.userId), new cc.DeviceId(parts.deviceId), parts.domain)
-    const commits: CommitBundle[] = []
+    const outbox: Outbox = { made: [] }
     const credential = await core.transaction(async (ctx) => {
       await ctx.mlsInit(id, {
         async sendCommitBundle(bundle) {
-          if (deliver !== undefined) await deliver(bundle)
-          commits.push(bundle)
+          await outbox.deliver?.(bundle)
+          outbox.made.push(bundle)
         },
         // History sharing is off; nothing is ever prepared.
         async prepareForTransport(secret) {
@@ -105,7 +108,7 @@ export class CoreCryptoClient {
       })
       return ctx.addCredential(cc.Credential.basic(cc.CipherSuite.Mls128Dhkemx25519Aes128gcmSha256Ed25519, id))
     })
-    return new CoreCryptoClient(cc, core, credential, utf8.decode(id.copyBytes()), commits)
+    return new CoreCryptoClient(cc, core, credential, utf8.decode(id.copyBytes()), outbox)
   }
 
   /** The MLS signature public key (core-crypto never exports the private key nor signs caller-chosen bytes). */
@@ -123,8 +126,8 @@ export class CoreCryptoClient {
   }
 
   /** Adds the owners of `keyPackages` (bare structs) in one Commit; answers the Commit with its Welcome. */
-  addMembers(groupId: Uint8Array, keyPackages: Uint8Array[]): Promise<CommitBundle> {
-    return this.committing(() =>
+  addMembers(groupId: Uint8Array, keyPackages: Uint8Array[], deliver?: Deliver): Promise<CommitBundle> {
+    return this.committing(deliver, () =>
       this.core.transaction((ctx) =>
         ctx.addClientsToConversation(
           this.conversation(groupId),
@@ -135,8 +138,8 @@ export class CoreCryptoClient {
   }
 
   /** Removes members by client id (core-crypto matches the identity bytes exactly). */
-  removeMembers(groupId: Uint8Array, clientIds: string[]): Promise<CommitBundle> {
-    return this.committing(async () => {
+  removeMembers(groupId: Uint8Array, clientIds: string[], deliver?: Deliver): Promise<CommitBundle> {
+    return this.committing(deliver, async () => {
       const present = await this.core.transaction((ctx) => ctx.getClientIds(this.conversation(groupId)))
       const removed = clientIds.map((id) => {
         const found = present.find((p) => utf8.decode(p.copyBytes()) === id)
@@ -148,8 +151,10 @@ export class CoreCryptoClient {
   }
 
   /** A Commit with a fresh leaf and path (RFC 9420 §12.4). */
-  selfUpdate(groupId: Uint8Array): Promise<CommitBundle> {
-    return this.committing(() => this.core.transaction((ctx) => ctx.updateKeyingMaterial(this.conversation(groupId))))
+  selfUpdate(groupId: Uint8Array, deliver?: Deliver): Promise<CommitBundle> {
+    return this.committing(deliver, () =>
+      this.core.transaction((ctx) => ctx.updateKeyingMaterial(this.conversation(groupId))),
+    )
   }
 
   /** Joins from a Welcome (an MLSMessage); answers the group id. */
@@ -191,11 +196,17 @@ export class CoreCryptoClient {
     return new this.cc.ConversationId(groupId)
   }
 
-  /** Runs an operation that makes exactly one Commit and answers it. */
-  private async committing(op: () => Promise<void>): Promise<CommitBundle> {
-    const before = this.commits.length
-    await op()
-    if (this.commits.length !== before + 1) throw new Error("expected exactly one Commit from core-crypto")
-    return this.commits.pop()!
+  /** Runs an operation that makes exactly one Commit, delivering it with `deliver`, and answers it. */
+  private async committing(deliver: Deliver | undefined, op: () => Promise<void>): Promise<CommitBundle> {
+    this.outbox.made = []
+    this.outbox.deliver = deliver
+    try {
+      await op()
+    } finally {
+      this.outbox.deliver = undefined
+    }
+    const [bundle, ...more] = this.outbox.made
+    if (bundle === undefined || more.length > 0) throw new Error("expected exactly one Commit from core-crypto")
+    return bundle
   }
 }
