@@ -93,6 +93,15 @@ describe("interop with core-crypto 10.3.0 (OpenMLS), MLS level", () => {
     await cc.createGroup(id)
 
     const kp = await freshKeyPackage(dUser, cs)
+    // A Commit its delivery refuses (the server's epoch_conflict, say) is dropped: the group stays as it was.
+    const refused = new Error("refused by the delivery service")
+    await assert.rejects(
+      cc.addMembers(id, [encodeKeyPackage(kp.keyPackage)], async () => {
+        throw refused
+      }),
+      (e) => e === refused,
+    )
+    assert.deepEqual([await cc.epoch(id), await cc.members(id)], [0n, [cc.clientId]])
     const add = await cc.addMembers(id, [encodeKeyPackage(kp.keyPackage)])
     assert.ok(add.welcome)
     // core-crypto sends its Commit as a PublicMessage (wire format 1) and its Welcome with the ratchet tree.

@@ -69,6 +69,8 @@ export type Received =
 interface Outbox {
   deliver?: (bundle: CommitBundle) => Promise<void>
   made: CommitBundle[]
+  /** Why `deliver` failed: core-crypto drops the Commit then, and its operation resolves without saying why. */
+  failure?: unknown
 }
 
 /** A Commit's way to the group: e.g. posting it to the server with the KeyPackages it spends. */
@@ -77,7 +79,8 @@ export type Deliver = (bundle: CommitBundle) => Promise<void>
 /**
  * One core-crypto client (one device). Group ids are MLS group ids (core-crypto's conversation ids). Each operation
  * that commits takes an optional `deliver`, which sends the Commit before core-crypto merges it (core-crypto merges
- * once its transport resolves); it answers the Commit with its Welcome.
+ * once its transport resolves; when `deliver` throws, it drops the Commit and the operation rejects with that error);
+ * it answers the Commit with its Welcome.
  */
 export class CoreCryptoClient {
   private constructor(
@@ -98,7 +101,12 @@ export class CoreCryptoClient {
     const credential = await core.transaction(async (ctx) => {
       await ctx.mlsInit(id, {
         async sendCommitBundle(bundle) {
-          await outbox.deliver?.(bundle)
+          try {
+            await outbox.deliver?.(bundle)
+          } catch (e) {
+            outbox.failure = e
+            throw e
+          }
           outbox.made.push(bundle)
         },
         // History sharing is off; nothing is ever prepared.
@@ -199,12 +207,14 @@ export class CoreCryptoClient {
   /** Runs an operation that makes exactly one Commit, delivering it with `deliver`, and answers it. */
   private async committing(deliver: Deliver | undefined, op: () => Promise<void>): Promise<CommitBundle> {
     this.outbox.made = []
+    this.outbox.failure = undefined
     this.outbox.deliver = deliver
     try {
       await op()
     } finally {
       this.outbox.deliver = undefined
     }
+    if (this.outbox.failure !== undefined) throw this.outbox.failure
     const [bundle, ...more] = this.outbox.made
     if (bundle === undefined || more.length > 0) throw new Error("expected exactly one Commit from core-crypto")
     return bundle
