@@ -7,7 +7,14 @@ import type { CiphersuiteImpl } from "ts-mls"
 import { getSuite } from "../crypto/index.js"
 import { toBase64Url } from "../rpc-schema/common.js"
 import type { ConnectionState, DaemonStatusResult, RegistrationStatus } from "../rpc-schema/daemon/daemon.js"
-import type { IdentityResult } from "../rpc-schema/daemon/identity.js"
+import type {
+  IdentityDevicesResult,
+  IdentityLinkCodeResult,
+  IdentityRemoveDeviceResult,
+  IdentityResult,
+} from "../rpc-schema/daemon/identity.js"
+import type { DeviceIdentity } from "../rpc-schema/server/http/auth.js"
+import { devices as deviceRoutes } from "../rpc-schema/server/index.js"
 import type { PoolStatusResult, PoolUsageResult } from "../rpc-schema/daemon/pool.js"
 import { AppError } from "../rpc-schema/errors.js"
 import type { Clock } from "./clock.js"
@@ -22,7 +29,7 @@ import { IdentityStore, type StoredIdentity } from "./store/identityStore.js"
 import { PoolStore } from "./store/poolStore.js"
 import { UsageStore } from "./store/usageStore.js"
 import { ServerClient } from "./sync/httpClient.js"
-import { registerUser } from "./sync/registration.js"
+import { linkDevice, registerUser } from "./sync/registration.js"
 import { Session } from "./sync/session.js"
 import { recordInboxExpiry } from "./sync/inboxExpiry.js"
 import { ServerStream, type StreamEvents } from "./sync/stream.js"
@@ -33,6 +40,7 @@ import { PinStore } from "./store/pinStore.js"
 import { InvitationStore } from "./store/invitationStore.js"
 import { SettingsStore } from "./store/settingsStore.js"
 import type { InvitesMode } from "../rpc-schema/daemon/settings.js"
+import { DeviceSync } from "./groups/devices.js"
 import { Directory } from "./groups/directory.js"
 import { GroupService } from "./groups/groupService.js"
 import { groupCursors, listGroups } from "./groups/queries.js"
@@ -47,6 +55,8 @@ export interface DaemonOptions {
   server: string | undefined
   /** Register this (normalised) user name on first run (`--username`), retrying while the server is unreachable. */
   username?: string
+  /** Link to an existing account with this code on first run (`--link`); not retried. */
+  link?: string
   /** `--invites` / $MLSD_INVITES: stored as the profile's setting at start; unset keeps the stored one. */
   invites?: InvitesMode
   policy: MaintenancePolicy
@@ -54,15 +64,17 @@ export interface DaemonOptions {
   log: Logger
 }
 
-/** What exists once the profile is registered. */
+/** What exists once the profile is registered and knows which device it is. */
 interface Online {
-  identity: StoredIdentity
+  identity: StoredIdentity & { userId: string; deviceId: string; clientId: string }
   client: ServerClient
   session: Session
   maintainer: PoolMaintainer
   usage: KeyUsage
   stream: ServerStream
   groups: GroupService
+  devices: DeviceSync
+  deviceTimer: NodeJS.Timeout
 }
 
 export class Daemon {
@@ -91,6 +103,8 @@ export class Daemon {
     nextRetryAt: null,
   }
   private registrationRetry: NodeJS.Timeout | undefined
+  /** A profile from before devices waiting to learn its ids at its first login (retried while unreachable). */
+  private adoptRetry: NodeJS.Timeout | undefined
   private closed = false
 
   constructor(readonly opts: DaemonOptions) {
@@ -119,8 +133,15 @@ export class Daemon {
       this.registration = { ...this.registration, state: "registered", username: id.username }
       return this.goOnline(id, new ServerClient(id.server))
     }
+    if (this.opts.link !== undefined && id === undefined) {
+      void this.link(this.opts.link, undefined).catch((err: unknown) => {
+        this.opts.log.warn({ err: (err as Error).message }, "linking this device failed; it stays unregistered")
+      })
+      return
+    }
     const username = this.opts.username ?? id?.username
-    if (username === undefined) return
+    // A pending link (handle unknown) is not retried: its code was single use.
+    if (username === undefined || username === "") return
     const server = id && id.username === username ? id.server : undefined
     void this.register(username, server).catch(() => undefined) // the outcome is in daemon.status
   }
@@ -129,28 +150,72 @@ export class Daemon {
     return getSuite()
   }
 
+  /** The MLS signature key pair. */
   private keysOf(id: StoredIdentity): SignatureKeyPair {
     return { publicKey: id.signaturePublic, privateKey: id.signaturePrivate }
   }
 
-  private newSession(id: StoredIdentity, client: ServerClient): Session {
-    return new Session(client, id.username, textSigner(this.keysOf(id)), (ok, error) => {
-      // While a stream exists, "connected" means the stream is up and caught up.
-      if (!ok) this.setConnection("disconnected", error ?? null)
-      else if (!this.online || this.online.stream.open) this.setConnection("connected", null)
-    })
+  private loginKeysOf(id: StoredIdentity): SignatureKeyPair {
+    return { publicKey: id.loginPublic, privateKey: id.loginPrivate }
   }
 
-  private goOnline(id: StoredIdentity, client: ServerClient, session = this.newSession(id, client)): void {
+  private newSession(id: StoredIdentity, client: ServerClient): Session {
+    return new Session(
+      client,
+      { user: id.userId ?? id.username, deviceId: id.deviceId },
+      textSigner(this.loginKeysOf(id)),
+      (ok, error) => {
+        // While a stream exists, "connected" means the stream is up and caught up.
+        if (!ok) this.setConnection("disconnected", error ?? null)
+        else if (!this.online || this.online.stream.open) this.setConnection("connected", null)
+      },
+      (device) => {
+        // A profile from before devices learns its ids; a renamed handle is followed.
+        const now = this.identities.get()
+        if (now?.registeredAt != null && (now.clientId !== device.clientId || now.username !== device.handle))
+          this.identities.setDevice(device)
+      },
+    )
+  }
+
+  /**
+   * Online once the profile knows which device it is. A profile from before devices logs in first (the server maps
+   * it to its account's first device) and stores the ids; while the server cannot be reached that is retried.
+   */
+  private goOnline(id: StoredIdentity, client: ServerClient, session = this.newSession(id, client), attempt = 0): void {
+    if (this.closed) return
+    if (id.userId !== null && id.deviceId !== null && id.clientId !== null)
+      return this.online_({ ...id, userId: id.userId, deviceId: id.deviceId, clientId: id.clientId }, client, session)
+    this.setConnection("connecting", null)
+    session.whoami().then(
+      () => this.goOnline(this.identities.get()!, client, session),
+      (err: unknown) => {
+        const unreachable = err instanceof AppError && ["server_unreachable", "rate_limited"].includes(err.code)
+        this.opts.log.warn({ err: (err as Error).message, unreachable }, "first login as a device failed")
+        if (!unreachable) return
+        const delay = Math.round(Math.random() * Math.min(30_000, 500 * 2 ** Math.min(attempt, 20)))
+        this.adoptRetry = setTimeout(() => this.goOnline(id, client, session, attempt + 1), delay).unref()
+      },
+    )
+  }
+
+  private online_(id: Online["identity"], client: ServerClient, session: Session): void {
     // One array pair for the daemon's life: the crypto provider caches the signing key by array identity.
     const keys = this.keysOf(id)
+    const directory = new Directory(session, this.pins, this.events, this.opts.clock, {
+      handle: id.username,
+      userId: id.userId,
+      deviceId: id.deviceId,
+      clientId: id.clientId,
+      signaturePublic: keys.publicKey,
+    })
     const usage = new KeyUsage({
       store: this.usageStore,
       events: this.events,
       clock: this.opts.clock,
       suspiciousLapses: this.opts.policy.suspiciousLapses,
       groupMates: () => {
-        const active = listGroups(this.groupStore).filter((g) => g.status !== "removed")
+        const active = listGroups(this.groupStore, directory).filter((g) => g.status !== "removed")
         return new Set(active.flatMap((g) => g.members).filter((m) => m !== id.username))
       },
     })
@@ -158,6 +223,7 @@ export class Daemon {
       pool: this.pool,
       session,
       username: id.username,
+      clientId: id.clientId,
       keys,
       suite: () => this.suite(),
       clock: this.opts.clock,
@@ -165,10 +231,6 @@ export class Daemon {
       usage,
       log: this.opts.log.child({ part: "pool" }),
       onPass: () => this.events.emit("pool.changed", { reason: "maintenance", status: maintainer.status() }),
-    })
-    const directory = new Directory(session, this.pins, this.events, this.opts.clock, {
-      username: id.username,
-      signaturePublic: keys.publicKey,
     })
     const groups = new GroupService({
       db: this.db,
@@ -182,6 +244,9 @@ export class Daemon {
       log: this.opts.log.child({ part: "groups" }),
       session,
       username: id.username,
+      userId: id.userId,
+      deviceId: id.deviceId,
+      clientId: id.clientId,
       keys,
       suite: () => this.suite(),
       directory,
@@ -194,10 +259,14 @@ export class Daemon {
       this.streamEvents(maintainer, usage, groups),
       this.opts.log.child({ part: "stream" }),
     )
-    this.online = { identity: id, client, session, maintainer, usage, stream, groups }
+    // The account's devices in this device's groups: at start, then on the maintenance timer.
+    const devices = new DeviceSync(groups)
+    const deviceTimer = setInterval(() => devices.request(), this.opts.policy.maintenanceIntervalMs).unref()
+    this.online = { identity: id, client, session, maintainer, usage, stream, groups, devices, deviceTimer }
     if (this.connection === "offline") this.setConnection("connecting", null)
     void maintainer.request()
     stream.start()
+    devices.request()
     // Whatever a crash or an outage left in the outbox goes out now.
     groups.sender.kick()
   }
@@ -256,13 +325,111 @@ export class Daemon {
 
   identity(): IdentityResult {
     const id = this.identities.get()
+    const r = id?.registeredAt != null ? id : undefined
     return {
-      registered: id?.registeredAt != null,
-      username: id?.registeredAt != null ? id.username : null,
-      server: id?.registeredAt != null ? id.server : null,
-      signatureKey: id?.registeredAt != null ? toBase64Url(id.signaturePublic) : null,
-      registeredAt: id?.registeredAt ?? null,
+      registered: r !== undefined,
+      username: r?.username ?? null,
+      userId: r?.userId ?? null,
+      deviceId: r?.deviceId ?? null,
+      clientId: r?.clientId ?? null,
+      server: r?.server ?? null,
+      signatureKey: r ? toBase64Url(r.signaturePublic) : null,
+      loginKey: r ? toBase64Url(r.loginPublic) : null,
+      registeredAt: r?.registeredAt ?? null,
     }
+  }
+
+  /**
+   * `identity.link`: this fresh profile becomes a new device of the account a link code was made for. Its own login
+   * and MLS keys are made here; only the code came from the other device. Not retried: codes are single use, and an
+   * answer lost on the way leaves a device on the server this profile cannot prove is its own (ask for a new code).
+   */
+  async link(code: string, server: string | undefined): Promise<IdentityResult> {
+    const base = (server ?? this.opts.server)?.replace(/\/$/, "")
+    if (this.identities.get()?.registeredAt != null)
+      throw new AppError("already_registered", `profile ${this.opts.profile} is registered already`)
+    if (this.registering) throw new AppError("conflict", "a registration is in progress")
+    if (!base) throw new AppError("invalid_request", "no server: pass `server` or start the daemon with --server")
+    this.registering = this.attemptLink(code, base).finally(() => (this.registering = undefined))
+    return this.registering
+  }
+
+  private async attemptLink(code: string, base: string): Promise<IdentityResult> {
+    clearTimeout(this.registrationRetry)
+    const mls = newSignatureKeyPair()
+    const login = newSignatureKeyPair()
+    // The handle is learnt from the answer.
+    this.identities.savePending({
+      username: "",
+      server: base,
+      signaturePublic: mls.publicKey,
+      signaturePrivate: mls.privateKey,
+      loginPublic: login.publicKey,
+      loginPrivate: login.privateKey,
+      createdAt: this.opts.clock.now(),
+    })
+    const client = new ServerClient(base)
+    let device: DeviceIdentity
+    try {
+      device = await linkDevice(client, code, login.publicKey, textSigner(login))
+    } catch (err) {
+      this.identities.deletePending()
+      await client.close()
+      throw err
+    }
+    return this.registered(device, client)
+  }
+
+  /** Registration or linking succeeded: the ids stored, the profile goes online. */
+  private registered(device: DeviceIdentity, client: ServerClient, session?: Session): IdentityResult {
+    this.identities.markRegistered(device, this.opts.clock.now())
+    this.registration = {
+      state: "registered",
+      username: device.handle,
+      attempts: 0,
+      lastError: null,
+      nextRetryAt: null,
+    }
+    this.opts.log.info({ ...device, server: client.baseUrl }, "registered")
+    const id = this.identities.get()!
+    this.goOnline(id, client, session ?? this.newSession(id, client))
+    return this.identity()
+  }
+
+  /** `identity.linkCode`: a one-time code for a new device; this daemon then watches for that device to show up. */
+  async linkCode(): Promise<IdentityLinkCodeResult> {
+    const { session, devices } = this.requireOnline()
+    const r = await session.call(deviceRoutes.createLinkCode, {})
+    devices.watchLink(r.expiresAt)
+    return r
+  }
+
+  /** `identity.devices`: the account's devices as the directory lists them now. */
+  async devices(): Promise<IdentityDevicesResult> {
+    const { devices, identity } = this.requireOnline()
+    const account = await devices.devices()
+    return {
+      username: account.handle,
+      userId: account.userId,
+      devices: account.devices.map((d) => ({
+        deviceId: d.deviceId,
+        clientId: d.clientId,
+        self: d.deviceId === identity.deviceId,
+        signatureKey: d.mlsKey,
+        createdAt: d.createdAt,
+        removedAt: d.removedAt,
+      })),
+    }
+  }
+
+  /** `identity.removeDevice`: another device of this account removed on the server, then from this device's groups. */
+  async removeDevice(deviceId: string): Promise<IdentityRemoveDeviceResult> {
+    const { session, devices, identity } = this.requireOnline()
+    if (deviceId === identity.deviceId)
+      throw new AppError("invalid_request", "this is this device: remove it from another device of the account")
+    const r = await session.call(deviceRoutes.removeDevice, { params: { deviceId } })
+    devices.request()
+    return r
   }
 
   /**
@@ -299,24 +466,28 @@ export class Daemon {
       nextRetryAt: null,
     }
     const pending = this.identities.get()
-    // A retry of an interrupted registration of the same name keeps its key: the server may have it already.
+    // A retry of an interrupted registration of the same name keeps its keys: the server may have them already.
     const reuse = pending && pending.username === username && pending.server === base
-    const keys = reuse ? this.keysOf(pending) : newSignatureKeyPair()
-    const now = this.opts.clock.now()
     if (!reuse) {
+      const mls = newSignatureKeyPair()
+      const login = newSignatureKeyPair()
       this.identities.savePending({
         username,
         server: base,
-        signaturePublic: keys.publicKey,
-        signaturePrivate: keys.privateKey,
-        createdAt: now,
+        signaturePublic: mls.publicKey,
+        signaturePrivate: mls.privateKey,
+        loginPublic: login.publicKey,
+        loginPrivate: login.privateKey,
+        createdAt: this.opts.clock.now(),
       })
     }
     const id = this.identities.get()!
+    const login = this.loginKeysOf(id)
     const client = new ServerClient(base)
     const session = this.newSession(id, client)
+    let device: DeviceIdentity
     try {
-      await registerUser(session, keys.publicKey, textSigner(keys))
+      device = await registerUser(session, login.publicKey, textSigner(login))
     } catch (err) {
       // Unreachable: keep the pending key and retry by itself. Refused: forget it.
       const unreachable = err instanceof AppError && err.code === "server_unreachable"
@@ -325,11 +496,7 @@ export class Daemon {
       this.registrationFailed(err, unreachable ? base : undefined)
       throw err
     }
-    this.identities.markRegistered(this.opts.clock.now())
-    this.registration = { state: "registered", username, attempts: 0, lastError: null, nextRetryAt: null }
-    this.opts.log.info({ username, server: base }, "registered")
-    this.goOnline(this.identities.get()!, client, session)
-    return this.identity()
+    return this.registered(device, client, session)
   }
 
   /** Records a failed attempt; with `retryAt` (the server was unreachable) schedules the next one. */
@@ -409,6 +576,9 @@ export class Daemon {
       profile: this.opts.profile,
       pid: process.pid,
       username: id.username,
+      userId: id.userId,
+      deviceId: id.deviceId,
+      clientId: id.clientId,
       server: id.server ?? this.opts.server ?? null,
       connection: this.connection,
       registration: this.registration,
@@ -424,9 +594,12 @@ export class Daemon {
   async close(): Promise<void> {
     this.closed = true
     clearTimeout(this.registrationRetry)
+    clearTimeout(this.adoptRetry)
     const online = this.online
     this.online = undefined
     if (online) {
+      clearInterval(online.deviceTimer)
+      online.devices.close()
       online.groups.close()
       online.stream.stop()
       await online.maintainer.stop()

@@ -4,7 +4,9 @@ import { parseArgs } from "node:util"
 import { pino } from "pino"
 import { tsMlsPatchProblem } from "../crypto/tsMlsPatch.js"
 import { defaultLogFormat, isLogFormat, isLogLevel, logDestination, logFormats, logLevels } from "../logging/logging.js"
+import { Value } from "@sinclair/typebox/value"
 import { normalizeName } from "../rpc-schema/common.js"
+import { LinkCode } from "../rpc-schema/server/http/devices.js"
 import { servedMethods } from "../rpc-schema/daemon/index.js"
 import { SettableClock } from "./clock.js"
 import { Daemon } from "./daemon.js"
@@ -25,6 +27,9 @@ const usage = `usage: mlsd [options]            (npm run daemon -- [options])
   --username NAME             on first run, register NAME (folded to lower case) with --server, retrying in the
                               background while the server cannot be reached (default: $MLSD_USERNAME; without
                               it, register over the socket with identity.register); ignored once registered
+  --link CODE                 on first run, become a new device of an existing account with a link code made on one
+                              of its devices (identity.linkCode, mlsctl link-code) on --server; not retried: a
+                              refused or unreachable attempt leaves the profile unregistered; ignored once registered
   --invites auto|ask          auto: join every Welcome at once; ask: keep it pending until group.accept or
                               group.decline (default: $MLSD_INVITES, else the profile's stored setting, first auto);
                               stored as the profile's setting (settings.set changes it too)
@@ -68,6 +73,7 @@ try {
       profile: { type: "string" },
       server: { type: "string" },
       username: { type: "string" },
+      link: { type: "string" },
       invites: { type: "string" },
       "data-dir": { type: "string" },
       socket: { type: "string" },
@@ -152,6 +158,10 @@ if (usernameText !== undefined && username === undefined) {
 const invites = flags.invites ?? process.env.MLSD_INVITES
 if (invites !== undefined && invites !== "auto" && invites !== "ask") fail("--invites must be auto or ask")
 if (username !== undefined && server === undefined) fail("--username needs --server (or $MLSD_SERVER)")
+const link = flags.link
+if (link !== undefined && !Value.Check(LinkCode, link)) fail(`invalid link code "${link}": use XXXX-XXXX-XXXX-XXXX`)
+if (link !== undefined && server === undefined) fail("--link needs --server (or $MLSD_SERVER)")
+if (link !== undefined && username !== undefined) fail("--link and --username exclude each other")
 
 let paths: ProfilePaths
 try {
@@ -195,6 +205,7 @@ try {
     socketPath: paths.socketPath,
     server,
     username,
+    link,
     invites,
     policy,
     clock: testClock ?? new SettableClock(),

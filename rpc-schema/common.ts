@@ -39,6 +39,60 @@ export function normalizeName(text: string): Username | undefined {
   return /^[a-z0-9][a-z0-9._-]{0,31}$/.test(name) ? name : undefined
 }
 
+/** An account's stable id: a UUID v4 assigned by the server at registration, lower-case, hyphenated. */
+export const UserId = Type.String({
+  pattern: "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
+  description: "user id: a UUID v4, lower-case, hyphenated",
+})
+export type UserId = Static<typeof UserId>
+
+/** A device of an account: 64 bits assigned by the server, written as 16 lower-case hex digits, zero-padded. */
+export const DeviceId = Type.String({ pattern: "^[0-9a-f]{16}$", description: "device id: 16 lower-case hex digits" })
+export type DeviceId = Static<typeof DeviceId>
+
+/** A server domain as it appears in client ids: lower-case DNS name or IPv4 address. */
+const domainPattern = "[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?"
+const userIdPattern = "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+
+/**
+ * A device's qualified client id `<user-id>:<device-id>@<domain>`: the exact bytes (UTF-8) of the identity in the
+ * device's MLS BasicCredential, the form Wire's core-crypto (OpenMLS) makes and requires.
+ */
+export const MlsClientId = Type.String({
+  pattern: `^${userIdPattern}:[0-9a-f]{16}@${domainPattern}$`,
+  maxLength: 307,
+  description: "client id <user-id>:<device-id>@<domain>, the MLS credential identity of one device",
+})
+export type MlsClientId = Static<typeof MlsClientId>
+
+/** Whether `text` can be the domain of client ids: a lower-case DNS name or IPv4 address. */
+export const isClientIdDomain = (text: string): boolean => new RegExp(`^${domainPattern}$`).test(text)
+
+/** The client id of a device, as the server assigns it. */
+export const mlsClientId = (userId: string, deviceId: string, domain: string): string =>
+  `${userId}:${deviceId}@${domain}`
+
+/** The parts of a client id, or undefined when `text` is none. */
+export function parseMlsClientId(text: string): { userId: string; deviceId: string; domain: string } | undefined {
+  const m = new RegExp(`^(${userIdPattern}):([0-9a-f]{16})@(${domainPattern})$`).exec(text)
+  return m ? { userId: m[1]!, deviceId: m[2]!, domain: m[3]! } : undefined
+}
+
+/** An account named by its handle (a user name) or its user id; the two never look alike (a UUID has 36 characters). */
+export const UserRef = Type.String({
+  pattern: `^(?:[a-z0-9][a-z0-9._-]{0,31}|${userIdPattern})$`,
+  description: "an account: its handle (user name) or its user id",
+})
+export type UserRef = Static<typeof UserRef>
+
+/** A device or an account: a client id names one device, a handle or user id every device of the account. */
+export const UserOrClientRef = Type.String({
+  pattern: `^(?:[a-z0-9][a-z0-9._-]{0,31}|${userIdPattern}|${userIdPattern}:[0-9a-f]{16}@${domainPattern})$`,
+  maxLength: 307,
+  description: "a client id (one device), or a handle or user id (every device of the account)",
+})
+export type UserOrClientRef = Static<typeof UserOrClientRef>
+
 /** A KeyPackageRef (RFC 9420 §5.2), computed by the server, base64url. */
 export const KeyPackageRef = Base64Url({ minLength: 22, maxLength: 88, description: "KeyPackageRef, base64url" })
 export type KeyPackageRef = Static<typeof KeyPackageRef>

@@ -45,6 +45,12 @@ export const errorTable = {
   unknown_user: { http: 404, rpc: -32025, doc: "no such user" },
   /** This profile has no identity on a server yet. */
   not_registered: { http: 409, rpc: -32026, doc: "not registered" },
+  /** The device link code is unknown, used already or expired (codes are single use and short-lived). */
+  invalid_link_code: { http: 401, rpc: -32027, doc: "link code unknown, used or expired" },
+  /** No device with that id (in that account). */
+  unknown_device: { http: 404, rpc: -32028, doc: "no such device" },
+  /** The device was removed from its account: it cannot log in or act any more. */
+  device_removed: { http: 403, rpc: -32029, doc: "the device was removed" },
 
   /** The target has no ordinary KeyPackage available and no last-resort key. */
   no_keypackage_available: { http: 404, rpc: -32040, doc: "no KeyPackage available" },
@@ -95,9 +101,15 @@ export const keyPackageRejections = {
   malformed: "not a well-formed KeyPackage",
   /** The ciphersuite is not served by this server. */
   unsupported_ciphersuite: "ciphersuite not supported",
-  /** The credential is not a basic credential naming the uploader. */
-  credential_mismatch: "credential identity is not the uploader",
-  /** The leaf's signature key is not the uploader's registered key. */
+  /**
+   * The credential is not a basic credential whose identity is the uploading device's client id, or its signature key
+   * is not the MLS key bound to that device by its first accepted upload.
+   */
+  credential_mismatch: "credential is not the uploading device's (client id or bound MLS key)",
+  /**
+   * The leaf's signature key is not the expected one: the daemon's own check of a KeyPackage against the directory.
+   * The server no longer answers it (issue 16: a key other than the bound one is credential_mismatch there).
+   */
   signature_key_mismatch: "leaf signature key is not the registered key",
   /** The KeyPackage or leaf node signature does not verify. */
   bad_signature: "signature does not verify",

@@ -9,6 +9,7 @@ import { deliveryRoutes } from "./routes/groups.js"
 import { keyRoutes } from "./routes/keys.js"
 import { AuthService } from "./services/auth.js"
 import { DeliveryService } from "./services/delivery.js"
+import { DeviceService } from "./services/devices.js"
 import { DirectoryService } from "./services/directory.js"
 import { DirectoryEvents } from "./services/events.js"
 import { SqliteDeliveryStore } from "./store/sqliteDeliveryStore.js"
@@ -23,6 +24,7 @@ export interface ServerApp {
   http: FastifyInstance
   store: SqliteStore
   auth: AuthService
+  devices: DeviceService
   directory: DirectoryService
   events: DirectoryEvents
   delivery: DeliveryService
@@ -32,12 +34,13 @@ export interface ServerApp {
 }
 
 export async function buildApp(config: ServerConfig): Promise<ServerApp> {
-  const store = new SqliteStore(config.dbPath)
+  const store = new SqliteStore(config.dbPath, config.domain)
   const events = new DirectoryEvents()
   // The hub hears of revoked sessions from the auth service and ends their streams.
   const hub = new StreamHub(config.wsPingIntervalMs)
   const auth = new AuthService(
     store,
+    config.domain,
     config.clock,
     { session: config.sessionTtlMs, challenge: config.challengeTtlMs },
     hub,
@@ -47,6 +50,10 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
       maxOutstandingChallenges: config.maxOutstandingChallenges,
     },
   )
+  const devices = new DeviceService(store, config.domain, config.clock, hub, {
+    burst: config.challengeIpBurst,
+    perMinute: config.challengeIpPerMinute,
+  })
   const directory = new DirectoryService(store, config.clock, events, config)
 
   const options = {
@@ -66,14 +73,13 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
   const http = config.tls
     ? (Fastify({ ...options, https: config.tls }) as unknown as FastifyInstance)
     : Fastify(options)
-  http.decorateRequest("user", "")
   http.decorateRequest("session", undefined)
   http.removeContentTypeParser("text/plain") // JSON only: anything else is 415
   http.setErrorHandler(errorHandler)
   http.setNotFoundHandler((request, reply) =>
     sendError(reply, new AppError("not_found", `no route ${request.method} ${request.url.split("?")[0]}`)),
   )
-  authRoutes(http, auth)
+  authRoutes(http, auth, devices)
   keyRoutes(http, auth, directory)
 
   // The delivery store shares the database and its one WriteBatcher: a Commit spends keys and
@@ -93,6 +99,7 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
     config.gcIntervalMs > 0
       ? setInterval(() => {
           auth.pruneLimits()
+          devices.pruneLimits()
           Promise.all([directory.collectGarbage(), delivery.collectGarbage()]).catch((err: unknown) =>
             http.log.error({ err }, "garbage collection failed"),
           )
@@ -103,6 +110,7 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
     http,
     store,
     auth,
+    devices,
     directory,
     events,
     delivery,

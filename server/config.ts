@@ -5,6 +5,11 @@ import { systemClock, type Clock } from "./clock.js"
 export interface ServerConfig {
   /** SQLite database file. */
   dbPath: string
+  /**
+   * The domain of the client ids of new devices (`<user-id>:<device-id>@<domain>`): `--domain`, by default the host
+   * the server serves on. A device keeps the client id it was created with.
+   */
+  domain: string
   /** How long a reservation holds a KeyPackage before it returns to the pool. */
   reservationTtlMs: number
   /** Lifetime of a bearer token. */
@@ -64,6 +69,7 @@ export interface ServerConfig {
 }
 
 export const defaultConfig: Omit<ServerConfig, "dbPath"> = {
+  domain: "localhost",
   reservationTtlMs: 60_000,
   sessionTtlMs: 24 * 3600_000,
   challengeTtlMs: 60_000,

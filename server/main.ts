@@ -2,6 +2,7 @@
 import { mkdirSync, readFileSync } from "node:fs"
 import { dirname } from "node:path"
 import { parseArgs } from "node:util"
+import { isClientIdDomain } from "../rpc-schema/common.js"
 import { tsMlsPatchProblem } from "../crypto/tsMlsPatch.js"
 import { defaultLogFormat, isLogFormat, isLogLevel, logFormats, logLevels } from "../logging/logging.js"
 import { SchemaTooNew } from "../shared/migrate.js"
@@ -14,6 +15,8 @@ const usage = `usage: mls-server [options]
   --host HOST               address to listen on (default 127.0.0.1)
   --port PORT               port to listen on; 0 picks a free one (default 4000)
   --db PATH                 SQLite database file (default ./data/server.db)
+  --domain NAME             the domain of new devices' client ids <user-id>:<device-id>@NAME, a lower-case DNS
+                            name or IPv4 address; keep it once clients exist (default: --host)
   --reservation-ttl SECS    how long a reserved KeyPackage is held (default ${defaultConfig.reservationTtlMs / 1000})
   --reserve-burst N         reservations per (requester, target) pair at once (default ${defaultConfig.reserveBurst})
   --reserve-rate N          reservations per minute per pair after the burst (default ${defaultConfig.reservePerMinute})
@@ -94,6 +97,7 @@ try {
       host: { type: "string", default: "127.0.0.1" },
       port: { type: "string", default: "4000" },
       db: { type: "string", default: "data/server.db" },
+      domain: { type: "string" },
       "reservation-ttl": { type: "string" },
       "reserve-burst": { type: "string" },
       "reserve-rate": { type: "string" },
@@ -162,9 +166,19 @@ function bucketFlags(name: string, burst: Numeric, perMinute: Numeric): Partial<
   }
 }
 
+const domain = flags.domain ?? flags.host!
+if (!isClientIdDomain(domain)) {
+  fail(
+    flags.domain === undefined
+      ? `--host ${domain} cannot be the domain of client ids: give --domain (a lower-case DNS name or IPv4 address)`
+      : "--domain must be a lower-case DNS name or IPv4 address",
+  )
+}
+
 const config: ServerConfig = {
   ...defaultConfig,
   dbPath: flags.db!,
+  domain,
   reservationTtlMs:
     positiveNumber("reservation-ttl", flags["reservation-ttl"], defaultConfig.reservationTtlMs / 1000) * 1000,
   reserveBurst: positiveNumber("reserve-burst", flags["reserve-burst"], defaultConfig.reserveBurst),

@@ -86,7 +86,14 @@ export function App({ socketPath }: { socketPath: string }) {
         ) : p.kind === "members" ? (
           <InfoPanel
             title={`members of ${p.group}`}
-            rows={p.members.map((m) => [m.username, m.self ? "you" : ""] as const)}
+            rows={p.members.map(
+              (m) =>
+                [
+                  m.username,
+                  `${m.devices.length === 1 ? "1 device" : `${m.devices.length} devices`}: ` +
+                    m.devices.map((d) => `${d.deviceId ?? "first device"}${d.self ? " (this one)" : ""}`).join(", "),
+                ] as const,
+            )}
             height={paneHeight}
           />
         ) : (

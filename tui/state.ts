@@ -58,7 +58,11 @@ export interface Notice {
 export type Panel =
   | { kind: "none" }
   | { kind: "help" }
-  | { kind: "members"; group: string; members: { username: string; self: boolean }[] }
+  | {
+      kind: "members"
+      group: string
+      members: { username: string; self: boolean; devices: { deviceId: string | null; self: boolean }[] }[]
+    }
   | { kind: "pool"; status: PoolStatusResult; keys: KeyInfo[] }
 
 export interface State {
@@ -241,9 +245,14 @@ function onNotification(state: State, n: Notification): State {
       if (p.reason === "leaveProposed") return withNotice(updated, "info", `${by} asked to leave ${p.name}`)
       if (p.reason === "outOfSync")
         return withNotice(updated, "error", `${p.name} is out of sync: ask a member to re-add you`)
+      // A user already in the group with a device more or less is told by device.
+      const devices = (ds: typeof p.addedDevices, users: string[]) =>
+        ds.filter((d) => !users.includes(d.username)).map((d) => `${d.username}'s device ${d.deviceId ?? d.clientId}`)
+      const added = [...p.added, ...devices(p.addedDevices, p.added)]
+      const removed = [...p.removed, ...devices(p.removedDevices, p.removed)]
       const parts = [
-        p.added.length ? `added ${p.added.join(", ")}` : "",
-        p.removed.length ? `removed ${p.removed.join(", ")}` : "",
+        added.length ? `added ${added.join(", ")}` : "",
+        removed.length ? `removed ${removed.join(", ")}` : "",
       ].filter(Boolean)
       return parts.length ? withNotice(updated, "info", `${p.name}: ${by} ${parts.join(" and ")}`) : updated
     }
@@ -268,7 +277,19 @@ function onNotification(state: State, n: Notification): State {
       )
     }
     case "credential.refused":
-      return withNotice(s, "error", `${n.params.username}'s key was refused: ${n.params.reason}`)
+      return withNotice(
+        s,
+        "error",
+        `a device of ${n.params.username ?? "an unknown account"} was refused (${n.params.clientId}): ${n.params.reason}`,
+      )
+    case "device.added":
+      return withNotice(
+        s,
+        "info",
+        n.params.own
+          ? `this account has a new device ${n.params.deviceId}`
+          : `${n.params.username} has a new device ${n.params.deviceId}: check with them that it is theirs`,
+      )
     case "invites.expired":
       return withNotice(s, "error", `${n.params.count} invitations or notices expired on the server unread`)
     default:

@@ -13,6 +13,7 @@ import { deserializeState, epoch, isActive, members, serializeState } from "../m
 import type { ChatGroup, Member } from "../mls/groupState.js"
 import type { GroupContext } from "./context.js"
 import type { OutboxSender } from "./outbox.js"
+import { changeView, handles } from "./queries.js"
 
 /** How many times a Commit is rebuilt after losing an epoch race before giving up. */
 const maxCommitAttempts = 8
@@ -78,9 +79,8 @@ export class Committer {
         groupId: id,
         name: g.name,
         epoch: Number(epoch(state)),
-        members: members(state).map((m) => m.username),
-        added: added.map((m) => m.username),
-        removed: removed.map((m) => m.username),
+        members: handles(this.ctx.directory, members(state)),
+        ...changeView(this.ctx.directory, added, removed),
         by: this.ctx.username,
         reason: "commit",
       })
@@ -102,7 +102,7 @@ export class Committer {
         body: {
           commit: toBase64Url(outgoing.commit),
           keyPackages: outgoing.keyPackages ?? [],
-          removes: outgoing.removed.map((m) => m.username),
+          removes: outgoing.removed.map((m) => this.ctx.directory.rosterId(m.identity, m.signaturePublicKey)),
           ...(outgoing.welcome && { welcome: toBase64Url(outgoing.welcome) }),
         },
       })

@@ -27,7 +27,12 @@ export interface GroupContext {
   clock: Clock
   log: Logger
   session: Session
+  /** This account's handle. */
   username: string
+  /** This account's user id, this device's id and its client id (its credentials' identity, its roster entry). */
+  userId: string
+  deviceId: string
+  clientId: string
   /** The same arrays on every call: the crypto provider caches the signing key by array identity. */
   keys: SignatureKeyPair
   suite: () => Promise<CiphersuiteImpl>

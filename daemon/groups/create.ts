@@ -14,7 +14,7 @@ export async function createGroup(ctx: GroupContext, name: string): Promise<Grou
   const cs = await ctx.suite()
   const state = await createChatGroup({
     name,
-    creator: { username: ctx.username, keys: ctx.keys },
+    creator: { identity: ctx.clientId, keys: ctx.keys },
     now: ctx.clock.now(),
     cs,
   })
@@ -32,5 +32,5 @@ export async function createGroup(ctx: GroupContext, name: string): Promise<Grou
   }
   ctx.groups.insert(g)
   ctx.log.info({ groupId: id }, "group created")
-  return summarize(g)
+  return summarize(g, ctx.directory)
 }

@@ -18,7 +18,8 @@ import type { ChatGroup } from "../mls/groupState.js"
 import { processIncoming } from "../mls/message.js"
 import type { Committer } from "./commits.js"
 import type { GroupContext } from "./context.js"
-import { requireActive } from "./queries.js"
+import type { Who } from "./directory.js"
+import { changeView, handles, requireActive } from "./queries.js"
 
 export type RemovedItem = Extract<InboxItem, { kind: "removed" }>
 
@@ -160,9 +161,8 @@ export class IncomingLog {
         groupId: g.id,
         name: g.name,
         epoch: g.epoch,
-        members: members(state).map((m) => m.username),
-        added: [],
-        removed: [],
+        members: handles(this.ctx.directory, members(state)),
+        ...changeView(this.ctx.directory, [], []),
         by: null,
         reason: "outOfSync",
       })
@@ -194,6 +194,8 @@ export class IncomingLog {
         members: [],
         added: [],
         removed: [this.ctx.username],
+        addedDevices: [],
+        removedDevices: [{ username: this.ctx.username, deviceId: this.ctx.deviceId, clientId: this.ctx.clientId }],
         by: item.by,
         reason: "removed",
       })
@@ -227,20 +229,21 @@ export class IncomingLog {
     let state = deserializeState(g.state)
     let changed = false
     let last = g.lastSeq
-    const received: { entry: LogEntry; sender: string; text: string }[] = []
+    const received: { entry: LogEntry; sender: Who; text: string }[] = []
     let rest: LogEntry[] = []
     let others = false
     for (const [i, entry] of entries.entries()) {
       if (entry.seq <= last) continue
       // Own messages were stored when sent: the echo only moves the cursor.
-      if (entry.sender !== this.ctx.username) {
+      if (entry.senderClientId !== this.ctx.clientId) {
         others = true
         try {
           const incoming = await processIncoming(state, fromBase64Url(entry.message), cs, this.ctx.directory.check)
           if (incoming.kind === "application") {
             state = incoming.state
             changed = true
-            received.push({ entry, sender: incoming.sender.username, text: incoming.text })
+            const { identity, signaturePublicKey } = incoming.sender
+            received.push({ entry, sender: this.ctx.directory.who(identity, signaturePublicKey), text: incoming.text })
           } else if (incoming.kind !== "stale") {
             rest = entries.slice(i)
             break
@@ -261,7 +264,14 @@ export class IncomingLog {
         if (changed) this.ctx.groups.saveState(g.id, serializeState(state), Number(epoch(state)), last)
         else this.ctx.groups.advance(g.id, last)
         for (const { entry, sender, text } of received) {
-          const message = { groupId: g.id, seq: entry.seq, sender, text, sentAt: entry.receivedAt }
+          const message = {
+            groupId: g.id,
+            seq: entry.seq,
+            sender: sender.username,
+            senderDevice: sender.deviceId,
+            text,
+            sentAt: entry.receivedAt,
+          }
           if (this.ctx.groups.addMessage({ ...message, receivedAt: now, own: false }))
             this.ctx.events.emit("message.received", { ...message, group: g.name })
         }
@@ -275,7 +285,8 @@ export class IncomingLog {
     if (!g || g.status === "removed" || entry.seq <= g.lastSeq) return
     // Its state cannot process what follows a lost Commit: the cursor only moves (the hello stays near the head).
     if (g.status === "out_of_sync") return this.advanceLater(g.id, entry.seq)
-    if (entry.sender === this.ctx.username && entry.kind === "commit") {
+    const own = entry.senderClientId === this.ctx.clientId
+    if (own && entry.kind === "commit") {
       const pending = this.ctx.groups.pending(g.id)
       if (pending && sameBytes(pending.commit, fromBase64Url(entry.message))) {
         const state = deserializeState(pending.state)
@@ -286,7 +297,7 @@ export class IncomingLog {
     }
     // Own messages were stored when sent, own proposals kept when made; own Commits were adopted when the server
     // took them (their echo is `stale`).
-    if (entry.sender === this.ctx.username && entry.kind !== "commit") {
+    if (own && entry.kind !== "commit") {
       this.advanceLater(g.id, entry.seq)
       return
     }
@@ -310,24 +321,17 @@ export class IncomingLog {
       switch (incoming.kind) {
         case "application": {
           this.ctx.groups.saveState(g.id, serializeState(state), ep, entry.seq)
-          const fresh = this.ctx.groups.addMessage({
+          const sender = this.ctx.directory.who(incoming.sender.identity, incoming.sender.signaturePublicKey)
+          const message = {
             groupId: g.id,
             seq: entry.seq,
-            sender: incoming.sender.username,
+            sender: sender.username,
+            senderDevice: sender.deviceId,
             text: incoming.text,
             sentAt: entry.receivedAt,
-            receivedAt: this.ctx.clock.now(),
-            own: false,
-          })
-          if (fresh)
-            this.ctx.events.emit("message.received", {
-              groupId: g.id,
-              group: g.name,
-              seq: entry.seq,
-              sender: incoming.sender.username,
-              text: incoming.text,
-              sentAt: entry.receivedAt,
-            })
+          }
+          if (this.ctx.groups.addMessage({ ...message, receivedAt: this.ctx.clock.now(), own: false }))
+            this.ctx.events.emit("message.received", { ...message, group: g.name })
           break
         }
         case "commit":
@@ -337,10 +341,11 @@ export class IncomingLog {
             groupId: g.id,
             name: g.name,
             epoch: Number(incoming.epoch),
-            members: members(state).map((m) => m.username),
-            added: incoming.added.map((m) => m.username),
-            removed: incoming.removed.map((m) => m.username),
-            by: incoming.committer?.username ?? null,
+            members: handles(this.ctx.directory, members(state)),
+            ...changeView(this.ctx.directory, incoming.added, incoming.removed),
+            by: incoming.committer
+              ? this.ctx.directory.who(incoming.committer.identity, incoming.committer.signaturePublicKey).username
+              : null,
             reason: incoming.removedSelf ? "removed" : "commit",
           })
           break
@@ -355,10 +360,9 @@ export class IncomingLog {
             groupId: g.id,
             name: g.name,
             epoch: ep,
-            members: members(state).map((m) => m.username),
-            added: [],
-            removed: [],
-            by: leaver.username,
+            members: handles(this.ctx.directory, members(state)),
+            ...changeView(this.ctx.directory, [], []),
+            by: this.ctx.directory.who(leaver.identity, leaver.signaturePublicKey).username,
             reason: "leaveProposed",
           })
           commitLeave = this.isLeaveCommitter(state, leaver.leafIndex)

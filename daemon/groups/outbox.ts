@@ -76,7 +76,9 @@ export interface OutboxSenderOptions {
   clock: Clock
   events: EventBus
   log: Logger
+  /** This account's handle and this device's id: the sender of own messages. */
   username: string
+  deviceId: string
 }
 
 export class OutboxSender {
@@ -233,6 +235,7 @@ export class OutboxSender {
           groupId: entry.groupId,
           seq,
           sender: this.o.username,
+          senderDevice: this.o.deviceId,
           text: entry.text,
           sentAt: entry.createdAt,
           receivedAt: now,

@@ -1,12 +1,14 @@
 /** Read-only views of the profile's groups: lookup by id or name, summaries, members, history, stream cursors. */
 import { toBase64Url } from "../../rpc-schema/common.js"
-import type { GroupMembersResult, GroupSummary } from "../../rpc-schema/daemon/group.js"
+import type { GroupMember, GroupMembersResult, GroupSummary } from "../../rpc-schema/daemon/group.js"
+import type { DeviceRef } from "../../rpc-schema/daemon/notifications.js"
 import type { MessageListResult } from "../../rpc-schema/daemon/message.js"
 import { AppError } from "../../rpc-schema/errors.js"
 import type { GroupCursor } from "../../rpc-schema/server/ws.js"
-import { deserializeState, members, ownLeafIndex, leaveProposed } from "../mls/groupState.js"
+import { deserializeState, members, ownLeafIndex, leaveProposed, type Member } from "../mls/groupState.js"
 import type { GroupStore, StoredGroup } from "../store/groupStore.js"
 import type { OutboxStore } from "../store/outboxStore.js"
+import type { Directory } from "./directory.js"
 
 /** A group by id, or by a name no other group of this profile has. */
 export function findGroup(groups: GroupStore, ref: string): StoredGroup {
@@ -44,13 +46,36 @@ export function requireActive(g: StoredGroup): void {
     )
 }
 
-export function summarize(g: StoredGroup): GroupSummary {
+/** The members' handles, each user once, in the order of their first leaf. */
+export function handles(dir: Directory, ms: Member[]): string[] {
+  return [...new Set(ms.map((m) => dir.who(m.identity, m.signaturePublicKey).username))]
+}
+
+/** Leaves as the devices they are. */
+export function deviceRefs(dir: Directory, ms: Member[]): DeviceRef[] {
+  return ms.map((m) => {
+    const w = dir.who(m.identity, m.signaturePublicKey)
+    return { username: w.username, deviceId: w.deviceId, clientId: m.identity }
+  })
+}
+
+/** What `group.updated` says of a membership change: the users touched and the devices added and removed. */
+export function changeView(dir: Directory, added: Member[], removed: Member[]) {
+  return {
+    added: handles(dir, added),
+    removed: handles(dir, removed),
+    addedDevices: deviceRefs(dir, added),
+    removedDevices: deviceRefs(dir, removed),
+  }
+}
+
+export function summarize(g: StoredGroup, dir: Directory): GroupSummary {
   const state = deserializeState(g.state)
   return {
     groupId: g.id,
     name: g.name,
     epoch: g.epoch,
-    members: members(state).map((m) => m.username),
+    members: handles(dir, members(state)),
     status: g.status,
     leaving: g.status === "active" && leaveProposed(state),
     lastSeq: g.lastSeq,
@@ -58,26 +83,29 @@ export function summarize(g: StoredGroup): GroupSummary {
   }
 }
 
-export function listGroups(groups: GroupStore): GroupSummary[] {
-  return groups.all().map(summarize)
+export function listGroups(groups: GroupStore, dir: Directory): GroupSummary[] {
+  return groups.all().map((g) => summarize(g, dir))
 }
 
-export function groupMembers(groups: GroupStore, ref: string): GroupMembersResult {
+/** The members of a group: users (in the order of their first leaf), each with its devices. */
+export function groupMembers(groups: GroupStore, dir: Directory, ref: string): GroupMembersResult {
   const g = findGroup(groups, ref)
   const state = deserializeState(g.state)
   const own = ownLeafIndex(state)
-  return {
-    groupId: g.id,
-    name: g.name,
-    epoch: g.epoch,
-    status: g.status,
-    members: members(state).map((m) => ({
-      username: m.username,
+  const users = new Map<string, GroupMember>()
+  for (const m of members(state)) {
+    const w = dir.who(m.identity, m.signaturePublicKey)
+    const user = users.get(w.username) ?? { username: w.username, userId: w.userId, self: w.own, devices: [] }
+    users.set(w.username, user)
+    user.devices.push({
+      deviceId: w.deviceId,
+      clientId: m.identity,
       leafIndex: m.leafIndex,
       signatureKey: toBase64Url(m.signaturePublicKey),
       self: m.leafIndex === own,
-    })),
+    })
   }
+  return { groupId: g.id, name: g.name, epoch: g.epoch, status: g.status, members: [...users.values()] }
 }
 
 /** History below `before`, plus the own messages still waiting in the outbox. */

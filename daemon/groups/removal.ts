@@ -6,7 +6,7 @@ import { toBase64Url } from "../../rpc-schema/common.js"
 import type { GroupSummary } from "../../rpc-schema/daemon/group.js"
 import { groups as routes } from "../../rpc-schema/server/index.js"
 import { proposeLeave, removeMembers } from "../mls/group.js"
-import { deserializeState, epoch, serializeState } from "../mls/groupState.js"
+import { deserializeState, epoch, members, serializeState } from "../mls/groupState.js"
 import type { Committer } from "./commits.js"
 import type { GroupContext } from "./context.js"
 import type { OutboxSender } from "./outbox.js"
@@ -20,8 +20,12 @@ export async function removeMember(
 ): Promise<GroupSummary> {
   const id = activeGroup(ctx.groups, ref).id
   const cs = await ctx.suite()
-  await commits.commitWithRetry(id, (state) => removeMembers(state, [user], cs, ctx.directory.check))
-  return summarize(ctx.groups.get(id)!)
+  await commits.commitWithRetry(id, async (state) => {
+    // Every device of the user; none (an unknown user, or removed meanwhile) is the MLS layer's unknown_member.
+    const leaves = members(state).filter((m) => ctx.directory.who(m.identity, m.signaturePublicKey).username === user)
+    return removeMembers(state, leaves.length > 0 ? leaves.map((m) => m.identity) : [user], cs, ctx.directory.check)
+  })
+  return summarize(ctx.groups.get(id)!, ctx.directory)
 }
 
 export async function leaveGroup(ctx: GroupContext, sender: OutboxSender, ref: string): Promise<GroupSummary> {
@@ -35,5 +39,5 @@ export async function leaveGroup(ctx: GroupContext, sender: OutboxSender, ref: s
     body: { message: toBase64Url(proposal) },
   })
   ctx.groups.saveState(g.id, serializeState(state), Number(epoch(state)))
-  return summarize(ctx.groups.get(g.id)!)
+  return summarize(ctx.groups.get(g.id)!, ctx.directory)
 }

@@ -55,6 +55,7 @@ export class SendBatcher {
       clientId: queued.clientId,
       groupId: queued.groupId,
       sender: this.ctx.username,
+      senderDevice: this.ctx.deviceId,
       text,
       own: true as const,
     }

@@ -18,7 +18,7 @@ import { epoch, groupId, serializeState } from "../mls/groupState.js"
 import { purgeWal } from "../store/database.js"
 import { invitationItem, invitationView, type StoredInvitation } from "../store/invitationStore.js"
 import type { GroupContext } from "./context.js"
-import { summarize } from "./queries.js"
+import { handles, summarize } from "./queries.js"
 
 export type WelcomeItem = Extract<InboxItem, { kind: "welcome" }>
 
@@ -111,7 +111,7 @@ function join(ctx: GroupContext, item: WelcomeItem, { ref, key, joined }: Opened
       groupId: item.groupId,
       name: joined.name,
       epoch: Number(epoch(joined.state)),
-      members: joined.members.map((m) => m.username),
+      members: handles(ctx.directory, joined.members),
       by: item.by,
     })
   })()
@@ -141,7 +141,7 @@ export async function onWelcome(ctx: GroupContext, item: WelcomeItem, onKeyConsu
     keyRef: opened.ref,
     inviter: item.by,
     name: opened.joined.name,
-    members: opened.joined.members.map((m) => m.username),
+    members: handles(ctx.directory, opened.joined.members),
     seq: item.seq,
     epoch: item.epoch,
     welcome: fromBase64Url(item.welcome),
@@ -186,7 +186,7 @@ export async function acceptInvitation(
     // Joined all the same: the stream's next connection resumes the group from its cursor.
     ctx.log.warn({ groupId: id, err: (err as Error).message }, "catch-up after accepting failed")
   }
-  return summarize(ctx.groups.get(id)!)
+  return summarize(ctx.groups.get(id)!, ctx.directory)
 }
 
 /**

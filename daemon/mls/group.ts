@@ -35,7 +35,8 @@ const creatorLeafLifetimeMs = 90 * 24 * 3600_000
 const clockSlackMs = 3600_000
 
 export interface Creator {
-  username: string
+  /** The creator's credential identity: its client id. */
+  identity: string
   /** The same arrays on every call: the crypto provider caches the signing key by array identity. */
   keys: SignatureKeyPair
 }
@@ -55,7 +56,7 @@ export async function createChatGroup(input: CreateChatGroupInput): Promise<Chat
   const { cs, creator, now } = input
   return guarded(async () => {
     const { publicPackage, privatePackage } = await generateKeyPackageWithKey(
-      basicCredential(creator.username),
+      basicCredential(creator.identity),
       defaultCapabilities(),
       {
         notBefore: BigInt(Math.floor((now - clockSlackMs) / 1000)),
@@ -133,11 +134,11 @@ export async function addMembers(
 ): Promise<PendingCommit> {
   const present = members(group)
   for (const invitee of invitees) {
-    if (present.some((m) => m.username === invitee.username))
-      throw new GroupError("already_member", `${invitee.username} is in the group already`, {
-        username: invitee.username,
+    if (present.some((m) => m.identity === invitee.identity))
+      throw new GroupError("already_member", `${invitee.identity} is in the group already`, {
+        identity: invitee.identity,
       })
-    await validateKeyPackageFor(invitee.keyPackage, invitee.username, invitee.signaturePublicKey, now, cs)
+    await validateKeyPackageFor(invitee.keyPackage, invitee.identity, invitee.signaturePublicKey, now, cs)
   }
   return commit(
     group,
@@ -147,17 +148,17 @@ export async function addMembers(
   )
 }
 
-/** Removes members by user name; removing oneself is proposeLeave (RFC 9420 §12.2). */
+/** Removes members (devices) by credential identity; removing oneself is proposeLeave (RFC 9420 §12.2). */
 export async function removeMembers(
   group: ChatGroup,
-  usernames: string[],
+  identities: string[],
   cs: CiphersuiteImpl,
   check: CredentialCheck,
 ): Promise<PendingCommit> {
   const present = members(group)
-  const proposals: Proposal[] = usernames.map((username) => {
-    const member = present.find((m) => m.username === username)
-    if (member === undefined) throw new GroupError("unknown_member", `${username} is not in the group`, { username })
+  const proposals: Proposal[] = identities.map((identity) => {
+    const member = present.find((m) => m.identity === identity)
+    if (member === undefined) throw new GroupError("unknown_member", `${identity} is not in the group`, { identity })
     if (member.leafIndex === ownLeafIndex(group))
       throw new GroupError("cannot_remove_self", "a member cannot commit its own removal; propose to leave")
     return { proposalType: "remove", remove: { removed: member.leafIndex } }

@@ -41,7 +41,7 @@ export class GroupError extends Error {
   constructor(
     readonly code: GroupErrorCode,
     message: string,
-    readonly details?: { reason?: KeyPackageRejection | string; username?: string; [key: string]: unknown },
+    readonly details?: { reason?: KeyPackageRejection | string; identity?: string; [key: string]: unknown },
   ) {
     super(message)
   }

@@ -3,19 +3,19 @@ import type { CiphersuiteImpl, KeyPackage } from "ts-mls"
 import { decodeKeyPackage, verifyKeyPackage } from "ts-mls/keyPackage.js"
 import { verifyLeafNodeSignatureKeyPackage } from "ts-mls/leafNode.js"
 import type { KeyPackageRejection } from "../../rpc-schema/errors.js"
-import { usernameOf } from "./credentialCheck.js"
+import { identityOf } from "./credentialCheck.js"
 import { GroupError } from "./groupError.js"
 import { sameBytes } from "../../shared/bytes.js"
 
-/** Who an invite is for, as the directory says, and the KeyPackage the server handed out for them. */
+/** Which device an invite is for (its client id), its key as the directory says, and the KeyPackage the server handed out. */
 export interface Invitee {
-  username: string
+  identity: string
   signaturePublicKey: Uint8Array
   keyPackage: KeyPackage
 }
 
-function reject(reason: KeyPackageRejection, message: string, username: string): never {
-  throw new GroupError("keypackage_invalid", message, { reason, username })
+function reject(reason: KeyPackageRejection, message: string, identity: string): never {
+  throw new GroupError("keypackage_invalid", message, { reason, identity })
 }
 
 /** A bare KeyPackage encoding (NOTES.md: how KeyPackages are exchanged), with no trailing bytes. */
@@ -38,7 +38,7 @@ export async function validateKeyPackageFor(
     reject("unsupported_ciphersuite", `KeyPackage is for ${kp.cipherSuite}, the group uses ${cs.name}`, expectedUser)
   let user: string
   try {
-    user = usernameOf(kp.leafNode.credential)
+    user = identityOf(kp.leafNode.credential)
   } catch {
     reject("credential_mismatch", "KeyPackage credential is not a UTF-8 basic credential", expectedUser)
   }

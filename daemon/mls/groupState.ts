@@ -2,7 +2,7 @@
 import { decodeGroupState, encodeGroupState } from "ts-mls"
 import { defaultClientConfig } from "ts-mls/clientConfig.js"
 import type { ClientConfig, ClientState, RatchetTree } from "ts-mls"
-import { authServiceFor, usernameOf } from "./credentialCheck.js"
+import { authServiceFor, identityOf } from "./credentialCheck.js"
 import type { CredentialCheck } from "./credentialCheck.js"
 import { GroupError } from "./groupError.js"
 import { decodeGroupName } from "./groupName.js"
@@ -13,7 +13,8 @@ export interface ChatGroup {
 }
 
 export interface Member {
-  username: string
+  /** The credential identity: a client id, or the bare user name of a leaf from before devices. */
+  identity: string
   leafIndex: number
   signaturePublicKey: Uint8Array
 }
@@ -53,7 +54,7 @@ export function membersOfTree(tree: RatchetTree): Member[] {
   tree.forEach((node, nodeIndex) => {
     if (node?.nodeType !== "leaf") return
     out.push({
-      username: usernameOf(node.leaf.credential),
+      identity: identityOf(node.leaf.credential),
       leafIndex: nodeIndex / 2,
       signaturePublicKey: node.leaf.signaturePublicKey,
     })

@@ -9,7 +9,8 @@ import type { SignatureKeyPair } from "./identity.js"
 const notBeforeSlackMs = 3600_000
 
 export interface KeyPackageInput {
-  username: string
+  /** The credential identity: this device's client id. */
+  identity: string
   /** The same arrays on every call: the crypto provider caches the signing key by array identity. */
   keys: SignatureKeyPair
   suite: CiphersuiteImpl
@@ -22,7 +23,7 @@ export interface KeyPackageInput {
 export async function generateKeyPackage(input: KeyPackageInput): Promise<NewKey> {
   const notAfterS = Math.floor((input.now + input.lifetimeMs) / 1000)
   const { publicPackage, privatePackage } = await generateKeyPackageWithKey(
-    { credentialType: "basic", identity: new TextEncoder().encode(input.username) },
+    { credentialType: "basic", identity: new TextEncoder().encode(input.identity) },
     defaultCapabilities(),
     { notBefore: BigInt(Math.floor((input.now - notBeforeSlackMs) / 1000)), notAfter: BigInt(notAfterS) },
     [],

@@ -27,7 +27,10 @@ import type { KeyUsage } from "./usage.js"
 export interface MaintainerDeps {
   pool: PoolStore
   session: Session
+  /** The account's handle: the owner routes name it (they act on the pool of the session's device). */
   username: string
+  /** This device's client id: the identity its KeyPackages carry. */
+  clientId: string
   keys: SignatureKeyPair
   suite: () => Promise<CiphersuiteImpl>
   clock: Clock
@@ -269,7 +272,7 @@ export class PoolMaintainer {
     for (let i = 0; i < count; i++) {
       fresh.push(
         await generateKeyPackage({
-          username: this.d.username,
+          identity: this.d.clientId,
           keys: this.d.keys,
           suite,
           now,

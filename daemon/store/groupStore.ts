@@ -34,6 +34,7 @@ interface MessageRow {
   group_id: string
   seq: number
   sender: string
+  sender_device: string | null
   text: string
   sent_at: number
   received_at: number
@@ -55,6 +56,7 @@ const toMessage = (r: MessageRow): StoredMessage => ({
   groupId: r.group_id,
   seq: r.seq,
   sender: r.sender,
+  senderDevice: r.sender_device,
   text: r.text,
   sentAt: r.sent_at,
   receivedAt: r.received_at,
@@ -143,10 +145,10 @@ export class GroupStore {
   addMessage(m: StoredMessage): boolean {
     const { changes } = this.db
       .prepare(
-        `INSERT OR IGNORE INTO messages (group_id, seq, sender, text, sent_at, received_at, own)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT OR IGNORE INTO messages (group_id, seq, sender, sender_device, text, sent_at, received_at, own)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(m.groupId, m.seq, m.sender, m.text, m.sentAt, m.receivedAt, m.own ? 1 : 0)
+      .run(m.groupId, m.seq, m.sender, m.senderDevice, m.text, m.sentAt, m.receivedAt, m.own ? 1 : 0)
     return changes > 0
   }
 

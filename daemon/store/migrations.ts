@@ -156,4 +156,40 @@ export const migrations: readonly string[] = [
   );
   CREATE INDEX invitations_key ON invitations (key_ref);
   `,
+  // 7: accounts and devices (issue 16). The profile is one device of an account: user id, device id and client id
+  // (`<user-id>:<device-id>@<domain>`, the identity of its MLS credentials) as the server assigned them, and a login
+  // key apart from the MLS signature key. A profile from before is device 1 of its account: its one key is both, and
+  // the ids are learnt at its first login (NULL until then). Pins are per credential identity (a client id, or the bare
+  // user name of a leaf from before devices, which maps to the account's first device); the user name pins carry
+  // over. Pool keys made with the bare user name as identity are retired (maintenance withdraws them and makes
+  // client-id keys); the last-resort key's not_after is moved back so the plan replaces it at once.
+  `
+  ALTER TABLE identity ADD COLUMN user_id TEXT;
+  ALTER TABLE identity ADD COLUMN device_id TEXT;
+  ALTER TABLE identity ADD COLUMN client_id TEXT;
+  ALTER TABLE identity ADD COLUMN login_public BLOB;
+  ALTER TABLE identity ADD COLUMN login_private BLOB;
+  UPDATE identity SET login_public = signature_public, login_private = signature_private;
+
+  CREATE TABLE device_pins (
+    -- The credential identity: a client id, or a bare user name (a leaf from before devices).
+    identity TEXT PRIMARY KEY,
+    handle TEXT NOT NULL,
+    -- What the directory said the identity is: NULL for user-name pins carried over, until looked up again.
+    user_id TEXT,
+    device_id TEXT,
+    client_id TEXT,
+    signature_key BLOB NOT NULL,
+    pinned_at INTEGER NOT NULL
+  );
+  INSERT INTO device_pins (identity, handle, signature_key, pinned_at)
+    SELECT username, username, signature_key, pinned_at FROM pinned_keys;
+  DROP TABLE pinned_keys;
+
+  -- The sending device of a message (NULL for messages stored before devices).
+  ALTER TABLE messages ADD COLUMN sender_device TEXT;
+
+  UPDATE keypackages SET state = 'expired' WHERE state IN ('created', 'available') AND last_resort = 0;
+  UPDATE keypackages SET state = 'expired', not_after = created_at WHERE state IN ('created', 'available') AND last_resort = 1;
+  `,
 ]

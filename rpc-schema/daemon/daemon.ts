@@ -1,6 +1,6 @@
 /** `daemon.*`: the daemon process itself. */
 import { Type, type Static } from "@sinclair/typebox"
-import { described, Strict, TimestampMs, Username } from "../common.js"
+import { described, DeviceId, MlsClientId, Strict, TimestampMs, UserId, Username } from "../common.js"
 import { method } from "./method.js"
 
 /**
@@ -63,7 +63,16 @@ export const DaemonStatusResult = Type.Object({
   version: described(Type.String(), "The daemon's version (package.json)."),
   profile: described(Type.String(), "the profile this daemon serves"),
   pid: described(Type.Integer(), "the daemon's process id"),
-  username: described(Type.Union([Username, Type.Null()]), "The registered user, or null before `identity.register`."),
+  username: described(
+    Type.Union([Username, Type.Null()]),
+    "The account's handle, or null before `identity.register` / `identity.link`.",
+  ),
+  userId: described(Type.Union([UserId, Type.Null()]), "The account's user id; null until the server said it."),
+  deviceId: described(Type.Union([DeviceId, Type.Null()]), "This device's id; null until the server said it."),
+  clientId: described(
+    Type.Union([MlsClientId, Type.Null()]),
+    "This device's client id (its MLS credential identity); null until the server said it.",
+  ),
   server: described(
     Type.Union([Type.String(), Type.Null()]),
     "The server URL of the identity (or of `--server` before registration); null when none is known.",
@@ -80,8 +89,9 @@ export type DaemonStatusResult = Static<typeof DaemonStatusResult>
 
 export const status = method({
   name: "daemon.status",
-  summary: "version, profile, user, server, connection state, uptime",
-  description: "Version, profile, user, server, connection state and uptime.",
+  summary: "version, profile, account and device, server, connection state, uptime",
+  description:
+    "Version, profile, account (handle, user id) and device (device id, client id), server, connection state and uptime.",
   params: DaemonStatusParams,
   result: DaemonStatusResult,
   errors: [],

@@ -17,6 +17,7 @@ export const EventName = Type.Union([
   Type.Literal("group.historyLost"),
   Type.Literal("invites.expired"),
   Type.Literal("pool.suspicious"),
+  Type.Literal("device.added"),
 ])
 export type EventName = Static<typeof EventName>
 

@@ -1,6 +1,6 @@
 /** `group.*`: chat groups (DESIGN §3 Groups). Group names are known to members only, never to the server. */
 import { Type, type Static } from "@sinclair/typebox"
-import { described, Strict, TimestampMs, Username } from "../common.js"
+import { described, DeviceId, Strict, TimestampMs, UserId, Username } from "../common.js"
 import type { ErrorCode } from "../errors.js"
 import { method } from "./method.js"
 
@@ -25,7 +25,10 @@ export const GroupSummary = Type.Object({
   groupId: Type.String({ description: "MLS group id, base64url" }),
   name: described(Type.String(), "the group's name (members only)"),
   epoch: described(Type.Integer({ minimum: 0 }), "the group's MLS epoch as this profile knows it"),
-  members: described(Type.Array(Username), "The members' user names, in leaf order."),
+  members: described(
+    Type.Array(Username),
+    "The members' handles (a user with several devices once), in the order of their first leaf.",
+  ),
   status: GroupStatus,
   /**
    * This member asked to leave (`group.leave`): its Remove proposal is posted and waits for another member's Commit,
@@ -68,12 +71,33 @@ export const list = method({
 
 export const GroupMembersParams = Strict({ group: GroupRef })
 export type GroupMembersParams = Static<typeof GroupMembersParams>
-export const GroupMember = Type.Object({
-  username: Username,
-  leafIndex: described(Type.Integer({ minimum: 0 }), "the member's leaf in the ratchet tree"),
-  signatureKey: described(Type.String(), "The member's Ed25519 signature key, base64url."),
-  self: described(Type.Boolean(), "This profile."),
+/** One leaf of the group: a device of a member. */
+export const MemberDevice = Type.Object({
+  deviceId: described(
+    Type.Union([DeviceId, Type.Null()]),
+    "the device's id; null for a leaf from before devices whose account was not looked up since",
+  ),
+  clientId: described(
+    Type.String(),
+    "the leaf's credential identity: the device's client id, or the bare handle of a leaf from before devices (it stands for the account's first device)",
+  ),
+  leafIndex: described(Type.Integer({ minimum: 0 }), "the device's leaf in the ratchet tree"),
+  signatureKey: described(Type.String(), "The device's Ed25519 MLS signature key, base64url."),
+  self: described(Type.Boolean(), "this device"),
 })
+export type MemberDevice = Static<typeof MemberDevice>
+
+/** A member: a user (account) with the devices it has in the group. */
+export const GroupMember = Type.Object({
+  username: described(Username, "the member's handle"),
+  userId: described(
+    Type.Union([UserId, Type.Null()]),
+    "the member's user id; null when not known (a leaf from before devices)",
+  ),
+  self: described(Type.Boolean(), "This account (this device or another of its devices)."),
+  devices: described(Type.Array(MemberDevice), "the member's devices in the group, in leaf order"),
+})
+export type GroupMember = Static<typeof GroupMember>
 export const GroupMembersResult = Type.Object({
   groupId: described(Type.String(), "MLS group id, base64url"),
   name: described(Type.String(), "the group's name (members only)"),
@@ -82,14 +106,17 @@ export const GroupMembersResult = Type.Object({
     GroupStatus,
     "As in group.list: `out_of_sync` means these are the members as of the last epoch this profile could follow.",
   ),
-  members: described(Type.Array(GroupMember), "the members, in leaf order"),
+  members: described(
+    Type.Array(GroupMember),
+    "the members (users, each with its devices), in the order of their first leaf",
+  ),
 })
 export type GroupMembersResult = Static<typeof GroupMembersResult>
 
 export const members = method({
   name: "group.members",
   summary: "the members of a group",
-  description: "The members of a group as this profile's MLS state has them.",
+  description: "The members of a group as this profile's MLS state has them: users, each with its devices (leaves).",
   params: GroupMembersParams,
   result: GroupMembersResult,
   errors: ["not_found", "conflict"],
@@ -119,7 +146,7 @@ export const invite = method({
   name: "group.invite",
   summary: "add a user to a group",
   description:
-    "Adds a user: reserves one of their KeyPackages, checks it against the directory key, posts the add Commit with the Welcome (consuming the reservation); on epoch_conflict catches up and retries with the same reservation. Answers with the group after the Commit.",
+    "Adds a user with every active device it has: reserves one KeyPackage per device (a device without one is left out; its user's other devices add it later), checks each against the device's directory key (pinned on first sight: a changed key refuses the invitation with `forbidden` and `credential.refused`), posts ONE add Commit with the Welcome (consuming the reservations); on epoch_conflict catches up and retries with the same reservations. A user some of whose devices are in the group already gets the missing ones added. Answers with the group after the Commit.",
   params: GroupInviteParams,
   result: GroupSummary,
   errors: [...ownCommitErrors, "pool_exhausted", "unknown_user", "reservation_expired"],
@@ -131,7 +158,7 @@ export type GroupRemoveParams = Static<typeof GroupRemoveParams>
 export const remove = method({
   name: "group.remove",
   summary: "remove a member from a group",
-  description: "Removes another member with a Commit; on epoch_conflict catches up and retries.",
+  description: "Removes another member, every device of it, with one Commit; on epoch_conflict catches up and retries.",
   params: GroupRemoveParams,
   result: GroupSummary,
   errors: ownCommitErrors,
@@ -176,7 +203,7 @@ export const Invitation = Type.Object({
   groupId: described(Type.String(), "MLS group id, base64url"),
   name: described(Type.String(), "the group's name, read from the Welcome"),
   inviter: described(Username, "who added this profile (committed the add)"),
-  members: described(Type.Array(Username), "the members the Welcome names, this profile included, in leaf order"),
+  members: described(Type.Array(Username), "the members' handles the Welcome names, this account included"),
   epoch: described(Type.Integer({ minimum: 0 }), "the epoch the Welcome joins at"),
   receivedAt: described(TimestampMs, "when the daemon stored the invitation"),
 })

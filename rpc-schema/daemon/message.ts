@@ -1,6 +1,6 @@
 /** `message.*`: text messages of a group, encrypted by MLS, and this profile's history of them. */
 import { Type, type Static } from "@sinclair/typebox"
-import { described, Strict, TimestampMs, Username } from "../common.js"
+import { described, DeviceId, Strict, TimestampMs, Username } from "../common.js"
 import { GroupRef } from "./group.js"
 import { method } from "./method.js"
 
@@ -19,11 +19,15 @@ export type MessageSendParams = Static<typeof MessageSendParams>
 export const StoredMessage = Type.Object({
   groupId: described(Type.String(), "MLS group id, base64url"),
   seq: described(Type.Integer({ minimum: 1 }), "The message's position in the group log (the server's seq)."),
-  sender: Username,
+  sender: described(Username, "the sending user's handle"),
+  senderDevice: described(
+    Type.Union([DeviceId, Type.Null()]),
+    "the sending device's id; null for messages stored before devices",
+  ),
   text: described(Type.String(), "the message text"),
   sentAt: described(TimestampMs, "When the server stored it."),
   receivedAt: described(TimestampMs, "When this daemon stored it."),
-  own: described(Type.Boolean(), "Sent by this profile."),
+  own: described(Type.Boolean(), "Sent by this device (another device of this account is not `own`)."),
 })
 export type StoredMessage = Static<typeof StoredMessage>
 
@@ -37,7 +41,8 @@ export const MessageSendResult = Type.Object({
     "The post's idempotency id (16 bytes, base64url): the server stores one message per id.",
   ),
   groupId: described(Type.String(), "MLS group id, base64url"),
-  sender: Username,
+  sender: described(Username, "this account's handle"),
+  senderDevice: described(Type.Union([DeviceId, Type.Null()]), "this device's id"),
   text: described(Type.String(), "the message text as sent"),
   own: described(Type.Literal(true), "always true: this profile's own message"),
   seq: described(Type.Optional(Type.Integer({ minimum: 1 })), "its position in the group log, once sent"),

@@ -7,7 +7,7 @@ import { ConnectionState } from "./daemon.js"
 import { GroupStatus, Invitation } from "./group.js"
 import { notification } from "./method.js"
 import { PoolStatusResult } from "./pool.js"
-import { described, TimestampMs, Username } from "../common.js"
+import { described, DeviceId, MlsClientId, TimestampMs, UserId, Username } from "../common.js"
 
 export const EventId = Type.Integer({ minimum: 1, description: "durable event id, increasing" })
 
@@ -48,7 +48,11 @@ export const MessageReceivedParams = Type.Object({
   groupId: described(Type.String(), "MLS group id, base64url"),
   group: described(Type.String(), "The group's name (members only)."),
   seq: described(Type.Integer({ minimum: 1 }), "the message's position in the group log (server seq)"),
-  sender: Username,
+  sender: described(Username, "the sending user's handle"),
+  senderDevice: described(
+    Type.Union([DeviceId, Type.Null()]),
+    "the sending device's id (null for a leaf from before devices whose account was not looked up since)",
+  ),
   text: described(Type.String(), "the message text"),
   sentAt: TimestampMs,
 })
@@ -57,7 +61,8 @@ export type MessageReceivedParams = Static<typeof MessageReceivedParams>
 export const messageReceived = notification({
   name: "message.received",
   summary: "a message arrived in a group",
-  description: "Another member's message was decrypted and stored.",
+  description:
+    "A message of another device (another member's, or another device of this account) was decrypted and stored.",
   params: MessageReceivedParams,
 })
 
@@ -90,8 +95,19 @@ const groupNow = {
   groupId: described(Type.String(), "MLS group id, base64url"),
   name: described(Type.String(), "the group's name (members only)"),
   epoch: described(Type.Integer({ minimum: 0 }), "the epoch the group is at now"),
-  members: described(Type.Array(Username), "the members' user names, in leaf order"),
+  members: described(Type.Array(Username), "the members' handles, in the order of their first leaf"),
 }
+
+/** A device named in a membership change. */
+export const DeviceRef = Type.Object({
+  username: described(Username, "the device's user (handle)"),
+  deviceId: described(Type.Union([DeviceId, Type.Null()]), "the device's id; null for a leaf from before devices"),
+  clientId: described(
+    Type.String(),
+    "the leaf's credential identity (client id, or a bare handle from before devices)",
+  ),
+})
+export type DeviceRef = Static<typeof DeviceRef>
 
 export const GroupJoinedParams = Type.Object({
   ...groupNow,
@@ -108,8 +124,10 @@ export const groupJoined = notification({
 
 export const GroupUpdatedParams = Type.Object({
   ...groupNow,
-  added: described(Type.Array(Username), "users the change added"),
-  removed: described(Type.Array(Username), "users the change removed"),
+  added: described(Type.Array(Username), "users with a device the change added"),
+  removed: described(Type.Array(Username), "users with a device the change removed"),
+  addedDevices: described(Type.Array(DeviceRef), "the devices the change added"),
+  removedDevices: described(Type.Array(DeviceRef), "the devices the change removed"),
   by: described(Type.Union([Username, Type.Null()]), "Who committed the change (null when unknown)."),
   reason: described(
     Type.String(),
@@ -157,7 +175,11 @@ export const inviteReceived = notification({
 
 export const CredentialRefusedParams = Type.Object({
   eventId: EventId,
-  username: Username,
+  username: described(
+    Type.Union([Username, Type.Null()]),
+    "the user (handle) whose device was refused; null when the directory knows no such account",
+  ),
+  clientId: described(Type.String(), "the refused credential identity (a client id, or a bare handle)"),
   reason: described(Type.String(), "Why: the key differs from the pinned one, or from the directory's."),
   signatureKey: described(Type.String(), "The key offered, base64url."),
 })
@@ -167,8 +189,27 @@ export const credentialRefused = notification({
   name: "credential.refused",
   summary: "a member's signature key was refused",
   description:
-    "A credential was refused: a user's signature key changed since it was pinned, or is not the directory's.",
+    "A device's credential was refused: its signature key changed since it was pinned, is not the directory's, or the directory does not list the device (removed, unknown).",
   params: CredentialRefusedParams,
+})
+
+export const DeviceAddedParams = Type.Object({
+  eventId: EventId,
+  username: described(Username, "the user (handle) with a new device"),
+  userId: described(UserId, "the user's account id"),
+  deviceId: described(DeviceId, "the new device's id"),
+  clientId: described(MlsClientId, "the new device's client id"),
+  signatureKey: described(Type.String(), "its MLS signature key as pinned now, base64url"),
+  own: described(Type.Boolean(), "a new device of this account"),
+})
+export type DeviceAddedParams = Static<typeof DeviceAddedParams>
+
+export const deviceAdded = notification({
+  name: "device.added",
+  summary: "a known user (or this account) has a new device",
+  description:
+    "A device of a user this profile already knew a device of was seen for the first time (in a group, or in the directory for this account) and its key pinned, like a safety-number change elsewhere: check with the person that the new device is theirs. Its key is pinned from now on: a later change is refused (`credential.refused`).",
+  params: DeviceAddedParams,
 })
 
 export const GroupHistoryLostParams = Type.Object({

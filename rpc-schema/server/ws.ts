@@ -21,7 +21,7 @@
  *
  * Limits: a connection that has not sent a valid `hello` within the hello timeout (10 s, configurable)
  * is closed with `closeCodes.helloTimeout`. A stream lives only as long as the session it was opened
- * with: when that token expires or is revoked (`DELETE /v1/sessions`) it is closed with
+ * with: when that token expires or is revoked (`DELETE /v1/sessions`, or its device removed) it is closed with
  * `closeCodes.sessionEnded`; the client logs in again and resumes from its cursors. One address may
  * hold a limited number of stream connections at once (64, configurable); an upgrade beyond that
  * is answered HTTP 429 `too_many_connections` with the error body, and no WebSocket is opened.
@@ -56,6 +56,8 @@ export const closeReasons = {
   sessionExpired: "session expired",
   /** With `closeCodes.sessionEnded`: the token was revoked (logout). */
   sessionRevoked: "session revoked",
+  /** With `closeCodes.sessionEnded`: the stream's device was removed from its account; it cannot log in again. */
+  deviceRemoved: "device removed",
   /** With `closeCodes.helloTimeout`. */
   helloTimeout: "no hello frame in time",
   /** With `closeCodes.goingAway`. */

@@ -80,6 +80,12 @@ export function eventLine(method: string, params: unknown): string {
         return `joined ${p.name}, invited by ${p.by} (members ${(p.members as string[]).join(", ")})`
       case "group.updated":
         return `${p.name}: epoch ${p.epoch} by ${p.by} (${p.reason}), members ${(p.members as string[]).join(", ")}`
+      case "device.added":
+        return p.own
+          ? `this account has a new device ${p.deviceId}`
+          : `${p.username} has a new device ${p.deviceId}: check with them that it is theirs`
+      case "credential.refused":
+        return `refused a device of ${p.username ?? "an unknown account"} (${p.clientId}): ${p.reason}`
       case "connection.changed":
         return `connection ${p.state}${p.server ? ` to ${p.server}` : ""}${p.error ? ` (${p.error})` : ""}`
       case "pool.changed":
@@ -107,7 +113,12 @@ export const commands: readonly Command[] = [
       ctx.out(
         columns([
           ["profile", `${st.profile} (mlsd ${st.version}, pid ${st.pid}, up ${duration(st.uptimeMs)})`],
-          ["user", st.username ?? "not registered: mlsctl register USER --server URL"],
+          [
+            "user",
+            st.username
+              ? `${st.username}${st.deviceId ? `, device ${st.deviceId}` : ""}`
+              : "not registered: mlsctl register USER --server URL (or mlsctl link CODE --server URL)",
+          ],
           ["server", st.server ? `${st.server} (${st.connection})` : st.connection],
           ["pool", pool ? poolLine(pool) : "none before registration"],
           ["socket", st.socketPath],
@@ -121,7 +132,51 @@ export const commands: readonly Command[] = [
     method: "identity.register",
     args: ["username"],
     flags: ["server"],
-    run: simple("identity.register", (r) => `registered ${r.username} on ${r.server}`),
+    run: simple("identity.register", (r) => `registered ${r.username} on ${r.server}, device ${r.deviceId}`),
+  },
+  {
+    name: "link-code",
+    method: "identity.linkCode",
+    about:
+      "Prints a one-time code (10 minutes) that makes another daemon a device of this account: run\n" +
+      "`mlsctl link CODE --server URL` there (or start it with `mlsd --link CODE`). The new device makes its own keys;\n" +
+      "this daemon adds it to its groups once it shows up.",
+    run: simple("identity.linkCode", (r) => `${r.code}\n${dim(`valid until ${localTime(r.expiresAt)}`)}`),
+  },
+  {
+    name: "link",
+    method: "identity.link",
+    args: ["code"],
+    flags: ["server"],
+    about: "On a fresh profile: become a new device of the account CODE was made for (`mlsctl link-code` there).",
+    run: simple("identity.link", (r) => `linked as a device ${r.deviceId} of ${r.username} on ${r.server}`),
+  },
+  {
+    name: "devices",
+    method: "identity.devices",
+    run: simple("identity.devices", (r) =>
+      [
+        `${r.username} (${r.userId})`,
+        table(
+          ["DEVICE", "ADDED", "STATUS", "MLS KEY", ""],
+          r.devices.map((d) => [
+            d.deviceId,
+            localTime(d.createdAt),
+            d.removedAt === null ? "active" : `removed ${localTime(d.removedAt)}`,
+            d.signatureKey ?? "none yet",
+            d.self ? "(this device)" : "",
+          ]),
+          "no devices",
+        ),
+      ].join("\n"),
+    ),
+  },
+  {
+    name: "remove-device",
+    method: "identity.removeDevice",
+    args: ["deviceId"],
+    about: "A lost laptop: it can no longer log in, and this daemon takes its leaves out of its groups.",
+    run: simple("identity.removeDevice", (r) => `removed device ${r.deviceId}`),
   },
   {
     name: "whoami",
@@ -129,9 +184,12 @@ export const commands: readonly Command[] = [
     run: simple("identity.get", (r) =>
       r.registered
         ? columns([
-            ["user", r.username ?? ""],
+            ["user", `${r.username ?? ""} (${r.userId ?? "user id not known yet"})`],
+            ["device", r.deviceId ?? "not known yet"],
+            ["client id", r.clientId ?? ""],
             ["server", r.server ?? ""],
-            ["key", r.signatureKey ?? ""],
+            ["mls key", r.signatureKey ?? ""],
+            ["login key", r.loginKey ?? ""],
             ["since", r.registeredAt === null ? "" : localTime(r.registeredAt)],
           ])
         : "not registered",
@@ -208,8 +266,16 @@ export const commands: readonly Command[] = [
       [
         `${r.name}: epoch ${r.epoch}, ${r.status}`,
         table(
-          ["USER", "LEAF", "KEY", ""],
-          r.members.map((m) => [m.username, String(m.leafIndex), m.signatureKey, m.self ? "(you)" : ""]),
+          ["USER", "DEVICE", "LEAF", "KEY", ""],
+          r.members.flatMap((m) =>
+            m.devices.map((d, i) => [
+              i === 0 ? m.username : "",
+              d.deviceId ?? d.clientId,
+              String(d.leafIndex),
+              d.signatureKey,
+              d.self ? "(this device)" : m.self ? "(yours)" : "",
+            ]),
+          ),
           "no members",
         ),
       ].join("\n"),

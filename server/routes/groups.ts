@@ -6,17 +6,17 @@ import type { DeliveryService } from "../services/delivery.js"
 import { addRoute } from "./register.js"
 
 export function deliveryRoutes(app: FastifyInstance, auth: AuthService, delivery: DeliveryService): void {
-  addRoute(app, auth, api.createGroup, ({ user, body }) => delivery.createGroup(user, body.groupId))
-  addRoute(app, auth, api.listGroups, ({ user }) => delivery.listGroups(user))
-  addRoute(app, auth, api.getGroup, ({ user, params }) => delivery.getGroup(user, params.groupId))
-  addRoute(app, auth, api.commit, ({ user, params, body }) => delivery.commit(user, params.groupId, body))
-  addRoute(app, auth, api.postMessage, ({ user, params, body }) =>
-    delivery.post(user, params.groupId, body.message, body.clientId),
+  addRoute(app, auth, api.createGroup, ({ device, body }) => delivery.createGroup(device, body.groupId))
+  addRoute(app, auth, api.listGroups, ({ device }) => delivery.listGroups(device))
+  addRoute(app, auth, api.getGroup, ({ device, params }) => delivery.getGroup(device, params.groupId))
+  addRoute(app, auth, api.commit, ({ device, params, body }) => delivery.commit(device, params.groupId, body))
+  addRoute(app, auth, api.postMessage, ({ device, params, body }) =>
+    delivery.post(device, params.groupId, body.message, body.clientId),
   )
-  addRoute(app, auth, api.postMessages, ({ user, params, body }) =>
-    delivery.postBatch(user, params.groupId, body.messages),
+  addRoute(app, auth, api.postMessages, ({ device, params, body }) =>
+    delivery.postBatch(device, params.groupId, body.messages),
   )
-  addRoute(app, auth, api.readLog, ({ user, params, query }) => delivery.readLog(user, params.groupId, query))
-  addRoute(app, auth, inbox.readInbox, ({ user, query }) => delivery.readInbox(user, query))
-  addRoute(app, auth, inbox.ackInbox, async ({ user, body }) => ({ deleted: await delivery.ack(user, body.upTo) }))
+  addRoute(app, auth, api.readLog, ({ device, params, query }) => delivery.readLog(device, params.groupId, query))
+  addRoute(app, auth, inbox.readInbox, ({ device, query }) => delivery.readInbox(device, query))
+  addRoute(app, auth, inbox.ackInbox, async ({ device, body }) => ({ deleted: await delivery.ack(device, body.upTo) }))
 }

@@ -3,6 +3,7 @@ import type { Static, TSchema } from "@sinclair/typebox"
 import type { FastifyInstance } from "fastify"
 import type { RouteDescriptor } from "../../rpc-schema/server/index.js"
 import type { AuthService, Session } from "../services/auth.js"
+import type { DeviceRef } from "../store/types.js"
 
 type In<S> = S extends TSchema ? Static<S> : undefined
 
@@ -10,8 +11,8 @@ export interface RouteInput<D extends RouteDescriptor> {
   params: In<D["params"]>
   query: In<NonNullable<D["query"]>>
   body: In<D["body"]>
-  /** The authenticated user; empty on routes without authentication. */
-  user: string
+  /** The authenticated device (the session's); undefined on routes without authentication. */
+  device: DeviceRef
   /** The session of the request's bearer token; undefined on routes without authentication. */
   session: Session | undefined
   /** The TCP peer's address (forwarded headers are not trusted): the key of the per-address limits. */
@@ -37,7 +38,6 @@ export function addRoute<D extends RouteDescriptor>(
     onRequest: d.auth
       ? async (request) => {
           request.session = await auth.authenticate(request.headers.authorization)
-          request.user = request.session.user
         }
       : undefined,
     handler: async (request, reply) => {
@@ -45,7 +45,8 @@ export function addRoute<D extends RouteDescriptor>(
         params: request.params as In<D["params"]>,
         query: request.query as In<NonNullable<D["query"]>>,
         body: request.body as In<D["body"]>,
-        user: request.user,
+        // Read only by routes with authentication, where onRequest has set the session.
+        device: request.session?.device as DeviceRef,
         session: request.session,
         ip: request.ip,
       })
@@ -56,7 +57,6 @@ export function addRoute<D extends RouteDescriptor>(
 
 declare module "fastify" {
   interface FastifyRequest {
-    user: string
     session: Session | undefined
   }
 }

@@ -19,7 +19,7 @@ import {
 import type { InboxItem, InboxResult } from "../../rpc-schema/server/http/inbox.js"
 import type { Clock } from "../clock.js"
 import type { ServerConfig } from "../config.js"
-import type { DeliveryStore } from "../store/types.js"
+import type { DeliveryStore, DeviceRef, StoredGroup } from "../store/types.js"
 import type { StreamHub } from "../ws/hub.js"
 import { toLogEntry } from "../ws/frames.js"
 import type { DirectoryEvents } from "./events.js"
@@ -46,6 +46,18 @@ export function pageArgs(q: { after?: string; limit?: string }): { after: number
   return { after: q.after === undefined ? 0 : Number(q.after), limit }
 }
 
+/** A group as its members see it: handles and the device roster. */
+function groupInfo(g: StoredGroup): GroupInfoResult {
+  return {
+    groupId: g.groupId,
+    epoch: g.epoch,
+    lastSeq: g.lastSeq,
+    members: [...new Set(g.members.map((m) => m.handle))].sort(),
+    devices: g.members.map((m) => ({ clientId: m.clientId, userId: m.userId, handle: m.handle, deviceId: m.deviceId })),
+  }
+}
+
+/** The delivery service acts for devices: rosters, cursors and inboxes are per device, budgets per account. */
 export class DeliveryService {
   private readonly postLimiter: RateLimiter
 
@@ -63,9 +75,9 @@ export class DeliveryService {
     events.on("reserved", wake).on("spent", wake).on("released", wake).on("poolLow", wake)
   }
 
-  /** Takes `n` posts of the user's budget (a batch counts each message). */
-  private limitPosts(user: string, n = 1): void {
-    takeAll([{ limiter: this.postLimiter, key: user, what: "too many messages" }], n)
+  /** Takes `n` posts of the account's budget (a batch counts each message; an account's devices share it). */
+  private limitPosts(device: DeviceRef, n = 1): void {
+    takeAll([{ limiter: this.postLimiter, key: device.userId, what: "too many messages" }], n)
   }
 
   private decodeMessage(text: string): Uint8Array {
@@ -84,28 +96,30 @@ export class DeliveryService {
     return f
   }
 
-  async createGroup(user: string, groupIdText: string): Promise<GroupInfoResult> {
-    this.limitPosts(user)
+  async createGroup(device: DeviceRef, groupIdText: string): Promise<GroupInfoResult> {
+    this.limitPosts(device)
     const groupId = canonicalGroupId(groupIdText)
-    const g = await this.store.createGroup(groupId, user, this.clock.now())
-    this.hub.groupCreated(groupId, user)
-    return g
+    const g = await this.store.createGroup(groupId, device, this.clock.now())
+    this.hub.groupCreated(groupId, device.deviceId)
+    return groupInfo(g)
   }
 
-  async getGroup(user: string, groupIdText: string): Promise<GroupInfoResult> {
+  async getGroup(device: DeviceRef, groupIdText: string): Promise<GroupInfoResult> {
     const groupId = canonicalGroupId(groupIdText)
     const g = await this.store.group(groupId)
     if (!g) throw new AppError("group_not_found", "no group with that id")
-    if (!g.members.includes(user)) throw new AppError("not_member", `${user} is not a member of that group`)
-    return g
+    if (!g.members.some((m) => m.deviceId === device.deviceId)) {
+      throw new AppError("not_member", `${device.clientId} is not a member of that group`)
+    }
+    return groupInfo(g)
   }
 
-  async listGroups(user: string): Promise<ListGroupsResult> {
-    return { groups: await this.store.memberships(user) }
+  async listGroups(device: DeviceRef): Promise<ListGroupsResult> {
+    return { groups: await this.store.memberships(device.deviceId) }
   }
 
-  async commit(user: string, groupIdText: string, body: CommitBody): Promise<CommitResult> {
-    this.limitPosts(user)
+  async commit(device: DeviceRef, groupIdText: string, body: CommitBody): Promise<CommitResult> {
+    this.limitPosts(device)
     const groupId = canonicalGroupId(groupIdText)
     const data = this.decodeMessage(body.commit)
     const f = this.framing(groupId, data)
@@ -120,7 +134,7 @@ export class DeliveryService {
     if (body.welcome !== undefined) checkWelcome(this.decodeMessage(body.welcome))
     const outcome = await this.store.commit({
       groupId,
-      sender: user,
+      sender: device,
       epoch: f.epoch,
       data,
       consumed: body.keyPackages,
@@ -130,12 +144,12 @@ export class DeliveryService {
     })
     this.hub.commit(outcome)
     for (const s of outcome.spent)
-      this.events.emit("spent", { owner: s.owner, ref: s.ref, by: user, lastResort: s.lastResort })
+      this.events.emit("spent", { owner: s.owner, ref: s.ref, by: device.deviceId, lastResort: s.lastResort })
     return { seq: outcome.entry.seq, epoch: f.epoch, newEpoch: f.epoch + 1 }
   }
 
-  async post(user: string, groupIdText: string, message: string, clientId?: string): Promise<PostResult> {
-    this.limitPosts(user)
+  async post(device: DeviceRef, groupIdText: string, message: string, clientId?: string): Promise<PostResult> {
+    this.limitPosts(device)
     const groupId = canonicalGroupId(groupIdText)
     const data = this.decodeMessage(message)
     const f = this.framing(groupId, data)
@@ -143,7 +157,7 @@ export class DeliveryService {
     const id = clientId === undefined ? undefined : fromBase64Url(clientId)
     const { entry, duplicate } = await this.store.append(
       groupId,
-      user,
+      device,
       f.epoch,
       f.contentType,
       data,
@@ -156,8 +170,8 @@ export class DeliveryService {
   }
 
   /** Several messages of one sender, appended in order in one transaction; any refused item refuses them all. */
-  async postBatch(user: string, groupIdText: string, items: readonly BatchItem[]): Promise<MessageBatchResult> {
-    this.limitPosts(user, items.length)
+  async postBatch(device: DeviceRef, groupIdText: string, items: readonly BatchItem[]): Promise<MessageBatchResult> {
+    this.limitPosts(device, items.length)
     const groupId = canonicalGroupId(groupIdText)
     const decoded = items.map((item, index) => {
       try {
@@ -170,21 +184,21 @@ export class DeliveryService {
         throw new AppError(err.code, `message ${index}: ${err.message}`, { ...err.details, index })
       }
     })
-    const outcomes = await this.store.appendBatch(groupId, user, decoded, this.clock.now())
+    const outcomes = await this.store.appendBatch(groupId, device, decoded, this.clock.now())
     // In seq order, after the commit; duplicates were streamed when first appended.
     for (const o of outcomes) if (!o.duplicate) this.hub.entry(o.entry)
     return { results: outcomes.map((o) => ({ seq: o.entry.seq, epoch: o.entry.epoch })) }
   }
 
-  async readLog(user: string, groupIdText: string, q: { after?: string; limit?: string }): Promise<LogResult> {
+  async readLog(device: DeviceRef, groupIdText: string, q: { after?: string; limit?: string }): Promise<LogResult> {
     const groupId = canonicalGroupId(groupIdText)
     const { after, limit } = pageArgs(q)
-    const m = await this.store.membership(groupId, user)
+    const m = await this.store.membership(groupId, device.deviceId)
     if (!m) {
       if (!(await this.store.group(groupId))) throw new AppError("group_not_found", "no group with that id")
-      throw new AppError("not_member", `${user} is not a member of that group`)
+      throw new AppError("not_member", `${device.clientId} is not a member of that group`)
     }
-    const page = await this.store.readLog(groupId, user, after, limit)
+    const page = await this.store.readLog(groupId, device.deviceId, after, limit)
     return {
       entries: page.entries.map(toLogEntry),
       lastSeq: m.removedSeq ?? m.lastSeq,
@@ -192,24 +206,24 @@ export class DeliveryService {
     }
   }
 
-  async readInbox(user: string, q: { after?: string; limit?: string }): Promise<InboxResult> {
+  async readInbox(device: DeviceRef, q: { after?: string; limit?: string }): Promise<InboxResult> {
     const { after, limit } = pageArgs(q)
-    const page = await this.store.readInbox(user, after, limit)
+    const page = await this.store.readInbox(device.deviceId, after, limit)
     return {
       items: page.items.map((i) => ({ id: i.id, item: JSON.parse(i.item) as InboxItem, createdAt: i.createdAt })),
       ...(page.expired && { expired: page.expired }),
     }
   }
 
-  async ack(user: string, upTo: number): Promise<number> {
-    return this.store.ack(user, upTo)
+  async ack(device: DeviceRef, upTo: number): Promise<number> {
+    return this.store.ack(device.deviceId, upTo)
   }
 
-  /** Retention; the stream connections of users whose unacknowledged inbox items were deleted are told after the commit. */
+  /** Retention; the stream connections of devices whose unacknowledged inbox items were deleted are told after the commit. */
   async collectGarbage() {
     this.postLimiter.prune()
     const report = await this.store.collectGarbage(this.clock.now(), this.config.deliveryRetentionMs)
-    for (const user of report.expiredUsers) this.hub.inbox(user)
+    for (const device of report.expiredDevices) this.hub.inbox(device)
     return report
   }
 }

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto"
 import { ciphersuites } from "ts-mls"
-import { fromBase64Url, toBase64Url } from "../../rpc-schema/common.js"
+import { fromBase64Url, parseMlsClientId, toBase64Url } from "../../rpc-schema/common.js"
 import { AppError } from "../../rpc-schema/errors.js"
 import {
   keyPackageCap,
@@ -20,11 +20,12 @@ import {
 import type { Clock } from "../clock.js"
 import type { ServerConfig } from "../config.js"
 import { suiteImpl } from "../mls.js"
-import type { ServerStore, StoreUploadOutcome } from "../store/types.js"
+import type { DeviceRef, ServerStore, StoreUploadOutcome, StoredDevice } from "../store/types.js"
+import { accountOf } from "./auth.js"
 import type { DirectoryEvents } from "./events.js"
 import { keyPackageRejections } from "../../rpc-schema/errors.js"
 import { RateLimiter, takeAll } from "./rateLimiter.js"
-import { validateKeyPackage, type Validation } from "./keyPackageValidation.js"
+import { validateKeyPackage, type Uploader, type Validation } from "./keyPackageValidation.js"
 
 const expiringSoonMs = 2 * 24 * 3600_000
 const defaultCipherSuite = ciphersuites.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
@@ -59,78 +60,135 @@ export class DirectoryService {
   }
 
   /**
-   * Takes a token of every budget this reservation counts against, or none. Group-mates of the target draw on the
-   * target's budget; strangers draw on it too but also on their small share, so however many strangers ask, the
-   * rest of the budget stays for the people the target talks to.
+   * Takes `n` tokens (one per key) of every budget this reservation counts against, or none. Budgets are per account:
+   * group-mates of the target draw on the target's budget; strangers draw on it too but also on their small share,
+   * so however many strangers ask, the rest of the budget stays for the people the target talks to.
    */
-  private async budget(requester: string, target: string, ip: string): Promise<void> {
-    const mate = requester === target || (await this.store.sharesGroup(requester, target))
+  private async budget(requester: DeviceRef, target: { userId: string; handle: string }, ip: string, n: number) {
+    const mate = requester.userId === target.userId || (await this.store.sharesGroup(requester.userId, target.userId))
     const { pair, target: perTarget, stranger, ip: perIp } = this.limits
-    takeAll([
-      { limiter: perIp, key: ip, what: "too many reservations from this address" },
-      { limiter: pair, key: `${requester}\0${target}`, what: `too many reservations of ${target}'s keys by you` },
-      ...(mate
-        ? []
-        : [{ limiter: stranger, key: target, what: `too many reservations of ${target}'s keys by non-group-mates` }]),
-      { limiter: perTarget, key: target, what: `too many reservations of ${target}'s keys` },
-    ])
+    const name = target.handle
+    takeAll(
+      [
+        { limiter: perIp, key: ip, what: "too many reservations from this address" },
+        {
+          limiter: pair,
+          key: `${requester.userId}\0${target.userId}`,
+          what: `too many reservations of ${name}'s keys by you`,
+        },
+        ...(mate
+          ? []
+          : [
+              {
+                limiter: stranger,
+                key: target.userId,
+                what: `too many reservations of ${name}'s keys by non-group-mates`,
+              },
+            ]),
+        { limiter: perTarget, key: target.userId, what: `too many reservations of ${name}'s keys` },
+      ],
+      n,
+    )
   }
 
-  private async uploader(username: string) {
-    const signatureKey = await this.store.userKey(username)
-    if (!signatureKey) throw new AppError("unknown_user", `no user "${username}"`)
-    return { username, signatureKey }
+  /** The uploading device: its client id, whether it may still use the bare handle, its bound key. */
+  private async uploader(device: DeviceRef): Promise<Uploader> {
+    const account = await accountOf(this.store, device.userId)
+    const active = account.devices.filter((d) => d.removedAt === null)
+    const self = active.find((d) => d.deviceId === device.deviceId)
+    if (!self) throw new AppError("device_removed", "the device was removed")
+    // Daemons from before devices name themselves by the bare handle: allowed for the account's oldest device only.
+    const legacyHandle = active[0]!.deviceId === device.deviceId ? device.handle : undefined
+    return { clientId: device.clientId, legacyHandle, mlsKey: self.mlsKey }
   }
 
-  private async validateAll(username: string, encoded: string[]): Promise<Validation[]> {
-    const uploader = await this.uploader(username)
+  private async validateAll(device: DeviceRef, encoded: string[]): Promise<Validation[]> {
+    const uploader = await this.uploader(device)
     const now = this.clock.now()
     return Promise.all(encoded.map((e) => validateKeyPackage(fromBase64Url(e), uploader, now, suiteImpl)))
   }
 
-  async upload(username: string, encoded: string[]): Promise<UploadItemResult[]> {
-    const checks = await this.validateAll(username, encoded)
+  async upload(device: DeviceRef, encoded: string[]): Promise<UploadItemResult[]> {
+    const checks = await this.validateAll(device, encoded)
     const valid = checks.flatMap((c) => (c.ok ? [c.kp] : []))
-    const stored = await this.store.addKeyPackages(username, valid, keyPackageCap, this.clock.now())
+    const stored = await this.store.addKeyPackages(device.deviceId, valid, keyPackageCap, this.clock.now())
     let next = 0
     return checks.map((c, index) => (c.ok ? toItem(index, stored[next++]!) : { index, status: "rejected", ...pick(c) }))
   }
 
-  async setLastResort(username: string, encoded: string): Promise<UploadItemResult> {
-    const [check] = await this.validateAll(username, [encoded])
+  async setLastResort(device: DeviceRef, encoded: string): Promise<UploadItemResult> {
+    const [check] = await this.validateAll(device, [encoded])
     if (!check!.ok) return { index: 0, status: "rejected", ...pick(check!) }
-    return toItem(0, await this.store.setLastResort(username, check!.kp, this.clock.now()))
+    return toItem(0, await this.store.setLastResort(device.deviceId, check!.kp, this.clock.now()))
+  }
+
+  /** The active devices `target` names: every one of an account (handle or user id), or the one of a client id. */
+  private async targets(target: string) {
+    const client = parseMlsClientId(target)
+    const account = await accountOf(this.store, client ? client.userId : target)
+    const active = account.devices.filter((d) => d.removedAt === null)
+    if (!client) return { account, devices: active }
+    const device = active.find((d) => d.clientId === target)
+    if (!device) throw new AppError("unknown_device", `no active device ${target}`)
+    return { account, devices: [device] }
   }
 
   /** `ip` is the client's address (per-address budget). */
   async reserve(
-    requester: string,
+    requester: DeviceRef,
     target: string,
     ip: string,
     cipherSuite: number = defaultCipherSuite,
   ): Promise<ReserveResult> {
-    await this.budget(requester, target, ip)
+    const { account, devices } = await this.targets(target)
+    await this.budget(requester, account, ip, devices.length)
     const now = this.clock.now()
-    const id = randomBytes(16).toString("base64url")
+    const newId = () => randomBytes(16).toString("base64url")
     const expiresAt = now + this.config.reservationTtlMs
-    const r = await this.store.reserve(target, cipherSuite, requester, id, now, expiresAt, this.config.lowWatermark)
-    const event = { owner: target, ref: r.ref, by: requester, lastResort: r.lastResort }
-    this.events.emit("reserved", { ...event, remainingAvailable: r.remainingAvailable })
-    if (r.remainingAvailable < this.config.lowWatermark) {
-      this.events.emit("poolLow", { owner: target, available: r.remainingAvailable })
-    }
+    const owners = devices.map((d) => d.deviceId)
+    const { reserved, missing } = await this.store.reserve(
+      owners,
+      cipherSuite,
+      requester,
+      newId,
+      now,
+      expiresAt,
+      this.config.lowWatermark,
+    )
+    const byId = new Map<string, StoredDevice>(devices.map((d) => [d.deviceId, d]))
+    const keyPackages = reserved.map((r) => {
+      const event = { owner: r.owner, ref: r.ref, by: requester.deviceId, lastResort: r.lastResort }
+      this.events.emit("reserved", { ...event, remainingAvailable: r.remainingAvailable })
+      if (r.remainingAvailable < this.config.lowWatermark) {
+        this.events.emit("poolLow", { owner: r.owner, available: r.remainingAvailable })
+      }
+      return {
+        deviceId: r.owner,
+        clientId: byId.get(r.owner)!.clientId,
+        ref: r.ref,
+        keyPackage: toBase64Url(r.data),
+        reservationId: r.reservationId,
+        expiresAt: r.expiresAt,
+        lastResort: r.lastResort,
+      }
+    })
+    const first = keyPackages[0]!
     return {
-      ref: r.ref,
-      keyPackage: toBase64Url(r.data),
-      reservationId: r.reservationId,
-      expiresAt: r.expiresAt,
-      lastResort: r.lastResort,
+      userId: account.userId,
+      handle: account.handle,
+      keyPackages,
+      missing: missing.map((id) => ({ deviceId: id, clientId: byId.get(id)!.clientId })),
+      ref: first.ref,
+      keyPackage: first.keyPackage,
+      reservationId: first.reservationId,
+      expiresAt: first.expiresAt,
+      lastResort: first.lastResort,
     }
   }
 
-  async spend(requester: string, ref: string, reservationId: string): Promise<SpendResult> {
+  async spend(requester: DeviceRef, ref: string, reservationId: string): Promise<SpendResult> {
     const s = await this.store.spend(ref, reservationId, requester, this.clock.now())
-    this.events.emit("spent", { owner: s.owner, ref, by: requester, lastResort: s.lastResort })
+    this.events.emit("spent", { owner: s.owner, ref, by: requester.deviceId, lastResort: s.lastResort })
     return { ref, spentAt: s.spentAt, lastResort: s.lastResort }
   }
 

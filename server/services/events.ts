@@ -1,6 +1,6 @@
 /**
  * Key-directory events raised inside the server, after the change is committed. The delivery
- * service forwards them to the key owner's stream.
+ * service forwards them to the key owner's stream. Owners and actors are device ids.
  */
 import { EventEmitter } from "node:events"
 

@@ -1,8 +1,10 @@
 /**
  * Server-side KeyPackage checks (RFC 9420 §10.1) before anything reaches the store: decoding
- * (bare or MLSMessage-wrapped, canonical, no trailing bytes), credential = uploader, leaf
- * signature key = registered key, both signatures, init key ≠ encryption key, a current lifetime
- * of at most 90 days. The KeyPackageRef is computed here, over the exact bytes stored.
+ * (bare or MLSMessage-wrapped, canonical, no trailing bytes), credential identity = the uploading
+ * device's client id, leaf signature key = the device's bound MLS key (if one is bound yet: the
+ * store binds the first accepted one, in its transaction), both signatures, init key ≠ encryption
+ * key, a current lifetime of at most 90 days. The KeyPackageRef is computed here, over the exact
+ * bytes stored.
  */
 import { ciphersuites, type CiphersuiteImpl, type CiphersuiteName } from "ts-mls"
 import { refhash } from "ts-mls/crypto/hash.js"
@@ -54,9 +56,14 @@ export function isCanonical(kp: KeyPackage, bare: Uint8Array): boolean {
   return sameBytes(encodeKeyPackage(structuredClone(kp)), bare)
 }
 
+/** The uploading device as the checks see it. */
 export interface Uploader {
-  username: string
-  signatureKey: Uint8Array
+  /** The identity its credentials must carry. */
+  clientId: string
+  /** Also accepted as the identity: the bare handle, for the account's oldest device (daemons from before devices). */
+  legacyHandle: string | undefined
+  /** The MLS signature key bound to the device; null until its first accepted upload binds one. */
+  mlsKey: Uint8Array | null
 }
 
 export async function validateKeyPackage(
@@ -75,10 +82,13 @@ export async function validateKeyPackage(
 
   const leaf = kp.leafNode
   const cred = leaf.credential
-  if (cred.credentialType !== "basic" || Buffer.from(cred.identity).toString("utf8") !== uploader.username) {
-    return reject("credential_mismatch")
+  const identity = cred.credentialType === "basic" ? Buffer.from(cred.identity).toString("utf8") : undefined
+  if (identity === undefined || (identity !== uploader.clientId && identity !== uploader.legacyHandle)) {
+    return reject("credential_mismatch", `the identity must be ${uploader.clientId}`)
   }
-  if (!sameBytes(leaf.signaturePublicKey, uploader.signatureKey)) return reject("signature_key_mismatch")
+  if (uploader.mlsKey && !sameBytes(leaf.signaturePublicKey, uploader.mlsKey)) {
+    return reject("credential_mismatch", "the signature key is not the one bound to this device")
+  }
   if (sameBytes(kp.initKey, leaf.hpkePublicKey)) return reject("malformed", "init key equals the encryption key")
 
   const notBefore = Number(leaf.lifetime.notBefore) * 1000
@@ -96,6 +106,13 @@ export async function validateKeyPackage(
   const ref = await refhash("MLS 1.0 KeyPackage Reference", bare, cs.hash)
   return {
     ok: true,
-    kp: { ref: toBase64Url(ref), initKey: kp.initKey, cipherSuite: ciphersuites[kp.cipherSuite], data: bare, notAfter },
+    kp: {
+      ref: toBase64Url(ref),
+      initKey: kp.initKey,
+      cipherSuite: ciphersuites[kp.cipherSuite],
+      data: bare,
+      notAfter,
+      signatureKey: leaf.signaturePublicKey,
+    },
   }
 }

@@ -1,5 +1,5 @@
 /**
- * Writes per-user inbox items, inside the transaction of the change they report: a Welcome with
+ * Writes per-device inbox items, inside the transaction of the change they report: a Welcome with
  * its Commit, a removal with the Commit that removes, a key event with the reserve or spend.
  */
 import type { InboxItem } from "../../rpc-schema/server/http/inbox.js"
@@ -10,14 +10,14 @@ export class InboxWriter {
   private readonly insert
 
   constructor(db: Db) {
-    this.insert = db.prepare("INSERT INTO inbox (username, kind, group_id, item, created_at) VALUES (?, ?, ?, ?, ?)")
+    this.insert = db.prepare("INSERT INTO inbox (device, kind, group_id, item, created_at) VALUES (?, ?, ?, ?, ?)")
   }
 
-  /** Adds `item` to `username`'s inbox; call inside a transaction. */
-  add(username: string, item: InboxItem, now: number): StoredInboxItem {
+  /** Adds `item` to the inbox of device `device`; call inside a transaction. */
+  add(device: string, item: InboxItem, now: number): StoredInboxItem {
     const json = JSON.stringify(item)
     const groupId = "groupId" in item ? item.groupId : null
-    const id = Number(this.insert.run(username, item.kind, groupId, json, now).lastInsertRowid)
+    const id = Number(this.insert.run(device, item.kind, groupId, json, now).lastInsertRowid)
     return { id, item: json, createdAt: now }
   }
 }

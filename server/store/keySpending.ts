@@ -1,13 +1,13 @@
 /**
  * The rules for spending a reserved KeyPackage, in one place for both paths that spend: the key
- * directory's `spend` and a Commit that consumes keys (DESIGN §2: a key is used only while its
- * user holds the reservation). Runs inside the caller's transaction and throws to refuse; the
+ * directory's `spend` and a Commit that consumes keys (DESIGN §2: a key is used only while the
+ * device that reserved it holds the reservation). Runs inside the caller's transaction and throws to refuse; the
  * owner's keySpent inbox item is written in that same transaction.
  */
 import { AppError } from "../../rpc-schema/errors.js"
 import type { Db } from "./database.js"
 import { InboxWriter } from "./inboxWriter.js"
-import type { StoredSpend } from "./types.js"
+import type { DeviceRef, StoredSpend } from "./types.js"
 
 export class KeySpender {
   private readonly s
@@ -29,14 +29,14 @@ export class KeySpender {
     }
   }
 
-  /** Spends `ref` under `reservationId` for `requester`; call inside a transaction. */
-  spend(ref: string, reservationId: string, requester: string, now: number): StoredSpend {
+  /** Spends `ref` under `reservationId` for the `requester` device; call inside a transaction. */
+  spend(ref: string, reservationId: string, requester: DeviceRef, now: number): StoredSpend {
     const key = this.s.key.get(ref)
     if (!key) throw new AppError("keypackage_not_found", "no KeyPackage with that ref")
     // Whose reservation it is comes first: anyone else learns nothing about the key's state (no spend oracle).
     const r = this.s.reservation.get(reservationId)
     if (!r || r.ref !== ref) throw new AppError("reservation_invalid", "that reservation is not one of this KeyPackage")
-    if (r.requester !== requester) throw new AppError("forbidden", "the reservation belongs to another user")
+    if (r.requester !== requester.deviceId) throw new AppError("forbidden", "the reservation belongs to another device")
     if (key.state === "spent") throw new AppError("already_spent", "that KeyPackage was spent already")
     if (r.spent_at !== null) throw new AppError("already_spent", "that reservation was spent already")
     const lastResort = key.last_resort === 1
@@ -46,8 +46,9 @@ export class KeySpender {
     // A last-resort key is never consumed (RFC 9750 practice): only its reservation is.
     if (!lastResort) this.s.spendKey.run(now, ref)
     this.s.spendReservation.run(now, reservationId)
-    this.s.audit.run(now, "spend", key.owner, ref, requester, reservationId)
-    this.inbox.add(key.owner, { kind: "keySpent", ref, by: requester, lastResort }, now)
+    this.s.audit.run(now, "spend", key.owner, ref, requester.deviceId, reservationId)
+    const by = { by: requester.handle, byClientId: requester.clientId }
+    this.inbox.add(key.owner, { kind: "keySpent", ref, ...by, lastResort }, now)
     return { ref, owner: key.owner, spentAt: now, lastResort }
   }
 }

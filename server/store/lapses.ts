@@ -8,8 +8,10 @@ import type { Db } from "./database.js"
 import { InboxWriter } from "./inboxWriter.js"
 
 export interface Lapse {
+  /** The device whose key it is. */
   owner: string
   ref: string
+  /** The device that let its reservation lapse. */
   requester: string
 }
 
@@ -43,6 +45,9 @@ export class LapseReleaser {
          WHERE ref = ? AND state = 'reserved' AND reservation_id = ? RETURNING last_resort`,
       ),
       lastResort: db.prepare<[string], { last_resort: number }>("SELECT last_resort FROM keypackages WHERE ref = ?"),
+      names: db.prepare<[string], { handle: string; client_id: string }>(
+        "SELECT a.handle, d.client_id FROM devices d JOIN accounts a ON a.user_id = d.user_id WHERE d.id = ?",
+      ),
       audit: db.prepare(
         "INSERT INTO audit (at, action, owner, ref, actor, reservation_id) VALUES (?, 'reservation_expire', ?, ?, NULL, ?)",
       ),
@@ -57,11 +62,10 @@ export class LapseReleaser {
       this.s.release.all(r.ref, r.id)
       const lastResort = this.s.lastResort.get(r.ref)?.last_resort === 1
       this.s.audit.run(now, r.owner, r.ref, r.id)
-      this.inbox.add(
-        r.owner,
-        { kind: "keyReleased", ref: r.ref, by: r.requester, lastResort, reservedAt: r.created_at },
-        now,
-      )
+      // A reservation migrated from before devices may name a user that is gone: it is named as recorded.
+      const names = this.s.names.get(r.requester)
+      const by = names ? { by: names.handle, byClientId: names.client_id } : { by: r.requester }
+      this.inbox.add(r.owner, { kind: "keyReleased", ref: r.ref, ...by, lastResort, reservedAt: r.created_at }, now)
       return { owner: r.owner, ref: r.ref, requester: r.requester }
     })
   }

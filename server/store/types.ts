@@ -2,9 +2,55 @@
  * The server's storage interface. Every method that changes state is one transaction; the SQLite
  * implementation groups concurrent ones into a shared commit. A PostgreSQL backend implements the
  * same interface.
+ *
+ * Principals: accounts are named by user id (UUID) or handle; everything device-scoped (challenges, sessions,
+ * KeyPackages and their owners, reservations and their requesters, group rosters, log senders, inboxes) is keyed by
+ * the device id (16 hex digits). Methods that write an inbox item naming an actor take the actor as a `DeviceRef`, so
+ * the item can name its handle and client id.
  */
 import type { KeyPackageRejection } from "../../rpc-schema/errors.js"
 import type { Lapse } from "./lapses.js"
+
+/** A device with its account's names: what a session acts as, and how entries and inbox items name an actor. */
+export interface DeviceRef {
+  deviceId: string
+  userId: string
+  handle: string
+  /** `<userId>:<deviceId>@<domain>`, fixed when the device was created. */
+  clientId: string
+}
+
+/** A device as the directory shows it. */
+export interface StoredDevice extends DeviceRef {
+  loginKey: Uint8Array
+  /** Bound by the first accepted KeyPackage upload; null until then. */
+  mlsKey: Uint8Array | null
+  createdAt: number
+  /** Null while active. */
+  removedAt: number | null
+}
+
+export interface StoredAccount {
+  userId: string
+  handle: string
+  createdAt: number
+  /** Every device, active and removed, oldest first. */
+  devices: StoredDevice[]
+}
+
+/** A device to create: ids and client id assigned by the caller (the service). */
+export interface NewDevice {
+  deviceId: string
+  clientId: string
+  loginKey: Uint8Array
+}
+
+/** What removing a device changed, for the caller to act on after the commit. */
+export interface DeviceRemoval {
+  removedAt: number
+  /** False when the device had been removed before (nothing changed). */
+  changed: boolean
+}
 
 /** A KeyPackage that passed every cryptographic check and is ready to store. */
 export interface ValidKeyPackage {
@@ -16,13 +62,20 @@ export interface ValidKeyPackage {
   data: Uint8Array
   /** not_after in milliseconds. */
   notAfter: number
+  /** The leaf's signature key: bound to the device by its first accepted upload, and required equal after that. */
+  signatureKey: Uint8Array
 }
 
 export type StoreUploadOutcome =
   | { status: "accepted" | "duplicate"; ref: string; notAfter: number }
-  | { status: "rejected"; reason: Extract<KeyPackageRejection, "init_key_reused" | "cap_exceeded"> }
+  | {
+      status: "rejected"
+      reason: Extract<KeyPackageRejection, "init_key_reused" | "cap_exceeded" | "credential_mismatch">
+    }
 
 export interface StoredReservation {
+  /** The device whose key this is. */
+  owner: string
   ref: string
   data: Uint8Array
   reservationId: string
@@ -34,6 +87,7 @@ export interface StoredReservation {
 
 export interface StoredSpend {
   ref: string
+  /** The device whose key it was. */
   owner: string
   spentAt: number
   lastResort: boolean
@@ -59,45 +113,88 @@ export interface GcReport {
 }
 
 export interface ServerStore {
-  createUser(username: string, signatureKey: Uint8Array, now: number): Promise<void>
-  userKey(username: string): Promise<Uint8Array | undefined>
-  /** Whether both users are on the roster of one group (the key directory serves group-mates first). */
-  sharesGroup(a: string, b: string): Promise<boolean>
+  /** Creates an account with its first device; username_taken when the handle is. */
+  createAccount(userId: string, handle: string, device: NewDevice, now: number): Promise<void>
+  /** The account named by `ref` (its handle or its user id) with all its devices. */
+  account(ref: string): Promise<StoredAccount | undefined>
+  /** One device, active or removed. */
+  device(deviceId: string): Promise<StoredDevice | undefined>
+  /** Adds a device to an account; conflict when an active device (of any account) has that login key. */
+  addDevice(userId: string, device: NewDevice, now: number): Promise<void>
+  /**
+   * Stores a link code's hash for `userId`, made by device `createdBy`, unless the account has `max` unexpired ones
+   * already; then answers when the first of those expires, and stores nothing.
+   */
+  createLinkCode(
+    codeHash: Uint8Array,
+    userId: string,
+    createdBy: string,
+    expiresAt: number,
+    now: number,
+    max: number,
+  ): Promise<number | undefined>
+  /**
+   * In one transaction: deletes the unexpired link code of that hash and adds the device `device(userId)` makes to
+   * the code's account (as `addDevice`). invalid_link_code (nothing changes) when there is no such code.
+   */
+  redeemLinkCode(
+    codeHash: Uint8Array,
+    device: (userId: string) => NewDevice,
+    now: number,
+  ): Promise<{ userId: string; handle: string; device: NewDevice }>
+  /**
+   * In one transaction: marks the device of `userId` removed and deletes its sessions, challenges, link codes and
+   * KeyPackages (reserved ones and the last-resort key too). unknown_device when the account has no such device;
+   * conflict when it is the account's last active one.
+   */
+  removeDevice(userId: string, deviceId: string, now: number): Promise<DeviceRemoval>
+  /** Whether devices of both accounts (user ids) are on the roster of one group (the directory serves group-mates first). */
+  sharesGroup(userA: string, userB: string): Promise<boolean>
 
   /**
-   * Stores a challenge unless `username` has `max` unexpired ones already; then answers when the first of those
+   * Stores a challenge for a device unless it has `max` unexpired ones already; then answers when the first of those
    * expires, and stores nothing.
    */
   createChallenge(
     id: string,
-    username: string,
+    deviceId: string,
     nonce: Uint8Array,
     expiresAt: number,
     now: number,
     max: number,
   ): Promise<number | undefined>
   /** Deletes the challenge and returns it if it was unexpired: a challenge answers once at most. */
-  consumeChallenge(id: string, now: number): Promise<{ username: string; nonce: Uint8Array } | undefined>
-  createSession(tokenHash: Uint8Array, username: string, expiresAt: number): Promise<void>
-  /** The unexpired session of that token hash. */
-  session(tokenHash: Uint8Array, now: number): Promise<{ username: string; expiresAt: number } | undefined>
+  consumeChallenge(id: string, now: number): Promise<{ deviceId: string; nonce: Uint8Array } | undefined>
+  createSession(tokenHash: Uint8Array, deviceId: string, expiresAt: number): Promise<void>
+  /** The unexpired session of that token hash, with its device (sessions of removed devices are deleted). */
+  session(tokenHash: Uint8Array, now: number): Promise<{ device: DeviceRef; expiresAt: number } | undefined>
   deleteSession(tokenHash: Uint8Array): Promise<void>
 
+  /**
+   * Stores the device's validated KeyPackages. The first accepted one binds its signature key to the device when none
+   * is bound; one with another key than the bound one is rejected credential_mismatch.
+   */
   addKeyPackages(owner: string, items: ValidKeyPackage[], cap: number, now: number): Promise<StoreUploadOutcome[]>
+  /** Sets the device's last-resort key, with the same key binding as `addKeyPackages`. */
   setLastResort(owner: string, item: ValidKeyPackage, now: number): Promise<StoreUploadOutcome>
-  /** Reserves a key; the owner's keyReserved (and poolLow) inbox items are written in the same transaction. */
+  /**
+   * Reserves, in one transaction, one key of each device in `owners` (the oldest available ordinary key, else the
+   * last-resort key) for `requester`, each under its own reservation id from `newId`; a device with none is listed in
+   * `missing`. With none at all: no_keypackage_available, and nothing changes. Each owner's keyReserved (and poolLow)
+   * inbox items are written in the same transaction.
+   */
   reserve(
-    owner: string,
+    owners: readonly string[],
     cipherSuite: number,
-    requester: string,
-    reservationId: string,
+    requester: DeviceRef,
+    newId: () => string,
     now: number,
     expiresAt: number,
     /** Below this many available keys after the reservation, a poolLow item goes to the owner's inbox. */
     lowWatermark: number,
-  ): Promise<StoredReservation>
+  ): Promise<{ reserved: StoredReservation[]; missing: string[] }>
   /** Spends a reserved key (store/keySpending.ts), with the owner's keySpent inbox item. */
-  spend(ref: string, reservationId: string, requester: string, now: number): Promise<StoredSpend>
+  spend(ref: string, reservationId: string, requester: DeviceRef, now: number): Promise<StoredSpend>
   withdraw(owner: string, ref: string, now: number): Promise<void>
   keyCounts(owner: string, now: number, soonMs: number): Promise<KeyCounts>
   /** The owner's unexpired ordinary refs held by the server. */
@@ -112,7 +209,7 @@ export interface StoredEntry {
   seq: number
   epoch: number
   kind: "commit" | "proposal" | "application"
-  sender: string
+  sender: DeviceRef
   data: Uint8Array
   receivedAt: number
 }
@@ -121,30 +218,35 @@ export interface StoredGroup {
   groupId: string
   epoch: number
   lastSeq: number
-  /** The roster, sorted. */
-  members: string[]
+  /** The roster (devices), sorted by client id. */
+  members: DeviceRef[]
 }
 
-/** A user's membership of a group, current or ended. */
+/** A device's membership of a group, current or ended. */
 export interface StoredMembership {
   groupId: string
   epoch: number
   lastSeq: number
-  /** The user reads entries with a seq above this. */
+  /** The device reads entries with a seq above this. */
   joinedSeq: number
-  /** The seq of the Commit that removed the user (still readable); null while on the roster. */
+  /** The seq of the Commit that removed the device (still readable); null while on the roster. */
   removedSeq: number | null
 }
 
 export interface CommitInput {
   groupId: string
-  sender: string
+  sender: DeviceRef
   /** The epoch the Commit names. */
   epoch: number
   data: Uint8Array
-  consumed: { user: string; ref: string; reservationId: string }[]
+  /**
+   * The reserved keys the Commit spends: each adds the device that owns it. `user`, when given, must name that
+   * device (its client id) or its account (handle or user id).
+   */
+  consumed: { ref: string; reservationId: string; user?: string }[]
+  /** Client ids (one device each), handles or user ids (every device of that account on the roster). */
   removes: string[]
-  /** The Welcome MLSMessage, base64url, for each added user's inbox. */
+  /** The Welcome MLSMessage, base64url, for each added device's inbox. */
   welcome: string | undefined
   now: number
 }
@@ -152,6 +254,7 @@ export interface CommitInput {
 export interface CommitOutcome {
   entry: StoredEntry
   spent: StoredSpend[]
+  /** Device ids added and removed. */
   added: string[]
   removed: string[]
 }
@@ -163,11 +266,11 @@ export interface StoredInboxItem {
   createdAt: number
 }
 
-/** A page of a group log as one user may read it. */
+/** A page of a group log as one device may read it. */
 export interface LogPage {
   entries: StoredEntry[]
   /**
-   * Set when retention deleted entries this user may read after the cursor: (max(after, joinedSeq), prunedThrough]
+   * Set when retention deleted entries this device may read after the cursor: (max(after, joinedSeq), prunedThrough]
    * are gone, and `entries` start after it. Read in the same instant as `entries`.
    */
   prunedThrough?: number
@@ -179,7 +282,7 @@ export interface ExpiredReport {
   through: number
 }
 
-/** A page of a user's inbox with the report of expired items, read in the same instant. */
+/** A page of a device's inbox with the report of expired items, read in the same instant. */
 export interface InboxPage {
   items: StoredInboxItem[]
   expired?: ExpiredReport
@@ -188,8 +291,8 @@ export interface InboxPage {
 export interface DeliveryGcReport {
   logEntries: number
   inboxItems: number
-  /** Users some of whose unacknowledged inbox items were deleted (their streams are told). */
-  expiredUsers: string[]
+  /** Devices some of whose unacknowledged inbox items were deleted (their streams are told). */
+  expiredDevices: string[]
 }
 
 /** One message of a batch append. */
@@ -201,14 +304,14 @@ export interface AppendItem {
 }
 
 /**
- * Storage of the delivery service: groups, rosters, logs, inboxes. Reads that take a user name
- * return only what that user may read, so access control lives in one place.
+ * Storage of the delivery service: groups, rosters, logs, inboxes, all per device (device ids). Reads that take a
+ * device return only what that device may read, so access control lives in one place.
  */
 export interface DeliveryStore {
-  createGroup(groupId: string, creator: string, now: number): Promise<StoredGroup>
+  createGroup(groupId: string, creator: DeviceRef, now: number): Promise<StoredGroup>
   group(groupId: string): Promise<StoredGroup | undefined>
-  membership(groupId: string, username: string): Promise<StoredMembership | undefined>
-  memberships(username: string): Promise<StoredMembership[]>
+  membership(groupId: string, device: string): Promise<StoredMembership | undefined>
+  memberships(device: string): Promise<StoredMembership[]>
   /** The whole Commit transaction of DESIGN §2; throws (changing nothing) to refuse. */
   commit(input: CommitInput): Promise<CommitOutcome>
   /**
@@ -217,7 +320,7 @@ export interface DeliveryStore {
    */
   append(
     groupId: string,
-    sender: string,
+    sender: DeviceRef,
     epoch: number,
     kind: "proposal" | "application",
     data: Uint8Array,
@@ -230,25 +333,25 @@ export interface DeliveryStore {
    */
   appendBatch(
     groupId: string,
-    sender: string,
+    sender: DeviceRef,
     items: readonly AppendItem[],
     now: number,
   ): Promise<{ entry: StoredEntry; duplicate: boolean }[]>
   /**
-   * Entries after `after` that `username` may read (joined < seq <= removed), in seq order, and the gap retention
+   * Entries after `after` that `device` may read (joined < seq <= removed), in seq order, and the gap retention
    * left before them, if any.
    */
-  readLog(groupId: string, username: string, after: number, limit: number): Promise<LogPage>
-  /** Welcome groups waiting in `username`'s inbox after a cursor: they are streamed only after that item. */
-  pendingWelcomes(username: string, after: number): Promise<Set<string>>
-  /** Items after a cursor, with the user's report of expired items. */
-  readInbox(username: string, after: number, limit: number): Promise<InboxPage>
+  readLog(groupId: string, device: string, after: number, limit: number): Promise<LogPage>
+  /** Welcome groups waiting in `device`'s inbox after a cursor: they are streamed only after that item. */
+  pendingWelcomes(device: string, after: number): Promise<Set<string>>
+  /** Items after a cursor, with the device's report of expired items. */
+  readInbox(device: string, after: number, limit: number): Promise<InboxPage>
   /** Deletes items up to `upTo`, and the report of expired items if `upTo` reaches its `through`; one transaction. */
-  ack(username: string, upTo: number): Promise<number>
+  ack(device: string, upTo: number): Promise<number>
   /**
    * Retention, in one transaction: deletes each group log's prefix up to its newest entry received at or before
    * now - retentionMs and records how far (`groups.pruned_seq`); deletes inbox items created by then, adding them to
-   * their users' reports of expired items.
+   * their devices' reports of expired items.
    */
   collectGarbage(now: number, retentionMs: number): Promise<DeliveryGcReport>
 }

@@ -90,8 +90,9 @@ export class StreamConnection {
     )
   }
 
-  get user(): string {
-    return this.session.user
+  /** The device this stream belongs to (its session's). */
+  get device(): string {
+    return this.session.device.deviceId
   }
 
   /** Called by the hub once the socket is closed. */
@@ -101,9 +102,9 @@ export class StreamConnection {
     this.subs.clear()
   }
 
-  /** The session this stream was opened with was revoked: nothing more is sent. */
-  revoked(): void {
-    this.close(closeCodes.sessionEnded, closeReasons.sessionRevoked)
+  /** The session this stream was opened with was revoked (or its device removed): nothing more is sent. */
+  revoked(reason: string = closeReasons.sessionRevoked): void {
+    this.close(closeCodes.sessionEnded, reason)
   }
 
   /** A live entry of a group this connection may be subscribed to, as the hub serialised it. */
@@ -160,14 +161,14 @@ export class StreamConnection {
       clearTimeout(this.helloTimer)
       this.hello(frame).catch((err: unknown) => this.fail(err))
     } else {
-      this.store.ack(this.user, frame.upTo).catch((err: unknown) => this.fail(err))
+      this.store.ack(this.device, frame.upTo).catch((err: unknown) => this.fail(err))
     }
   }
 
   private async hello(h: HelloFrame): Promise<void> {
-    const memberships = await this.store.memberships(this.user)
+    const memberships = await this.store.memberships(this.device)
     // A group whose Welcome the client has not seen yet starts streaming right after that Welcome.
-    const pending = await this.store.pendingWelcomes(this.user, h.inboxAfter)
+    const pending = await this.store.pendingWelcomes(this.device, h.inboxAfter)
     const asked = new Map(h.groups.map((g) => [g.groupId, g.after]))
     for (const m of memberships) {
       // A cursor past the head (a client's bug, or a restored database) is taken as the head.
@@ -197,7 +198,7 @@ export class StreamConnection {
         // cannot clear a report it has not been sent. The report goes first of all (a client learns of a lost
         // Welcome before the entries of that group); group entries go before inbox items (a removal notice follows
         // the removing Commit), so the page is sent only in a pass where the groups had nothing more.
-        const page = await this.store.readInbox(this.user, this.inboxCursor, this.limits.pageSize)
+        const page = await this.store.readInbox(this.device, this.inboxCursor, this.limits.pageSize)
         const sent = this.expired(page.expired) || (await this.pumpGroups()) || this.pumpInbox(page.items)
         if (sent === 0 && generation === this.generation) break
       }
@@ -218,7 +219,12 @@ export class StreamConnection {
     let sent = 0
     for (const [groupId, sub] of this.subs) {
       if (sub.cursor >= sub.upper) continue
-      const { entries, prunedThrough } = await this.store.readLog(groupId, this.user, sub.cursor, this.limits.pageSize)
+      const { entries, prunedThrough } = await this.store.readLog(
+        groupId,
+        this.device,
+        sub.cursor,
+        this.limits.pageSize,
+      )
       if (this.closed || this.subs.get(groupId) !== sub) return sent
       if (prunedThrough !== undefined && prunedThrough > sub.cursor) {
         // Retention deleted what comes next: say so, then go on after it.
@@ -273,7 +279,7 @@ export class StreamConnection {
 
   private tooSlow(): void {
     // The close frame would wait behind the backlog: cut the socket; the client resumes from its cursors.
-    this.log.info({ user: this.user, buffered: this.ws.bufferedAmount }, "stream client too slow, disconnected")
+    this.log.info({ device: this.device, buffered: this.ws.bufferedAmount }, "stream client too slow, disconnected")
     this.stop()
     this.ws.terminate()
   }
@@ -284,7 +290,7 @@ export class StreamConnection {
   }
 
   private fail(err: unknown): void {
-    this.log.error({ err, user: this.user }, "stream failed")
+    this.log.error({ err, device: this.device }, "stream failed")
     this.close(1011, "internal error")
   }
 

@@ -13,7 +13,8 @@ export function toLogEntry(e: StoredEntry): LogEntry {
     seq: e.seq,
     epoch: e.epoch,
     kind: e.kind,
-    sender: e.sender,
+    sender: e.sender.handle,
+    senderClientId: e.sender.clientId,
     message: toBase64Url(e.data),
     receivedAt: e.receivedAt,
   }

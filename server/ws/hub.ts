@@ -1,15 +1,17 @@
 /**
  * Routes what the delivery service stores to the open stream connections: by group for log
- * entries, by user for inbox changes. Everything it is told has been committed already. It also
+ * entries, by device for inbox changes. Everything it is told has been committed already. It also
  * runs the ping round that drops dead connections, and ends the streams of revoked sessions.
  */
 import type { Session, SessionListener } from "../services/auth.js"
+import { closeReasons } from "../../rpc-schema/server/ws.js"
 import type { CommitOutcome, StoredEntry } from "../store/types.js"
 import type { StreamConnection, SubscriptionIndex } from "./connection.js"
 import { entryFrame } from "./frames.js"
 
 export class StreamHub implements SubscriptionIndex, SessionListener {
-  private readonly byUser = new Map<string, Set<StreamConnection>>()
+  /** Connections by device id. */
+  private readonly byDevice = new Map<string, Set<StreamConnection>>()
   private readonly byGroup = new Map<string, Set<StreamConnection>>()
   private readonly sockets = new Map<StreamConnection, { ping(): void; terminate(): void }>()
   private readonly pinger: NodeJS.Timeout | undefined
@@ -20,16 +22,16 @@ export class StreamHub implements SubscriptionIndex, SessionListener {
 
   add(conn: StreamConnection, socket: { ping(): void; terminate(): void }): void {
     this.sockets.set(conn, socket)
-    let set = this.byUser.get(conn.user)
-    if (!set) this.byUser.set(conn.user, (set = new Set()))
+    let set = this.byDevice.get(conn.device)
+    if (!set) this.byDevice.set(conn.device, (set = new Set()))
     set.add(conn)
   }
 
   remove(conn: StreamConnection): void {
     this.sockets.delete(conn)
-    const set = this.byUser.get(conn.user)
+    const set = this.byDevice.get(conn.device)
     set?.delete(conn)
-    if (set?.size === 0) this.byUser.delete(conn.user)
+    if (set?.size === 0) this.byDevice.delete(conn.device)
     conn.dispose()
   }
 
@@ -57,22 +59,27 @@ export class StreamHub implements SubscriptionIndex, SessionListener {
   /** A stored Commit: its entry first, then the roster changes and their inbox items. */
   commit(o: CommitOutcome): void {
     this.entry(o.entry)
-    for (const user of o.removed)
-      for (const conn of this.byUser.get(user) ?? []) conn.ended(o.entry.groupId, o.entry.seq)
-    for (const user of [...o.added, ...o.removed]) this.inbox(user)
+    for (const device of o.removed)
+      for (const conn of this.byDevice.get(device) ?? []) conn.ended(o.entry.groupId, o.entry.seq)
+    for (const device of [...o.added, ...o.removed]) this.inbox(device)
   }
 
-  /** `user`'s inbox has new items. */
-  inbox(user: string): void {
-    for (const conn of this.byUser.get(user) ?? []) conn.changed()
+  /** The inbox of device `device` has new items. */
+  inbox(device: string): void {
+    for (const conn of this.byDevice.get(device) ?? []) conn.changed()
   }
 
   groupCreated(groupId: string, creator: string): void {
-    for (const conn of this.byUser.get(creator) ?? []) conn.created(groupId)
+    for (const conn of this.byDevice.get(creator) ?? []) conn.created(groupId)
   }
 
   sessionRevoked(session: Session): void {
-    for (const conn of this.byUser.get(session.user) ?? []) if (conn.session.id === session.id) conn.revoked()
+    for (const conn of this.byDevice.get(session.device.deviceId) ?? [])
+      if (conn.session.id === session.id) conn.revoked(closeReasons.sessionRevoked)
+  }
+
+  deviceRemoved(deviceId: string): void {
+    for (const conn of this.byDevice.get(deviceId) ?? []) conn.revoked(closeReasons.deviceRemoved)
   }
 
   get connectionCount(): number {

@@ -80,7 +80,7 @@ export function attachStream(
           const conn = new StreamConnection(ws, session, store, hub, clock, settings, app.log)
           hub.add(conn, ws)
           ws.on("close", () => hub.remove(conn))
-          ws.on("error", (err) => app.log.debug({ err, user: session.user }, "stream socket error"))
+          ws.on("error", (err) => app.log.debug({ err, device: session.device.deviceId }, "stream socket error"))
           // A logout between authentication and hub.add found no connection to end. Logout deletes the session
           // before telling the hub, so asking the store again now that the hub holds the connection leaves no gap.
           auth.revoked(session).then(
@@ -88,7 +88,7 @@ export function attachStream(
               if (revoked) conn.revoked()
             },
             (err: unknown) => {
-              app.log.error({ err, user: session.user }, "stream session check failed")
+              app.log.error({ err, device: session.device.deviceId }, "stream session check failed")
               ws.close(1011, "internal error")
             },
           )

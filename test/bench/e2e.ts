@@ -135,7 +135,7 @@ async function commits() {
     const creator = user("u0")
     let group: ChatGroup = await createChatGroup({
       name: "bench",
-      creator: { username: creator.username, keys: creator.keys },
+      creator: { identity: creator.identity, keys: creator.keys },
       now: Date.now(),
       cs,
     })
@@ -143,7 +143,7 @@ async function commits() {
     const others: User[] = Array.from({ length: size - 1 }, (_, i) => user(`u${i + 1}`))
     const kps = await Promise.all(others.map((u) => freshKeyPackage(u, cs)))
     const invitees = others.map((u, i) => ({
-      username: u.username,
+      identity: u.identity,
       signaturePublicKey: u.keys.publicKey,
       keyPackage: kps[i]!.keyPackage,
     }))
@@ -156,7 +156,7 @@ async function commits() {
     for (let r = 0; r < commitRepeats; r++) {
       const nu = user(`new${r}`)
       const kp = await freshKeyPackage(nu, cs)
-      const invitee = { username: nu.username, signaturePublicKey: nu.keys.publicKey, keyPackage: kp.keyPackage }
+      const invitee = { identity: nu.identity, signaturePublicKey: nu.keys.publicKey, keyPackage: kp.keyPackage }
       const t0 = performance.now()
       const pending = await addMembers(group, [invitee], Date.now(), cs, accept)
       const t1 = performance.now()

@@ -21,7 +21,7 @@ async function generationRate(): Promise<number> {
   const keys = newSignatureKeyPair()
   const one = () =>
     generateKeyPackage({
-      username: "bench",
+      identity: "bench",
       keys,
       suite,
       now: Date.now(),

@@ -95,6 +95,6 @@ describe("group commits", () => {
     const heard = [bob!, carol!].map((d) => d.client.next("message.received", (p) => p.text === "made it"))
     await alice.groups().sends.send("lost", "made it")
     await Promise.all(heard)
-    assert.equal(listGroups(alice.groupStore)[0]!.epoch, 2)
+    assert.equal(listGroups(alice.groupStore, alice.groups().ctx.directory)[0]!.epoch, 2)
   })
 })

@@ -38,7 +38,9 @@ describe("group.selfUpdate", () => {
     const s = await startServer(t)
     const [alice, bob] = await Promise.all([registered(t, s.url, "alice"), registered(t, s.url, "bob")])
     const g = await groupWith(alice, "keys", { bob })
-    const aliceLeaf = (await alice.client.call("group.members", { group: g.groupId })).members.find((m) => m.self)!
+    const aliceLeaf = (await alice.client.call("group.members", { group: g.groupId })).members
+      .flatMap((m) => m.devices)
+      .find((d) => d.self)!
     // Events are sent from inside the transaction that records them; a call answered after the event means that
     // transaction has ended, so the stored state can be read.
     const epochBefore = (await bob.client.call("group.members", { group: g.groupId })).epoch

@@ -18,21 +18,21 @@ async function welcomeFrom(base: string, sender: TestUser, identity: string, tar
   const g = await createGroup(base, sender)
   const group = await createChatGroup({
     name: "poison",
-    creator: { username: identity, keys: { publicKey: sender.publicKey, privateKey: sender.seed } },
+    creator: { identity, keys: { publicKey: sender.publicKey, privateKey: sender.seed } },
     now: Date.now(),
     cs,
     groupId: g.bytes,
   })
   const reserved = await http(base, "POST", "/v1/keypackages/reserve", { token: sender.token, json: { target } })
   assert.equal(reserved.status, 201)
-  const listed = await http(base, "GET", `/v1/users/${target}`, { token: sender.token })
+  const keyPackage = decodeKeyPackageBytes(fromBase64Url(reserved.body.keyPackage))
   const pending = await addMembers(
     group,
     [
       {
-        username: target,
-        signaturePublicKey: fromBase64Url(listed.body.signatureKey),
-        keyPackage: decodeKeyPackageBytes(fromBase64Url(reserved.body.keyPackage)),
+        identity: reserved.body.keyPackages[0].clientId,
+        signaturePublicKey: keyPackage.leafNode.signaturePublicKey,
+        keyPackage,
       },
     ],
     Date.now(),

@@ -88,26 +88,32 @@ export async function untilStreamConnections(s: TestServer, n: number, timeoutMs
 }
 
 /**
- * Revokes every session `username` holds, each as `DELETE /v1/sessions` with its token would (the server keeps only
- * the tokens' hashes, which is all the revocation needs): the streams opened with them close with 4001 "session
- * revoked". Answers how many were revoked.
+ * Revokes every session of every device of account `username` (handle), each as `DELETE /v1/sessions` with its token
+ * would (the server keeps only the tokens' hashes, which is all the revocation needs): the streams opened with them
+ * close with 4001 "session revoked". Answers how many were revoked.
  */
 export async function revokeSessions(s: TestServer, username: string): Promise<number> {
-  const rows = s.app.store.db
-    .prepare<[string], { token_hash: Buffer; expires_at: number }>(
-      "SELECT token_hash, expires_at FROM sessions WHERE username = ?",
-    )
-    .all(username)
-  for (const r of rows)
-    await s.app.auth.logout({ user: username, id: toBase64Url(r.token_hash), expiresAt: r.expires_at })
-  return rows.length
+  const account = await s.app.store.account(username)
+  let revoked = 0
+  for (const d of account?.devices ?? []) {
+    const rows = s.app.store.db
+      .prepare<[string], { token_hash: Buffer; expires_at: number }>(
+        "SELECT token_hash, expires_at FROM sessions WHERE device = ?",
+      )
+      .all(d.deviceId)
+    const device = { deviceId: d.deviceId, userId: d.userId, handle: d.handle, clientId: d.clientId }
+    for (const r of rows) await s.app.auth.logout({ device, id: toBase64Url(r.token_hash), expiresAt: r.expires_at })
+    revoked += rows.length
+  }
+  return revoked
 }
 
-/** The server's report of `username`'s inbox items deleted by retention and not yet acknowledged past, if any. */
+/** The server's report of inbox items of `username`'s first device deleted by retention and not acknowledged past. */
 export function inboxExpiredReport(s: TestServer, username: string): { count: number; through: number } | undefined {
   return s.app.store.db
     .prepare<[string], { count: number; through: number }>(
-      "SELECT count, through FROM inbox_expired WHERE username = ?",
+      `SELECT e.count, e.through FROM inbox_expired e JOIN devices d ON d.id = e.device
+       JOIN accounts a ON a.user_id = d.user_id WHERE a.handle = ? ORDER BY d.n LIMIT 1`,
     )
     .get(username)
 }

@@ -5,6 +5,7 @@ import { encodeKeyPackage } from "ts-mls/keyPackage.js"
 import { getSuite } from "../../crypto/index.js"
 import { fromBase64Url, toBase64Url } from "../../rpc-schema/common.js"
 import { loginMessage, registrationMessage } from "../../rpc-schema/server/http/auth.js"
+import { addDeviceMessage, linkMessage } from "../../rpc-schema/server/http/devices.js"
 import { http } from "./http.js"
 
 /** The ciphersuite tests make KeyPackages with: the native provider, as the daemon uses. */
@@ -46,26 +47,64 @@ export async function register(base: string, name: string, id = newIdentity()) {
   })
 }
 
-export async function login(base: string, name: string, id: Identity): Promise<string> {
-  const c = await http(base, "POST", "/v1/sessions/challenge", { json: { username: name } })
+/** Logs in as device `deviceId` of account `name` (handle or user id; default device: the oldest active one). */
+export async function login(base: string, name: string, id: Identity, deviceId?: string): Promise<string> {
+  const c = await http(base, "POST", "/v1/sessions/challenge", {
+    json: { username: name, ...(deviceId !== undefined && { deviceId }) },
+  })
   if (c.status !== 201) throw new Error(`challenge: ${c.status} ${JSON.stringify(c.body)}`)
   const s = await http(base, "POST", "/v1/sessions", {
-    json: { challengeId: c.body.challengeId, signature: signText(id, loginMessage(name, c.body.nonce)) },
+    json: { challengeId: c.body.challengeId, signature: signText(id, loginMessage(c.body.handle, c.body.nonce)) },
   })
   if (s.status !== 201) throw new Error(`login: ${s.status} ${JSON.stringify(s.body)}`)
   return s.body.token
 }
 
-/** Registers `name` with a fresh identity and logs in. */
-export async function newUser(base: string, name: string): Promise<TestUser> {
+/** A logged-in device of a test account: its login key is also its MLS key unless a test binds another. */
+export interface TestDevice extends TestUser {
+  userId: string
+  deviceId: string
+  clientId: string
+}
+
+/** Registers `name` with a fresh identity and logs in: the account's first device. */
+export async function newUser(base: string, name: string): Promise<TestDevice> {
   const id = newIdentity()
   const r = await register(base, name, id)
   if (r.status !== 201) throw new Error(`register ${name}: ${r.status} ${JSON.stringify(r.body)}`)
-  return { name, ...id, token: await login(base, name, id) }
+  const { userId, deviceId, clientId } = r.body
+  return { name, ...id, token: await login(base, name, id, deviceId), userId, deviceId, clientId }
+}
+
+/** A new device of `of`'s account, linked with a one-time code `of` asks for, and logged in. */
+export async function linkDevice(base: string, of: TestUser): Promise<TestDevice> {
+  const c = await http(base, "POST", "/v1/devices/link-codes", { token: of.token })
+  if (c.status !== 201) throw new Error(`link code: ${c.status} ${JSON.stringify(c.body)}`)
+  const id = newIdentity()
+  const loginKey = toBase64Url(id.publicKey)
+  const r = await http(base, "POST", "/v1/devices/link", {
+    json: { code: c.body.code, loginKey, proof: signText(id, linkMessage(c.body.code, loginKey)) },
+  })
+  if (r.status !== 201) throw new Error(`link: ${r.status} ${JSON.stringify(r.body)}`)
+  const { userId, deviceId, clientId } = r.body
+  return { name: of.name, ...id, token: await login(base, of.name, id, deviceId), userId, deviceId, clientId }
+}
+
+/** A new device added directly by the authenticated device `by` of account `userId`, and logged in. */
+export async function addDevice(base: string, by: TestDevice): Promise<TestDevice> {
+  const id = newIdentity()
+  const loginKey = toBase64Url(id.publicKey)
+  const r = await http(base, "POST", "/v1/devices", {
+    token: by.token,
+    json: { loginKey, proof: signText(id, addDeviceMessage(by.userId, loginKey)) },
+  })
+  if (r.status !== 201) throw new Error(`add device: ${r.status} ${JSON.stringify(r.body)}`)
+  const { userId, deviceId, clientId } = r.body
+  return { name: by.name, ...id, token: await login(base, by.name, id, deviceId), userId, deviceId, clientId }
 }
 
 export interface KeyPackageOptions {
-  /** Identity named in the credential (default: the user's name). */
+  /** Identity named in the credential (default: the device's client id, else the user's name). */
   identity?: string
   /** Key that signs and is named as the leaf signature key (default: the user's). */
   signer?: Identity
@@ -76,13 +115,13 @@ export interface KeyPackageOptions {
 }
 
 export async function makeKeyPackage(
-  user: Identity & { name: string },
+  user: Identity & { name: string; clientId?: string },
   opts: KeyPackageOptions = {},
 ): Promise<KeyPackage> {
   const now = opts.now ?? Date.now()
   const signer = opts.signer ?? user
   const { publicPackage } = await generateKeyPackageWithKey(
-    { credentialType: "basic", identity: new TextEncoder().encode(opts.identity ?? user.name) },
+    { credentialType: "basic", identity: new TextEncoder().encode(opts.identity ?? user.clientId ?? user.name) },
     defaultCapabilities(),
     {
       notBefore: BigInt(Math.floor((opts.notBefore ?? now - 3600_000) / 1000)),
@@ -98,7 +137,7 @@ export async function makeKeyPackage(
 export const encodeKp = (kp: KeyPackage) => toBase64Url(encodeKeyPackage(kp))
 
 export async function makeEncodedKeyPackages(
-  user: Identity & { name: string },
+  user: Identity & { name: string; clientId?: string },
   n: number,
   opts: KeyPackageOptions = {},
 ): Promise<string[]> {
@@ -109,5 +148,5 @@ export async function uploadKeyPackages(base: string, user: TestUser, encoded: s
   return http(base, "POST", `/v1/users/${user.name}/keypackages`, { token: user.token, json: { keyPackages: encoded } })
 }
 
-export const makeEncodedKeyPackage = async (user: Identity & { name: string }, opts: KeyPackageOptions = {}) =>
+export const makeEncodedKeyPackage = async (user: Identity & { name: string; clientId?: string }, opts: KeyPackageOptions = {}) =>
   encodeKp(await makeKeyPackage(user, opts))

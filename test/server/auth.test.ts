@@ -7,7 +7,8 @@ import { http } from "../helpers/http.js"
 import { startServer } from "../helpers/server.js"
 import { login, makeEncodedKeyPackages, newIdentity, newUser, register, signText } from "../helpers/users.js"
 
-const path = (r: RouteDescriptor) => r.path.replace(":username", "alice").replace(":ref", "A".repeat(43))
+const path = (r: RouteDescriptor) =>
+  r.path.replace(":username", "alice").replace(":ref", "A".repeat(43)).replace(":deviceId", "0".repeat(16))
 
 describe("authentication", () => {
   it("registers a name once; a taken name gets 409 username_taken", async (t) => {
@@ -40,7 +41,13 @@ describe("authentication", () => {
     const authed = routes.filter((r) => r.auth)
     assert.ok(authed.length >= 8, "every authenticated route is checked")
     const open = routes.filter((r) => !r.auth).map((r) => r.path)
-    assert.deepEqual(open.sort(), ["/v1/health", "/v1/sessions", "/v1/sessions/challenge", "/v1/users"])
+    assert.deepEqual(open.sort(), [
+      "/v1/devices/link",
+      "/v1/health",
+      "/v1/sessions",
+      "/v1/sessions/challenge",
+      "/v1/users",
+    ])
     const expiredAt = s.clock.now() + 24 * 3600_000
     for (const header of [
       undefined,
@@ -125,11 +132,19 @@ describe("authentication", () => {
     assert.equal(st.body.lastResort, null)
   })
 
-  it("looks up a user's registered signature key", async (t) => {
+  it("looks up an account by handle or user id: its devices and keys", async (t) => {
     const s = await startServer(t)
     const alice = await newUser(s.url, "alice")
     const r = await http(s.url, "GET", "/v1/users/alice", { token: alice.token })
-    assert.deepEqual(r.body, { username: "alice", signatureKey: toBase64Url(alice.publicKey) })
+    const key = toBase64Url(alice.publicKey)
+    const { userId, devices } = r.body
+    assert.deepEqual(r.body, { userId, handle: "alice", devices, username: "alice", signatureKey: key })
+    assert.equal(devices.length, 1)
+    assert.equal(devices[0].clientId, `${userId}:${devices[0].deviceId}@localhost`)
+    assert.equal(devices[0].loginKey, key)
+    assert.equal(devices[0].mlsKey, null, "no MLS key is bound before the first upload")
+    assert.equal(devices[0].removedAt, null)
+    assert.deepEqual((await http(s.url, "GET", `/v1/users/${userId}`, { token: alice.token })).body, r.body)
     assert.equal((await http(s.url, "GET", "/v1/users/bob", { token: alice.token })).body.error.code, "unknown_user")
   })
 })

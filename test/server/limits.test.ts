@@ -155,7 +155,7 @@ describe("unauthenticated routes", () => {
     for (let i = 0; i < 3; i++) assert.equal((await register(s.url, `u${i}`)).status, 201)
     const limited = await register(s.url, "u3", newIdentity())
     assertLimited(limited, /registrations from this address/)
-    assert.equal(count(s, "SELECT count(*) AS n FROM users"), 3)
+    assert.equal(count(s, "SELECT count(*) AS n FROM accounts"), 3)
     s.clock.advance(60_000)
     assert.equal((await register(s.url, "u3")).status, 201)
   })

@@ -7,12 +7,20 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, it } from "node:test"
-import Database from "better-sqlite3"
+import { fromBase64Url } from "../../rpc-schema/common.js"
 import { ackInbox, createGroup, postCommit, postMessage, readInbox, readLog, reserve } from "../helpers/groups.js"
-import { fakeWelcome } from "../helpers/mls.js"
+import { fakeMessage, fakeWelcome, newGroupId } from "../helpers/mls.js"
+import { writeOldServerDb } from "../helpers/oldServerDb.js"
 import { startServer, type TestServer } from "../helpers/server.js"
 import { StreamClient } from "../helpers/stream.js"
-import { makeEncodedKeyPackages, newUser, uploadKeyPackages, type TestUser } from "../helpers/users.js"
+import {
+  login,
+  makeEncodedKeyPackages,
+  newIdentity,
+  newUser,
+  uploadKeyPackages,
+  type TestUser,
+} from "../helpers/users.js"
 
 const hour = 3600_000
 const config = { deliveryRetentionMs: hour, postBurst: 1e9, postPerMinute: 1e9 }
@@ -142,20 +150,34 @@ describe("retention: group logs", () => {
     const dir = mkdtempSync(join(tmpdir(), "mls-retention-"))
     t.after(() => rmSync(dir, { recursive: true, force: true }))
     const dbPath = join(dir, "server.db")
-    const before = await startServer(t, { ...config, dbPath })
-    const alice = await newUser(before.url, "alice")
-    const g = await createGroup(before.url, alice)
-    for (let i = 0; i < 7; i++) await post(before, alice, g)
-    await before.stop()
-    // Back to schema 3 (migrations 5 and 4 undone), with seqs 1..4 deleted by the old retention (which recorded
-    // nothing).
-    const db = new Database(dbPath)
-    db.exec(`DROP INDEX reservations_open; DROP INDEX reservations_open_expiry; DROP INDEX challenges_user;
-      ALTER TABLE reservations DROP COLUMN lapsed_at`)
-    db.exec("ALTER TABLE groups DROP COLUMN pruned_seq; DROP TABLE inbox_expired; DELETE FROM group_log WHERE seq <= 4")
-    db.pragma("user_version = 3")
-    db.close()
+    // Schema 3: seqs 1..4 were deleted by the old retention, which recorded nothing.
+    const id = newIdentity()
+    const g = { ...newGroupId(), epoch: 0 }
+    const now = Date.now()
+    const entries = range(5, 7).map((seq) => ({
+      seq,
+      epoch: 0,
+      kind: "application",
+      sender: "alice",
+      data: fromBase64Url(fakeMessage(g.bytes, 0)),
+      receivedAt: now,
+    }))
+    writeOldServerDb(dbPath, 3, {
+      users: [{ name: "alice", key: id.publicKey, createdAt: now }],
+      groups: [
+        {
+          id: g.id,
+          epoch: 0,
+          lastSeq: 7,
+          createdBy: "alice",
+          createdAt: now,
+          members: [{ name: "alice", joinedSeq: 0 }],
+          entries,
+        },
+      ],
+    })
     const s = await startServer(t, { ...config, dbPath })
+    const alice = { name: "alice", ...id, token: await login(s.url, "alice", id) }
     assert.deepEqual(await logOf(s, alice, g, 0), { seqs: [5, 6, 7], prunedThrough: 4, lastSeq: 7 })
     assert.deepEqual(await logOf(s, alice, g, 4), { seqs: [5, 6, 7], prunedThrough: undefined, lastSeq: 7 })
   })
@@ -187,7 +209,7 @@ describe("retention: inbox", () => {
     await addBob()
     const gc = await s.app.delivery.collectGarbage()
     assert.equal(gc.inboxItems, old.length)
-    assert.deepEqual(gc.expiredUsers, ["bob"])
+    assert.deepEqual(gc.expiredDevices, [(await s.app.store.account("bob"))!.devices[0]!.deviceId])
 
     const first = { count: old.length, through: Math.max(...old) }
     const fresh = (await inboxIds()).filter((id) => !old.includes(id))

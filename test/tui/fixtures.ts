@@ -80,6 +80,9 @@ const status: DaemonStatusResult = {
   profile: "alice",
   pid: 1,
   username: "alice",
+  userId: "0d6f2c1e-5b3a-4c7d-8e9f-a0b1c2d3e4f5",
+  deviceId: "3fa2c19e07b4d851",
+  clientId: "0d6f2c1e-5b3a-4c7d-8e9f-a0b1c2d3e4f5:3fa2c19e07b4d851@127.0.0.1",
   server: "http://127.0.0.1:4000",
   connection: "connected",
   registration: { state: "registered", username: "alice", attempts: 0, lastError: null, nextRetryAt: null },
@@ -92,8 +95,12 @@ const status: DaemonStatusResult = {
 const identity: IdentityResult = {
   registered: true,
   username: "alice",
+  userId: "0d6f2c1e-5b3a-4c7d-8e9f-a0b1c2d3e4f5",
+  deviceId: "3fa2c19e07b4d851",
+  clientId: "0d6f2c1e-5b3a-4c7d-8e9f-a0b1c2d3e4f5:3fa2c19e07b4d851@127.0.0.1",
   server: "http://127.0.0.1:4000",
   signatureKey: "k".repeat(43),
+  loginKey: "l".repeat(43),
   registeredAt: t0,
 }
 

@@ -6,13 +6,14 @@ import { group, linkUp, poolStatus, run, t0 } from "./fixtures.js"
 const received = (groupId: string, seq: number, text: string, eventId = 10 + seq): Action => ({
   type: "notification",
   name: "message.received",
-  params: { eventId, groupId, group: "g", seq, sender: "bob", text, sentAt: t0 + seq },
+  params: { eventId, groupId, group: "g", seq, sender: "bob", senderDevice: null, text, sentAt: t0 + seq },
 })
 const page = (seqs: number[], more = false, queued: string[] = []) => ({
   messages: seqs.map((seq) => ({
     groupId: "id-team",
     seq,
     sender: seq % 2 ? "bob" : "alice",
+    senderDevice: null,
     text: `m${seq}`,
     sentAt: t0 + seq,
     receivedAt: t0 + seq,
@@ -82,7 +83,15 @@ describe("tui state reducer", () => {
     let s = run(linkUp([group("team")]))
     s = reducer(s, {
       type: "message.sent",
-      result: { state: "queued", clientId: "c1", groupId: "id-team", sender: "alice", text: "x", own: true },
+      result: {
+        state: "queued",
+        clientId: "c1",
+        groupId: "id-team",
+        sender: "alice",
+        senderDevice: null,
+        text: "x",
+        own: true,
+      },
     })
     assert.equal(selectedGroup(s)!.messages[0]!.state, "queued")
     s = reducer(s, {
@@ -125,6 +134,8 @@ describe("tui state reducer", () => {
         members: ["bob"],
         added: [],
         removed: ["alice"],
+        addedDevices: [],
+        removedDevices: [{ username: "alice", deviceId: "3fa2c19e07b4d851", clientId: "a:b@c" }],
         by: "bob",
         reason: "removed",
       },

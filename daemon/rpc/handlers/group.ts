@@ -25,8 +25,10 @@ export const groupHandlers = ({
   | "group.decline"
 > => ({
   "group.create": (p) => daemon.groups().run((g) => createGroup(g.ctx, p.name)),
-  "group.list": () => ({ groups: daemon.identity().registered ? listGroups(daemon.groups().ctx.groups) : [] }),
-  "group.members": (p) => groupMembers(daemon.groups().ctx.groups, p.group),
+  "group.list": () => ({
+    groups: daemon.identity().registered ? listGroups(daemon.groups().ctx.groups, daemon.groups().ctx.directory) : [],
+  }),
+  "group.members": (p) => groupMembers(daemon.groups().ctx.groups, daemon.groups().ctx.directory, p.group),
   "group.invite": (p) => daemon.groups().run((g) => inviteMember(g.ctx, g.commits, p.group, p.user)),
   "group.remove": (p) => daemon.groups().run((g) => removeMember(g.ctx, g.commits, p.group, p.user)),
   "group.leave": (p) => daemon.groups().run((g) => leaveGroup(g.ctx, g.sender, p.group)),

@@ -1,10 +1,12 @@
 /**
- * Authentication service: registration (trust on first use of a name) and challenge/response
- * sessions. Signatures are Ed25519 over the UTF-8 strings built by `registrationMessage` and
- * `loginMessage`, so that a signature made for one purpose is never valid for another.
+ * Authentication service: accounts (a user id, a handle, devices), registration (trust on first use of a handle) and
+ * challenge/response sessions, each bound to ONE device of the account. Every device has its own Ed25519 login key;
+ * no key ever leaves a device (devices.ts links more). Signatures are Ed25519 over the UTF-8 strings built by
+ * `registrationMessage`, `loginMessage` and devices.ts's messages, so that a signature made for one purpose is never
+ * valid for another.
  */
 import { Type, type Static } from "@sinclair/typebox"
-import { Base64Url, Strict, TimestampMs, Username } from "../../common.js"
+import { Base64Url, DeviceId, MlsClientId, Strict, TimestampMs, UserId, UserRef, Username } from "../../common.js"
 import { route } from "./route.js"
 
 /** What a proof of possession signs at registration. */
@@ -20,16 +22,40 @@ export const SignatureKey = Base64Url({ minLength: 43, maxLength: 43, descriptio
 export const Ed25519Signature = Base64Url({ minLength: 86, maxLength: 86, description: "Ed25519 signature" })
 
 export const RegisterBody = Strict({
+  /** The handle: unique, what people type. */
   username: Username,
-  /** The Ed25519 signature key that the user's credentials will carry. */
+  /**
+   * The first device's Ed25519 login key. Its MLS signature key is bound separately, by its first accepted
+   * KeyPackage upload (it may be the same key, as mlsd's is, or another, as core-crypto's is).
+   */
   signatureKey: SignatureKey,
   /** Signature of `registrationMessage(username, signatureKey)` with that key. */
   proof: Ed25519Signature,
 })
 export type RegisterBody = Static<typeof RegisterBody>
-export const RegisterResult = Type.Object({ username: Username, signatureKey: SignatureKey })
+
+/** A device as the server assigned it: its account and its client id (the identity of its MLS credentials). */
+export const DeviceIdentity = Type.Object({
+  userId: UserId,
+  handle: Username,
+  deviceId: DeviceId,
+  /** `<userId>:<deviceId>@<domain>`: the exact identity of the device's MLS BasicCredential. */
+  clientId: MlsClientId,
+})
+export type DeviceIdentity = Static<typeof DeviceIdentity>
+
+export const RegisterResult = Type.Composite([
+  DeviceIdentity,
+  Type.Object({
+    /** The handle again (the name of the field before accounts had devices). */
+    username: Username,
+    /** The device's login key as registered. */
+    signatureKey: SignatureKey,
+  }),
+])
 export type RegisterResult = Static<typeof RegisterResult>
 
+/** Creates an account (user id assigned here) with its first device (device id assigned here). */
 export const register = route({
   method: "POST",
   path: "/v1/users",
@@ -41,13 +67,25 @@ export const register = route({
   errors: ["username_taken", "bad_signature", "rate_limited"],
 })
 
-export const ChallengeBody = Strict({ username: Username })
+export const ChallengeBody = Strict({
+  /** The account: handle or user id. */
+  username: UserRef,
+  /**
+   * The device logging in. Omitted: the account's oldest active device (what a client from before devices means;
+   * a client with several devices names its own).
+   */
+  deviceId: Type.Optional(DeviceId),
+})
 export type ChallengeBody = Static<typeof ChallengeBody>
 export const ChallengeResult = Type.Object({
   challengeId: Type.String(),
-  /** Random nonce to sign with `loginMessage`. */
+  /** Random nonce to sign with `loginMessage(handle, nonce)`. */
   nonce: Base64Url(),
   expiresAt: TimestampMs,
+  /** The account's handle, as `loginMessage` takes it. */
+  handle: Username,
+  /** The device the challenge is for: its login key must sign. */
+  deviceId: DeviceId,
 })
 export type ChallengeResult = Static<typeof ChallengeResult>
 
@@ -59,21 +97,28 @@ export const challenge = route({
   body: ChallengeBody,
   status: 201,
   response: ChallengeResult,
-  errors: ["unknown_user", "rate_limited"],
+  errors: ["unknown_user", "unknown_device", "device_removed", "rate_limited"],
 })
 
 export const LoginBody = Strict({
   challengeId: Type.String({ maxLength: 64 }),
-  /** Signature of `loginMessage(username, nonce)` with the registered key. */
+  /** Signature of `loginMessage(handle, nonce)` with the device's login key. */
   signature: Ed25519Signature,
 })
 export type LoginBody = Static<typeof LoginBody>
-export const LoginResult = Type.Object({
-  /** Bearer token for `Authorization: Bearer …`; the server stores only its hash. */
-  token: Type.String(),
-  username: Username,
-  expiresAt: TimestampMs,
-})
+export const LoginResult = Type.Composite([
+  DeviceIdentity,
+  Type.Object({
+    /**
+     * Bearer token for `Authorization: Bearer …`, bound to this one device: every device-scoped call (KeyPackages,
+     * Commits and messages sent, log, inbox, stream) acts as it. The server stores only its hash.
+     */
+    token: Type.String(),
+    /** The handle (the name of the field before accounts had devices). */
+    username: Username,
+    expiresAt: TimestampMs,
+  }),
+])
 export type LoginResult = Static<typeof LoginResult>
 
 export const login = route({
@@ -84,7 +129,7 @@ export const login = route({
   body: LoginBody,
   status: 201,
   response: LoginResult,
-  errors: ["invalid_challenge", "bad_signature"],
+  errors: ["invalid_challenge", "bad_signature", "device_removed"],
 })
 
 export const LogoutResult = Type.Object({})
@@ -105,10 +150,43 @@ export const logout = route({
   errors: [],
 })
 
-export const UserParams = Strict({ username: Username })
+/** An account in a path: its handle or its user id (the parameter kept its old name). */
+export const UserParams = Strict({ username: UserRef })
 export type UserParams = Static<typeof UserParams>
 
-/** Directory lookup: a user's registered signature key (the authentication service of DESIGN §3). */
+/** One device of an account in the directory. */
+export const DirectoryDevice = Type.Object({
+  deviceId: DeviceId,
+  clientId: MlsClientId,
+  /** The device's Ed25519 login key. */
+  loginKey: SignatureKey,
+  /** The MLS signature key bound by the device's first accepted KeyPackage upload; null until then. */
+  mlsKey: Type.Union([SignatureKey, Type.Null()]),
+  createdAt: TimestampMs,
+  /** When the device was removed (its leaves should leave every group); null while active. */
+  removedAt: Type.Union([TimestampMs, Type.Null()]),
+})
+export type DirectoryDevice = Static<typeof DirectoryDevice>
+
+export const GetUserResult = Type.Object({
+  userId: UserId,
+  handle: Username,
+  /** Every device of the account, active and removed, oldest first. */
+  devices: Type.Array(DirectoryDevice),
+  /** The handle (the name of the field before accounts had devices). */
+  username: Username,
+  /**
+   * Before accounts had devices: the one key of the user. Now the MLS key of the oldest active device (its login key
+   * while no MLS key is bound); clients of devices read `devices`.
+   */
+  signatureKey: SignatureKey,
+})
+export type GetUserResult = Static<typeof GetUserResult>
+
+/**
+ * Directory lookup (the authentication service of DESIGN §3): the account named by handle or user id, and its
+ * devices with their client ids and bound MLS keys.
+ */
 export const getUser = route({
   method: "GET",
   path: "/v1/users/:username",
@@ -116,7 +194,7 @@ export const getUser = route({
   params: UserParams,
   body: undefined,
   status: 200,
-  response: RegisterResult,
+  response: GetUserResult,
   errors: ["unknown_user"],
 })
 

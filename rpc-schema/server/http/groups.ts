@@ -3,9 +3,24 @@
  * a group's log. Group ids are the MLS group ids chosen by clients, opaque to the server. MLS
  * messages travel as base64url of the MLSMessage encoding (RFC 9420 §6); the server reads only
  * their cleartext framing (group id, epoch, content type), never their content.
+ *
+ * The roster is of devices (client ids): each device of a user is a member in its own right, with its own log
+ * cursor, Welcome inbox and stream; only devices on the roster read the group's log. Commits, messages and reads act
+ * as the session's device.
  */
 import { Type, type Static } from "@sinclair/typebox"
-import { Base64Url, KeyPackageRef, ReservationId, Strict, TimestampMs, Username } from "../../common.js"
+import {
+  Base64Url,
+  DeviceId,
+  KeyPackageRef,
+  MlsClientId,
+  ReservationId,
+  Strict,
+  TimestampMs,
+  UserId,
+  UserOrClientRef,
+  Username,
+} from "../../common.js"
 import { route } from "./route.js"
 
 /** Most entries one page of a group log or of an inbox holds. */
@@ -39,8 +54,10 @@ export const LogEntry = Type.Object({
   /** The epoch the MLS message names. */
   epoch: Epoch,
   kind: EntryKind,
-  /** The authenticated user who posted it. */
+  /** The handle of the account whose device posted it. */
   sender: Username,
+  /** The client id of the device that posted it (authenticated by its session). */
+  senderClientId: MlsClientId,
   /** The MLSMessage as posted. */
   message: EncodedMlsMessage,
   /** When the server stored it. */
@@ -61,12 +78,14 @@ export const GroupInfoResult = Type.Object({
   epoch: Epoch,
   /** The seq of the newest log entry ever appended (0 for none). */
   lastSeq: Seq,
-  /** The roster: who may post and read. */
+  /** The handles of the accounts with a device on the roster, sorted. */
   members: Type.Array(Username),
+  /** The roster: the devices that may post and read, sorted by client id. */
+  devices: Type.Array(Type.Object({ clientId: MlsClientId, userId: UserId, handle: Username, deviceId: DeviceId })),
 })
 export type GroupInfoResult = Static<typeof GroupInfoResult>
 
-/** Creates a group at epoch 0 with the caller as its only member. */
+/** Creates a group at epoch 0 with the caller's device as its only member. */
 export const createGroup = route({
   method: "POST",
   path: "/v1/groups",
@@ -90,7 +109,7 @@ export const getGroup = route({
   errors: ["group_not_found", "not_member"],
 })
 
-/** The caller's membership of one group. */
+/** The calling device's membership of one group. */
 export const Membership = Type.Object({
   groupId: GroupId,
   epoch: Epoch,
@@ -104,7 +123,7 @@ export type Membership = Static<typeof Membership>
 export const ListGroupsResult = Type.Object({ groups: Type.Array(Membership) })
 export type ListGroupsResult = Static<typeof ListGroupsResult>
 
-/** The groups the caller is on the roster of, or was removed from and may still read up to the removal. */
+/** The groups the calling device is on the roster of, or was removed from and may still read up to the removal. */
 export const listGroups = route({
   method: "GET",
   path: "/v1/groups",
@@ -116,10 +135,13 @@ export const listGroups = route({
   errors: [],
 })
 
-/** A KeyPackage the Commit consumes: it adds `user` with the key reserved under `reservationId`. */
+/** A KeyPackage the Commit consumes: it adds the device that owns it, with the key reserved under `reservationId`. */
 export const ConsumedKeyPackage = Strict({
-  /** The owner of the KeyPackage, who joins the group. */
-  user: Username,
+  /**
+   * Optional check: the owner of the KeyPackage, as a client id (that device) or a handle or user id (a device of
+   * that account). The server knows the owner from the ref; a name that does not match refuses the Commit.
+   */
+  user: Type.Optional(UserOrClientRef),
   ref: KeyPackageRef,
   /** The caller's unexpired reservation of that key. */
   reservationId: ReservationId,
@@ -129,11 +151,14 @@ export type ConsumedKeyPackage = Static<typeof ConsumedKeyPackage>
 export const CommitBody = Strict({
   /** The Commit, PublicMessage or PrivateMessage framing; its epoch must be the group's current epoch. */
   commit: EncodedMlsMessage,
-  /** KeyPackages the Commit's Add proposals consume; each is spent with the Commit (one per added user). */
+  /** KeyPackages the Commit's Add proposals consume; each is spent with the Commit (one per added device). */
   keyPackages: Type.Array(ConsumedKeyPackage, { maxItems: 256 }),
-  /** Users the Commit removes from the roster. */
-  removes: Type.Array(Username, { maxItems: 256 }),
-  /** The Welcome for the added users (an MLSMessage); required when keyPackages is not empty. */
+  /**
+   * Who the Commit removes from the roster: a client id removes that device; a handle or user id every device of
+   * that account on the roster.
+   */
+  removes: Type.Array(UserOrClientRef, { maxItems: 256 }),
+  /** The Welcome for the added devices (an MLSMessage); required when keyPackages is not empty. */
   welcome: Type.Optional(EncodedMlsMessage),
 })
 export type CommitBody = Static<typeof CommitBody>
@@ -158,9 +183,9 @@ export type CommitResult = Static<typeof CommitResult>
 /**
  * Posts a Commit. In one transaction: the epoch must be the current one (first wins; else
  * epoch_conflict with `details.currentEpoch`), every consumed KeyPackage is spent under the
- * caller's unexpired reservation, the roster gains the added and loses the removed users, the
- * Welcome goes to each added user's inbox, a removal notice to each removed user's, the Commit
- * is appended to the log and the epoch advances. Any failure refuses the whole Commit.
+ * calling device's unexpired reservation, the roster gains the added and loses the removed devices,
+ * the Welcome goes to each added device's inbox, a removal notice to each removed device's, the
+ * Commit is appended to the log and the epoch advances. Any failure refuses the whole Commit.
  */
 export const commit = route({
   method: "POST",

@@ -1,11 +1,11 @@
 /**
- * Delivery service, per-user inbox: Welcomes, removal notices and key-directory events for the
- * caller. Items are numbered by a cursor that only grows; they stay until acknowledged or until
+ * Delivery service, per-device inbox: Welcomes, removal notices and key-directory events for the
+ * calling device (each device of a user has its own inbox). Items are numbered by a cursor that only grows; they stay until acknowledged or until
  * the retention period ends. Items that retention deletes unacknowledged are counted for the
  * user (`InboxExpired`) until an acknowledgement reaches the highest of them.
  */
 import { Type, type Static } from "@sinclair/typebox"
-import { Strict, Username, KeyPackageRef } from "../../common.js"
+import { Strict, Username, KeyPackageRef, MlsClientId } from "../../common.js"
 import { EncodedMlsMessage, Epoch, GroupId, QueryInt, Seq } from "./groups.js"
 import { route } from "./route.js"
 
@@ -22,8 +22,10 @@ export const InboxItem = Type.Union([
     seq: Seq,
     /** The epoch the new member joins at. */
     epoch: Epoch,
-    /** Who committed the add. */
+    /** Who committed the add: the account's handle. */
     by: Username,
+    /** The device that committed it (absent in items stored before devices). */
+    byClientId: Type.Optional(MlsClientId),
     /** The Welcome MLSMessage. */
     welcome: EncodedMlsMessage,
   }),
@@ -35,18 +37,29 @@ export const InboxItem = Type.Union([
     /** The epoch the removing Commit was made at. */
     epoch: Epoch,
     by: Username,
+    /** The device that committed it (absent in items stored before devices). */
+    byClientId: Type.Optional(MlsClientId),
   }),
   /** One of the caller's KeyPackages was reserved by `by`. */
   Type.Object({
     kind: Type.Literal("keyReserved"),
     ref: KeyPackageRef,
     by: Username,
+    /** The device that reserved it (absent in items stored before devices). */
+    byClientId: Type.Optional(MlsClientId),
     lastResort: Type.Boolean(),
     /** Ordinary keys still available after the reservation. */
     remainingAvailable: Type.Integer({ minimum: 0 }),
   }),
   /** One of the caller's KeyPackages was spent by `by` (used in a Commit or spent directly). */
-  Type.Object({ kind: Type.Literal("keySpent"), ref: KeyPackageRef, by: Username, lastResort: Type.Boolean() }),
+  Type.Object({
+    kind: Type.Literal("keySpent"),
+    ref: KeyPackageRef,
+    by: Username,
+    /** The device that spent it (absent in items stored before devices). */
+    byClientId: Type.Optional(MlsClientId),
+    lastResort: Type.Boolean(),
+  }),
   /**
    * A reservation `by` made of one of the caller's KeyPackages lapsed unused: the key is available again (a
    * last-resort key always was). Key-use transparency: the owner sees who takes keys and never uses them.
@@ -55,6 +68,8 @@ export const InboxItem = Type.Union([
     kind: Type.Literal("keyReleased"),
     ref: KeyPackageRef,
     by: Username,
+    /** The device whose reservation lapsed (absent in items stored before devices). */
+    byClientId: Type.Optional(MlsClientId),
     lastResort: Type.Boolean(),
     /** When the reservation was made. */
     reservedAt: Type.Integer({ minimum: 0 }),

@@ -2,17 +2,27 @@
  * Key directory: KeyPackage upload, last-resort key, reserve, spend, withdraw, status (DESIGN §2).
  * KeyPackages travel as base64url of the bare `KeyPackage` encoding (RFC 9420 §10); an
  * MLSMessage-wrapped one is accepted on upload too.
+ *
+ * Pools are per device: the owner routes (`/v1/users/:username/keypackages…`, `:username` the caller's own handle or
+ * user id) act on the pool of the session's device. An uploaded KeyPackage's credential must be a basic credential
+ * whose identity is exactly that device's client id; its signature key is bound to the device by the first accepted
+ * upload (the KeyPackage's own signature proves possession) and every later upload must carry the same key.
  */
 import { createHash } from "node:crypto"
 import { Type, type Static } from "@sinclair/typebox"
 import {
   Base64Url,
   CipherSuiteId,
+  DeviceId,
   KeyPackageRef,
+  MlsClientId,
   ReservationId,
   Strict,
   TimestampMs,
   toBase64Url,
+  UserId,
+  UserOrClientRef,
+  UserRef,
   Username,
 } from "../../common.js"
 import { keyPackageRejections } from "../../errors.js"
@@ -72,7 +82,7 @@ export const putLastResort = route({
   errors: ["forbidden"],
 })
 
-export const KeyRefParams = Strict({ username: Username, ref: KeyPackageRef })
+export const KeyRefParams = Strict({ username: UserRef, ref: KeyPackageRef })
 export type KeyRefParams = Static<typeof KeyRefParams>
 export const WithdrawResult = Type.Object({ ref: KeyPackageRef, withdrawn: Type.Boolean() })
 
@@ -158,22 +168,49 @@ export const refs = route({
 })
 
 export const ReserveBody = Strict({
-  target: Username,
+  /** A handle or user id: one KeyPackage per active device of the account. A client id: that one device's. */
+  target: UserOrClientRef,
   cipherSuite: Type.Optional(CipherSuiteId),
 })
 export type ReserveBody = Static<typeof ReserveBody>
-export const ReserveResult = Type.Object({
+
+/** One device's reserved KeyPackage. */
+export const ReservedKeyPackage = Type.Object({
+  deviceId: DeviceId,
+  /** The device's client id: the identity the KeyPackage's credential carries. */
+  clientId: MlsClientId,
   ref: KeyPackageRef,
   keyPackage: EncodedKeyPackage,
+  /** This key's reservation: spent with it (by the Commit that consumes it, or `spend`). */
   reservationId: ReservationId,
   /** When the reservation lapses and the key returns to the pool. */
   expiresAt: TimestampMs,
-  /** True when this is the target's last-resort key (not consumed by spending it). */
+  /** True when this is the device's last-resort key (not consumed by spending it). */
+  lastResort: Type.Boolean(),
+})
+export type ReservedKeyPackage = Static<typeof ReservedKeyPackage>
+
+export const ReserveResult = Type.Object({
+  userId: UserId,
+  handle: Username,
+  /** One per active device that has a key of the ciphersuite, oldest device first; never empty. */
+  keyPackages: Type.Array(ReservedKeyPackage, { minItems: 1 }),
+  /** Active devices of the target with no key of the ciphersuite (none uploaded yet, or all taken). */
+  missing: Type.Array(Type.Object({ deviceId: DeviceId, clientId: MlsClientId })),
+  /** `keyPackages[0]`'s fields again, for clients from before devices (one device per user): */
+  ref: KeyPackageRef,
+  keyPackage: EncodedKeyPackage,
+  reservationId: ReservationId,
+  expiresAt: TimestampMs,
   lastResort: Type.Boolean(),
 })
 export type ReserveResult = Static<typeof ReserveResult>
 
-/** Takes the oldest valid available KeyPackage of `target` for the caller, for the reservation TTL. */
+/**
+ * Takes, for the calling device and for the reservation TTL, the oldest valid available KeyPackage of each active
+ * device of `target` (or of the one device a client id names), in one transaction; a device without one is listed in
+ * `missing`. With no key at all: no_keypackage_available. Each key counts against the reservation budgets.
+ */
 export const reserve = route({
   method: "POST",
   path: "/v1/keypackages/reserve",
@@ -182,7 +219,7 @@ export const reserve = route({
   body: ReserveBody,
   status: 201,
   response: ReserveResult,
-  errors: ["no_keypackage_available", "rate_limited", "unknown_user"],
+  errors: ["no_keypackage_available", "rate_limited", "unknown_user", "unknown_device"],
 })
 
 export const SpendBody = Strict({ ref: KeyPackageRef, reservationId: ReservationId })
@@ -190,7 +227,7 @@ export type SpendBody = Static<typeof SpendBody>
 export const SpendResult = Type.Object({ ref: KeyPackageRef, spentAt: TimestampMs, lastResort: Type.Boolean() })
 export type SpendResult = Static<typeof SpendResult>
 
-/** Marks a reserved KeyPackage used; only the holder of that unexpired reservation may. */
+/** Marks a reserved KeyPackage used; only the device holding that unexpired reservation may. */
 export const spend = route({
   method: "POST",
   path: "/v1/keypackages/spend",

@@ -34,7 +34,7 @@ const groupTitle = "Secret Plans \u{1F92B} of the Book Club"
 const alice = user("alice")
 const bob = user("bob")
 const carol = user("carol")
-const directory = new Map([alice, bob, carol].map((u) => [u.username, u.keys.publicKey]))
+const directory = new Map([alice, bob, carol].map((u) => [u.identity, u.keys.publicKey]))
 const check = directoryCheck(directory)
 
 /** Everything that would be posted to the server, to prove the name never goes there in clear. */
@@ -56,7 +56,7 @@ async function invite(
   const pending = posted(
     await addMembers(
       adder,
-      [{ username: u.username, signaturePublicKey: u.keys.publicKey, keyPackage: kp.keyPackage }],
+      [{ identity: u.identity, signaturePublicKey: u.keys.publicKey, keyPackage: kp.keyPackage }],
       Date.now(),
       cs,
       check,
@@ -82,7 +82,7 @@ async function send(cs: CiphersuiteImpl, from: ChatGroup, text: string) {
 
 function roster(g: ChatGroup): string[] {
   return members(g)
-    .map((m) => `${m.leafIndex}:${m.username}`)
+    .map((m) => `${m.leafIndex}:${m.identity}`)
     .sort()
 }
 
@@ -105,7 +105,7 @@ describe("mls group layer", () => {
     // alice adds bob; bob joins from the Welcome and learns the name
     const addBob = await invite(cs, a, bob)
     assert.deepEqual(
-      addBob.pending.added.map((m) => m.username),
+      addBob.pending.added.map((m) => m.identity),
       ["bob"],
     )
     a = addBob.pending.state
@@ -120,12 +120,12 @@ describe("mls group layer", () => {
     const m1 = await expectKind(processIncoming(b, out.message, cs, check), "application")
     b = m1.state
     assert.equal(m1.text, "hi bob")
-    assert.equal(m1.sender.username, "alice")
+    assert.equal(m1.sender.identity, "alice")
     out = await send(cs, b, "hi alice")
     b = out.state
     const m2 = await expectKind(processIncoming(a, out.message, cs, check), "application")
     a = m2.state
-    assert.deepEqual([m2.text, m2.sender.username], ["hi alice", "bob"])
+    assert.deepEqual([m2.text, m2.sender.identity], ["hi alice", "bob"])
 
     // bob adds carol; alice processes the commit; all agree
     const addCarol = await invite(cs, b, carol)
@@ -133,9 +133,9 @@ describe("mls group layer", () => {
     let c = addCarol.joined
     const seen = await expectKind(processIncoming(a, addCarol.pending.commit, cs, check), "commit")
     a = seen.state
-    assert.equal(seen.committer?.username, "bob")
+    assert.equal(seen.committer?.identity, "bob")
     assert.deepEqual(
-      seen.added.map((m) => m.username),
+      seen.added.map((m) => m.identity),
       ["carol"],
     )
     assert.equal(epoch(a), 2n)
@@ -156,7 +156,7 @@ describe("mls group layer", () => {
       [b, (s: ChatGroup) => (b = s)],
     ] as const) {
       const r = await expectKind(processIncoming(g, out.message, cs, check), "application")
-      assert.deepEqual([r.text, r.sender.username], ["carol here", "carol"])
+      assert.deepEqual([r.text, r.sender.identity], ["carol here", "carol"])
       set(r.state)
     }
 
@@ -165,7 +165,7 @@ describe("mls group layer", () => {
     const rm = posted(await removeMembers(a, ["bob"], cs, check))
     a = rm.state
     assert.deepEqual(
-      rm.removed.map((m) => m.username),
+      rm.removed.map((m) => m.identity),
       ["bob"],
     )
     const bobSees = await expectKind(processIncoming(b, rm.commit, cs, check), "commit")
@@ -191,13 +191,13 @@ describe("mls group layer", () => {
     await rejects(selfUpdate(c, cs, check), "leave_pending")
     const prop = await expectKind(processIncoming(a, leave.proposal, cs, check), "proposal")
     a = prop.state
-    assert.equal(prop.proposer?.username, "carol")
-    assert.equal(prop.removes?.username, "carol")
+    assert.equal(prop.proposer?.identity, "carol")
+    assert.equal(prop.removes?.identity, "carol")
     await rejects(encryptText(a, "wait", cs), "proposals_pending")
     const done = posted(await commitPendingProposals(a, cs, check))
     a = done.state
     assert.deepEqual(
-      done.removed.map((m) => m.username),
+      done.removed.map((m) => m.identity),
       ["carol"],
     )
     const carolOut = await expectKind(processIncoming(c, done.commit, cs, check), "commit")
@@ -228,7 +228,7 @@ describe("mls group layer", () => {
 
     // both commit at epoch 1: bob's self-update wins at the server, alice's add of carol loses
     const carolKp = await freshKeyPackage(carol, cs)
-    const invitee = { username: "carol", signaturePublicKey: carol.keys.publicKey, keyPackage: carolKp.keyPackage }
+    const invitee = { identity: "carol", signaturePublicKey: carol.keys.publicKey, keyPackage: carolKp.keyPackage }
     const losing = await addMembers(a, [invitee], Date.now(), cs, check)
     const winning = await selfUpdate(b, cs, check)
     assert.equal(losing.epoch, winning.epoch)
@@ -262,7 +262,7 @@ describe("mls group layer", () => {
     await rejects(
       addMembers(
         a,
-        [{ username: "bob", signaturePublicKey: bob.keys.publicKey, keyPackage: kp.keyPackage }],
+        [{ identity: "bob", signaturePublicKey: bob.keys.publicKey, keyPackage: kp.keyPackage }],
         Date.now(),
         cs,
         check,
@@ -274,7 +274,7 @@ describe("mls group layer", () => {
     const lying = directoryCheck(new Map([...directory, ["bob", mallory.keys.publicKey]]))
     const pending = await addMembers(
       a,
-      [{ username: "bob", signaturePublicKey: mallory.keys.publicKey, keyPackage: kp.keyPackage }],
+      [{ identity: "bob", signaturePublicKey: mallory.keys.publicKey, keyPackage: kp.keyPackage }],
       Date.now(),
       cs,
       lying,
@@ -283,7 +283,7 @@ describe("mls group layer", () => {
     const carolKp = await freshKeyPackage(carol, cs)
     const withCarol = await addMembers(
       pending.state,
-      [{ username: "carol", signaturePublicKey: carol.keys.publicKey, keyPackage: carolKp.keyPackage }],
+      [{ identity: "carol", signaturePublicKey: carol.keys.publicKey, keyPackage: carolKp.keyPackage }],
       Date.now(),
       cs,
       lying,

@@ -7,25 +7,25 @@ import type { SignatureKeyPair } from "../../../daemon/mls/identity.js"
 import { generateKeyPackage } from "../../../daemon/mls/keyPackages.js"
 
 export interface User {
-  username: string
+  identity: string
   keys: SignatureKeyPair
 }
 
-export function user(username: string): User {
-  return { username, keys: newSignatureKeyPair() }
+export function user(identity: string): User {
+  return { identity, keys: newSignatureKeyPair() }
 }
 
 /** The server's directory plus a client's pins: unknown users and changed keys are refused. */
 export function directoryCheck(directory: Map<string, Uint8Array>): CredentialCheck {
   const pinned = new Map<string, string>()
-  return async (username, key) => {
-    const listed = directory.get(username)
+  return async (identity, key) => {
+    const listed = directory.get(identity)
     if (listed === undefined) return { kind: "refused", reason: "unknown user" }
     const hex = Buffer.from(key).toString("hex")
     if (Buffer.from(listed).toString("hex") !== hex) return { kind: "refused", reason: "key differs from directory" }
-    const pin = pinned.get(username)
+    const pin = pinned.get(identity)
     if (pin !== undefined && pin !== hex) return { kind: "refused", reason: "key changed since pinned" }
-    pinned.set(username, hex)
+    pinned.set(identity, hex)
     return { kind: "accepted" }
   }
 }
@@ -42,7 +42,7 @@ export async function freshKeyPackage(
   lifetimeMs = 14 * 24 * 3600_000,
 ): Promise<FreshKeyPackage> {
   const k = await generateKeyPackage({
-    username: u.username,
+    identity: u.identity,
     keys: u.keys,
     suite: cs,
     now,

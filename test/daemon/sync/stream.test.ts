@@ -31,7 +31,7 @@ function streamOf(t: TestContext, url: string, user: TestUser, onItem: (item: Gr
   })
   const session = new Session(
     client,
-    user.name,
+    { user: user.name, deviceId: null },
     textSigner({ publicKey: user.publicKey, privateKey: user.seed }),
     () => {},
   )

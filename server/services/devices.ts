@@ -1,0 +1,117 @@
+/**
+ * Devices of an account beyond the first (rpc-schema/server/http/devices.ts): one-time link codes, redeeming one,
+ * the direct add by an authenticated device, and removal, which revokes exactly that device (its sessions, streams and
+ * keys) and nothing else.
+ */
+import { createHash, randomBytes } from "node:crypto"
+import { fromBase64Url } from "../../rpc-schema/common.js"
+import { AppError } from "../../rpc-schema/errors.js"
+import type { DeviceIdentity } from "../../rpc-schema/server/http/auth.js"
+import {
+  addDeviceMessage,
+  linkCodeTtlMs,
+  linkMessage,
+  type AddDeviceBody,
+  type LinkCodeResult,
+  type LinkDeviceBody,
+  type RemoveDeviceResult,
+} from "../../rpc-schema/server/http/devices.js"
+import type { Clock } from "../clock.js"
+import type { DeviceRef, NewDevice, ServerStore } from "../store/types.js"
+import { newDevice, verifyEd25519, type SessionListener } from "./auth.js"
+import { RateLimiter, rateLimited, takeAll, type Limit } from "./rateLimiter.js"
+
+/** Unredeemed, unexpired link codes one account may hold at once. */
+const maxOpenLinkCodes = 8
+/** Crockford's base32 alphabet (no I, L, O, U): what a person can read off one screen and type on another. */
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+/** A fresh code: 80 random bits as 16 base32 characters in groups of four. */
+function newLinkCode(): string {
+  const bytes = randomBytes(10)
+  let bits = 0n
+  for (const b of bytes) bits = (bits << 8n) | BigInt(b)
+  let text = ""
+  for (let i = 0; i < 16; i++) text += crockford[Number((bits >> BigInt(75 - 5 * i)) & 31n)]
+  return text.match(/.{4}/g)!.join("-")
+}
+
+const hashCode = (code: string) => createHash("sha256").update(code).digest()
+
+const identityOf = (userId: string, handle: string, d: NewDevice): DeviceIdentity => ({
+  userId,
+  handle,
+  deviceId: d.deviceId,
+  clientId: d.clientId,
+})
+
+export class DeviceService {
+  private readonly attemptsPerIp: RateLimiter
+
+  constructor(
+    private readonly store: ServerStore,
+    /** The domain of new devices' client ids (`--domain`). */
+    private readonly domain: string,
+    private readonly clock: Clock,
+    private readonly listener: SessionListener,
+    /** Redemption attempts per client address (a code is a secret worth guessing): the login-challenge budget. */
+    attemptsPerIp: Limit,
+  ) {
+    this.attemptsPerIp = new RateLimiter(clock, attemptsPerIp)
+  }
+
+  /** Forgets rate-limit buckets that have refilled (the GC timer calls it). */
+  pruneLimits(): void {
+    this.attemptsPerIp.prune()
+  }
+
+  async createLinkCode(by: DeviceRef): Promise<LinkCodeResult> {
+    const code = newLinkCode()
+    const now = this.clock.now()
+    const expiresAt = now + linkCodeTtlMs
+    const full = await this.store.createLinkCode(
+      hashCode(code),
+      by.userId,
+      by.deviceId,
+      expiresAt,
+      now,
+      maxOpenLinkCodes,
+    )
+    if (full !== undefined) throw rateLimited(full - now, `${by.handle} has ${maxOpenLinkCodes} open link codes`)
+    return { code, expiresAt }
+  }
+
+  /** `ip` is the client's address: attempts per address are limited. */
+  async link(body: LinkDeviceBody, ip: string): Promise<DeviceIdentity> {
+    takeAll([{ limiter: this.attemptsPerIp, key: ip, what: "too many device links from this address" }])
+    const key = fromBase64Url(body.loginKey)
+    // Checked before the code is touched: a proof that does not verify does not use the code up.
+    if (!verifyEd25519(key, linkMessage(body.code, body.loginKey), fromBase64Url(body.proof))) {
+      throw new AppError("bad_signature", "the proof of possession does not verify with that key")
+    }
+    // The device's client id names the code's account, known inside the redeeming transaction.
+    const r = await this.store.redeemLinkCode(
+      hashCode(body.code),
+      (userId) => newDevice(userId, key, this.domain),
+      this.clock.now(),
+    )
+    return identityOf(r.userId, r.handle, r.device)
+  }
+
+  async add(by: DeviceRef, body: AddDeviceBody): Promise<DeviceIdentity> {
+    const key = fromBase64Url(body.loginKey)
+    if (!verifyEd25519(key, addDeviceMessage(by.userId, body.loginKey), fromBase64Url(body.proof))) {
+      throw new AppError("bad_signature", "the proof of possession does not verify with that key")
+    }
+    const device = newDevice(by.userId, key, this.domain)
+    await this.store.addDevice(by.userId, device, this.clock.now())
+    return identityOf(by.userId, by.handle, device)
+  }
+
+  /** Removes a device of the caller's account; its streams end after the commit. */
+  async remove(by: DeviceRef, deviceId: string): Promise<RemoveDeviceResult> {
+    const r = await this.store.removeDevice(by.userId, deviceId, this.clock.now())
+    if (r.changed) this.listener.deviceRemoved(deviceId)
+    return { deviceId, removedAt: r.removedAt }
+  }
+}
