@@ -34,6 +34,8 @@ export interface OldKeyPackage {
   uploadedAt: number
   seq: number
   lastResort?: boolean
+  /** A reservation of the key held by another user. */
+  reservation?: { id: string; by: string; createdAt: number; expiresAt: number }
 }
 
 export interface OldServerContent {
@@ -72,9 +74,19 @@ export function writeOldServerDb(path: string, version: number, content: OldServ
        VALUES (?, ?, 1, ?, ?, ?, 'available', ?, ?)`,
     )
     const initKey = db.prepare("INSERT INTO init_keys (init_key, ref) VALUES (?, ?)")
+    const reserveKey = db.prepare(
+      "UPDATE keypackages SET state = 'reserved', reservation_id = ?, reserved_by = ?, reserved_until = ? WHERE ref = ?",
+    )
+    const reservation = db.prepare(
+      "INSERT INTO reservations (id, ref, owner, requester, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
     for (const k of content.keyPackages ?? []) {
       initKey.run(k.initKey, k.ref)
       key.run(k.ref, k.owner, k.data, k.notAfter, k.lastResort ? 1 : 0, k.uploadedAt, k.seq)
+      const r = k.reservation
+      if (!r) continue
+      reserveKey.run(r.id, r.by, r.expiresAt, k.ref)
+      reservation.run(r.id, k.ref, k.owner, r.by, r.createdAt, r.expiresAt)
     }
     const inbox = db.prepare("INSERT INTO inbox (username, kind, group_id, item, created_at) VALUES (?, ?, ?, ?, ?)")
     for (const i of content.inbox ?? []) inbox.run(i.name, i.kind, i.groupId, i.item, i.createdAt)

@@ -148,5 +148,7 @@ export async function uploadKeyPackages(base: string, user: TestUser, encoded: s
   return http(base, "POST", `/v1/users/${user.name}/keypackages`, { token: user.token, json: { keyPackages: encoded } })
 }
 
-export const makeEncodedKeyPackage = async (user: Identity & { name: string; clientId?: string }, opts: KeyPackageOptions = {}) =>
-  encodeKp(await makeKeyPackage(user, opts))
+export const makeEncodedKeyPackage = async (
+  user: Identity & { name: string; clientId?: string },
+  opts: KeyPackageOptions = {},
+) => encodeKp(await makeKeyPackage(user, opts))
