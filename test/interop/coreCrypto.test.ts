@@ -7,7 +7,7 @@ import { defaultCapabilities, generateKeyPackageWithKey } from "ts-mls"
 import type { CiphersuiteImpl } from "ts-mls"
 import { encodeKeyPackage } from "ts-mls/keyPackage.js"
 import { getSuite } from "../../crypto/index.js"
-import { basicCredential, usernameOf } from "../../daemon/mls/credentialCheck.js"
+import { basicCredential, identityOf } from "../../daemon/mls/credentialCheck.js"
 import { addMembers, createChatGroup, joinFromWelcome, removeMembers, selfUpdate } from "../../daemon/mls/group.js"
 import { decodeKeyPackageBytes } from "../../daemon/mls/groupKeyPackage.js"
 import { epoch, groupId, members } from "../../daemon/mls/groupState.js"
@@ -31,7 +31,7 @@ function ccDevice(): Promise<CoreCryptoClient> {
 
 /** The directory both sides would read from the server: client id → MLS signature key. */
 async function directoryOf(daemonUsers: User[], ccClients: CoreCryptoClient[]): Promise<Map<string, Uint8Array>> {
-  const entries: [string, Uint8Array][] = daemonUsers.map((u) => [u.username, u.keys.publicKey])
+  const entries: [string, Uint8Array][] = daemonUsers.map((u) => [u.identity, u.keys.publicKey])
   for (const c of ccClients) entries.push([c.clientId, await c.signaturePublicKey()])
   return new Map(entries)
 }
@@ -47,7 +47,7 @@ async function expectKind<K extends Incoming["kind"]>(
 
 function clientIds(g: ChatGroup): string[] {
   return members(g)
-    .map((m) => m.username)
+    .map((m) => m.identity)
     .sort()
 }
 
@@ -62,12 +62,12 @@ async function chatBothWays(cc: CoreCryptoClient, d: ChatGroup, cs: CiphersuiteI
   const check = directoryCheck(await directoryOf([dUser], [cc]))
   const fromCc = await cc.encrypt(groupId(d), "hello from OpenMLS")
   const got = await expectKind(processIncoming(d, fromCc, cs, check), "application")
-  assert.deepEqual([got.text, got.sender.username], ["hello from OpenMLS", cc.clientId])
+  assert.deepEqual([got.text, got.sender.identity], ["hello from OpenMLS", cc.clientId])
   const out = await encryptText(got.state, "hello from ts-mls", cs)
   assert.deepEqual(await cc.receive(groupId(d), out.message), {
     kind: "text",
     text: "hello from ts-mls",
-    sender: dUser.username,
+    sender: dUser.identity,
   })
   return out.state
 }
@@ -109,7 +109,7 @@ describe("interop with core-crypto 10.3.0 (OpenMLS), MLS level", () => {
     const joined = await joinFromWelcome(add.welcome.serialize(), kp.keyPackage, kp.privateKeyPackage, cs, check)
     assert.equal(joined.name, "")
     let d = joined.state
-    assert.deepEqual(clientIds(d), [cc.clientId, dUser.username].sort())
+    assert.deepEqual(clientIds(d), [cc.clientId, dUser.identity].sort())
     await agree(cc, d)
 
     d = await chatBothWays(cc, d, cs, dUser)
@@ -121,7 +121,7 @@ describe("interop with core-crypto 10.3.0 (OpenMLS), MLS level", () => {
     await agree(cc, d)
     const ccUpd = await cc.selfUpdate(id)
     const seen = await expectKind(processIncoming(d, ccUpd.commit, cs, check), "commit")
-    assert.equal(seen.committer?.username, cc.clientId)
+    assert.equal(seen.committer?.identity, cc.clientId)
     d = seen.state
     await agree(cc, d)
     assert.equal(epoch(d), 3n)
@@ -133,8 +133,8 @@ describe("interop with core-crypto 10.3.0 (OpenMLS), MLS level", () => {
     const add2 = await cc.addMembers(id, [encodeKeyPackage(kp2.keyPackage)])
     const seenAdd = await expectKind(processIncoming(d, add2.commit, cs, check2), "commit")
     assert.deepEqual(
-      seenAdd.added.map((m) => m.username),
-      [dUser2.username],
+      seenAdd.added.map((m) => m.identity),
+      [dUser2.identity],
     )
     d = seenAdd.state
     const d2 = (await joinFromWelcome(add2.welcome!.serialize(), kp2.keyPackage, kp2.privateKeyPackage, cs, check2))
@@ -153,10 +153,10 @@ describe("interop with core-crypto 10.3.0 (OpenMLS), MLS level", () => {
     let d = await createChatGroup({ name: "interop", creator, now: Date.now(), cs })
 
     const ccKp = decodeKeyPackageBytes(await cc.keyPackage())
-    assert.equal(usernameOf(ccKp.leafNode.credential), cc.clientId)
+    assert.equal(identityOf(ccKp.leafNode.credential), cc.clientId)
     const add = await addMembers(
       d,
-      [{ username: cc.clientId, signaturePublicKey: await cc.signaturePublicKey(), keyPackage: ccKp }],
+      [{ identity: cc.clientId, signaturePublicKey: await cc.signaturePublicKey(), keyPackage: ccKp }],
       Date.now(),
       cs,
       check,
@@ -170,7 +170,7 @@ describe("interop with core-crypto 10.3.0 (OpenMLS), MLS level", () => {
     const kp3 = await freshKeyPackage(third, cs)
     const add3 = await addMembers(
       d,
-      [{ username: third.username, signaturePublicKey: third.keys.publicKey, keyPackage: kp3.keyPackage }],
+      [{ identity: third.identity, signaturePublicKey: third.keys.publicKey, keyPackage: kp3.keyPackage }],
       Date.now(),
       cs,
       check,
@@ -181,11 +181,11 @@ describe("interop with core-crypto 10.3.0 (OpenMLS), MLS level", () => {
     await agree(cc, d)
 
     // core-crypto removes it; the daemon's members see the removal, the removed one learns it.
-    const rm = await cc.removeMembers(groupId(d), [third.username])
+    const rm = await cc.removeMembers(groupId(d), [third.identity])
     const seen = await expectKind(processIncoming(d, rm.commit, cs, check), "commit")
     assert.deepEqual(
-      seen.removed.map((m) => m.username),
-      [third.username],
+      seen.removed.map((m) => m.identity),
+      [third.identity],
     )
     d = seen.state
     const gone = await expectKind(processIncoming(t, rm.commit, cs, check), "commit")
@@ -196,7 +196,7 @@ describe("interop with core-crypto 10.3.0 (OpenMLS), MLS level", () => {
     // The daemon removes core-crypto; core-crypto learns it is out.
     const rmCc = await removeMembers(d, [cc.clientId], cs, check)
     assert.deepEqual(await cc.receive(groupId(d), rmCc.commit), { kind: "commit", active: false })
-    assert.deepEqual(clientIds(rmCc.state), [creator.username])
+    assert.deepEqual(clientIds(rmCc.state), [creator.identity])
   })
 
   it("core-crypto refuses application messages from a member whose identity is not a client id", async () => {
@@ -224,7 +224,7 @@ describe("interop with core-crypto 10.3.0 (OpenMLS), MLS level", () => {
     const u = daemonDevice()
     const nowS = BigInt(Math.floor(Date.now() / 1000))
     const basicOnly = await generateKeyPackageWithKey(
-      basicCredential(u.username),
+      basicCredential(u.identity),
       { ...defaultCapabilities(), credentials: ["basic"] },
       { notBefore: nowS - 3600n, notAfter: nowS + 86400n },
       [],
