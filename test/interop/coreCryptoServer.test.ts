@@ -207,5 +207,29 @@ describe("interop through the server: core-crypto 10.3.0 (OpenMLS) and a daemon"
     const last = daemonReceives(dora, groupId, "same epoch", w2)
     await send(w2, groupId, "same epoch")
     await last
+    // (core-crypto reads a message of an earlier epoch only while its sender is still in the group: read first.)
+    assert.deepEqual(await catchUp(w1, groupId), [`${w2.cc.clientId}: same epoch`])
+
+    // core-crypto removes its other device by client id (MLS and the server's roster): the daemon sees that device
+    // go; the removed device learns it from the Commit and its inbox.
+    const gone = dora.client.next(
+      "group.updated",
+      (p) => p.groupId === toBase64Url(groupId) && p.removedDevices.some((x) => x.clientId === w2.cc.clientId),
+      20_000,
+    )
+    await w1.cc.removeMembers(groupId, [w2.cc.clientId], postCommit(w1, groupId, [], [w2.cc.clientId]))
+    await gone
+    assert.deepEqual(await catchUp(w2, groupId), [])
+    assert.ok(
+      (await w2.server.readInbox()).some((i) => i.item.kind === "removed" && i.item.groupId === toBase64Url(groupId)),
+    )
+    const rest = await dora.client.call("group.members", { group: toBase64Url(groupId) })
+    assert.deepEqual(
+      rest.members.flatMap((m) => m.devices.map((x) => x.clientId)).sort(),
+      [doraId, w1.cc.clientId].sort(),
+    )
+    const bye = await dora.client.call("message.send", { group: toBase64Url(groupId), text: "just us" })
+    assert.equal(bye.state, "sent")
+    assert.deepEqual(await catchUp(w1, groupId), [`${doraId}: just us`])
   })
 })
