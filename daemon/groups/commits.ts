@@ -80,7 +80,7 @@ export class Committer {
         name: g.name,
         epoch: Number(epoch(state)),
         members: handles(this.ctx.directory, members(state)),
-        ...changeView(this.ctx.directory, added, removed),
+        ...changeView(this.ctx.directory, added, removed, members(state)),
         by: this.ctx.username,
         reason: "commit",
       })

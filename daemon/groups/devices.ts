@@ -71,18 +71,20 @@ export class DeviceSync {
    */
   watchLink(expiresAt: number): void {
     clearTimeout(this.linkWatch)
+    let baseline: number | undefined
     const tick = async () => {
       if (this.closed) return
-      const before = this.usable
       try {
+        // A changed list starts a pass by itself.
         await this.devices()
       } catch (err) {
         this.ctx.log.info({ err: (err as Error).message }, "reading the directory for a linked device failed")
       }
-      if (this.usable > before || this.ctx.clock.now() >= expiresAt) return
+      baseline ??= this.usable
+      if (this.usable > baseline || this.ctx.clock.now() >= expiresAt) return
       this.linkWatch = setTimeout(() => void tick(), linkPollMs).unref()
     }
-    this.linkWatch = setTimeout(() => void tick(), linkPollMs).unref()
+    void tick()
   }
 
   close(): void {

@@ -162,7 +162,7 @@ export class IncomingLog {
         name: g.name,
         epoch: g.epoch,
         members: handles(this.ctx.directory, members(state)),
-        ...changeView(this.ctx.directory, [], []),
+        ...changeView(this.ctx.directory, [], [], []),
         by: null,
         reason: "outOfSync",
       })
@@ -342,7 +342,7 @@ export class IncomingLog {
             name: g.name,
             epoch: Number(incoming.epoch),
             members: handles(this.ctx.directory, members(state)),
-            ...changeView(this.ctx.directory, incoming.added, incoming.removed),
+            ...changeView(this.ctx.directory, incoming.added, incoming.removed, members(state)),
             by: incoming.committer
               ? this.ctx.directory.who(incoming.committer.identity, incoming.committer.signaturePublicKey).username
               : null,
@@ -361,7 +361,7 @@ export class IncomingLog {
             name: g.name,
             epoch: ep,
             members: handles(this.ctx.directory, members(state)),
-            ...changeView(this.ctx.directory, [], []),
+            ...changeView(this.ctx.directory, [], [], []),
             by: this.ctx.directory.who(leaver.identity, leaver.signaturePublicKey).username,
             reason: "leaveProposed",
           })

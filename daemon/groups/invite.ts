@@ -38,10 +38,12 @@ async function reserve(
       if (!(err instanceof AppError && err.code === "no_keypackage_available")) throw err
     }
   }
-  if (got.length === 0)
-    throw new AppError("pool_exhausted", `${user} has no KeyPackage left on the server; try again later`, { user })
+  if (got.length === 0) throw noKeys(user)
   return got
 }
+
+const noKeys = (user: string) =>
+  new AppError("pool_exhausted", `${user} has no KeyPackage left on the server; try again later`, { user })
 
 /**
  * Adds `user`'s active devices that are not in the group yet, in one Commit. `none` says what no device to add means:
@@ -60,6 +62,8 @@ export async function addUserDevices(
     const present = new Set(members(state).map((m) => ctx.directory.rosterId(m.identity, m.signaturePublicKey)))
     return account.devices.filter((d) => !present.has(d.clientId) && d.clientId !== ctx.clientId)
   }
+  // No device has bound an MLS key yet: none ever uploaded a KeyPackage.
+  if (account.devices.length === 0 && none === "conflict") throw noKeys(account.handle)
   const wanted = missing()
   if (wanted.length === 0) {
     if (none === "skip") return

@@ -59,11 +59,21 @@ export function deviceRefs(dir: Directory, ms: Member[]): DeviceRef[] {
   })
 }
 
-/** What `group.updated` says of a membership change: the users touched and the devices added and removed. */
-export function changeView(dir: Directory, added: Member[], removed: Member[]) {
+/**
+ * What `group.updated` says of a membership change: the users who joined or left (no device in the group before, or
+ * none after) and every device added or removed. `after` is the members after the change.
+ */
+export function changeView(dir: Directory, added: Member[], removed: Member[], after: Member[]) {
+  const stayed = new Set(
+    handles(
+      dir,
+      after.filter((m) => !added.some((a) => a.leafIndex === m.leafIndex)),
+    ),
+  )
+  const now = new Set(handles(dir, after))
   return {
-    added: handles(dir, added),
-    removed: handles(dir, removed),
+    added: handles(dir, added).filter((h) => !stayed.has(h)),
+    removed: handles(dir, removed).filter((h) => !now.has(h)),
     addedDevices: deviceRefs(dir, added),
     removedDevices: deviceRefs(dir, removed),
   }

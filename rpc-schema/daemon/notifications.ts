@@ -124,8 +124,8 @@ export const groupJoined = notification({
 
 export const GroupUpdatedParams = Type.Object({
   ...groupNow,
-  added: described(Type.Array(Username), "users with a device the change added"),
-  removed: described(Type.Array(Username), "users with a device the change removed"),
+  added: described(Type.Array(Username), "users the change brought in (none of their devices was in the group)"),
+  removed: described(Type.Array(Username), "users the change took out (none of their devices is left)"),
   addedDevices: described(Type.Array(DeviceRef), "the devices the change added"),
   removedDevices: described(Type.Array(DeviceRef), "the devices the change removed"),
   by: described(Type.Union([Username, Type.Null()]), "Who committed the change (null when unknown)."),

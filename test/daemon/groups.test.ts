@@ -278,16 +278,15 @@ describe("groups", () => {
 
   it("a signature key that differs from the pinned one is refused and reported", async (t) => {
     const s = await startServer(t)
-    const [alice] = (await users(t, s, "alice", "bob")) as [TestDaemon]
+    const [alice, bob] = (await users(t, s, "alice", "bob")) as [TestDaemon, TestDaemon]
+    const bobDevice = (await bob.client.call("identity.get")).clientId!
     await alice.client.call("group.create", { name: "pinned" })
-    // alice pinned some other key for bob earlier (as if the directory had since changed his key).
+    // alice pinned some other key for bob's device earlier (as if the directory had since changed its key).
     await alice.stop()
     const db = new Database(alice.dbPath)
-    db.prepare("INSERT INTO pinned_keys (username, signature_key, pinned_at) VALUES (?, ?, ?)").run(
-      "bob",
-      randomBytes(32),
-      Date.now(),
-    )
+    db.prepare(
+      "INSERT INTO device_pins (identity, handle, client_id, signature_key, pinned_at) VALUES (?, ?, ?, ?, ?)",
+    ).run(bobDevice, "bob", bobDevice, randomBytes(32), Date.now())
     db.close()
     const a2 = await alice.restart()
     const refused = a2.client.next("credential.refused", (p) => p.username === "bob")

@@ -16,8 +16,12 @@ describe("identity", () => {
     assert.deepEqual(await c.call("identity.get"), {
       registered: false,
       username: null,
+      userId: null,
+      deviceId: null,
+      clientId: null,
       server: null,
       signatureKey: null,
+      loginKey: null,
       registeredAt: null,
     })
     await s.stop()
@@ -26,9 +30,13 @@ describe("identity", () => {
     const id = await c.call("identity.register", { username: "alice" })
     assert.equal(id.registered, true)
     assert.equal(id.server, s.url)
+    // One device of a new account: its client id names both, and its MLS key is not its login key.
+    assert.ok(id.clientId?.startsWith(`${id.userId}:${id.deviceId}@`), id.clientId ?? "")
+    assert.notEqual(id.signatureKey, id.loginKey)
     await assert.rejects(c.call("identity.register", { username: "carol" }), code("already_registered"))
     const st = await c.call("daemon.status")
     assert.equal(st.username, "alice")
+    assert.deepEqual([st.userId, st.deviceId, st.clientId], [id.userId, id.deviceId, id.clientId])
     assert.deepEqual(await c.call("identity.get"), id)
   })
 })
