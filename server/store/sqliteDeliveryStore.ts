@@ -46,7 +46,9 @@ interface RefRow {
 const toRef = (r: RefRow): DeviceRef => ({ deviceId: r.id, userId: r.user_id, handle: r.handle, clientId: r.client_id })
 /** A device's names: `d` joined with its account `a`. */
 const refColumns = "d.id, d.user_id, d.client_id, a.handle"
-const refJoin = "JOIN devices d ON d.id = {} JOIN accounts a ON a.user_id = d.user_id"
+const accountJoin = "JOIN accounts a ON a.user_id = d.user_id"
+/** Joins the device named by `column`, and its account. */
+const refJoin = (column: string) => `JOIN devices d ON d.id = ${column} ${accountJoin}`
 
 interface EntryRow extends RefRow {
   seq: number
@@ -55,7 +57,7 @@ interface EntryRow extends RefRow {
   data: Buffer
   received_at: number
 }
-const entryColumns = `l.seq, l.epoch, l.kind, l.data, l.received_at, ${refColumns} FROM group_log l ${refJoin.replace("{}", "l.sender")}`
+const entryColumns = `l.seq, l.epoch, l.kind, l.data, l.received_at, ${refColumns} FROM group_log l ${refJoin("l.sender")}`
 
 const toEntry = (groupId: string, r: EntryRow): StoredEntry => ({
   groupId,
@@ -85,17 +87,15 @@ export class SqliteDeliveryStore implements DeliveryStore {
       ),
       advance: db.prepare("UPDATE groups SET epoch = ?, last_seq = ? WHERE id = ?"),
       roster: db.prepare<[string], RefRow>(
-        `SELECT ${refColumns} FROM group_members m ${refJoin.replace("{}", "m.device")}
+        `SELECT ${refColumns} FROM group_members m ${refJoin("m.device")}
          WHERE m.group_id = ? AND m.removed_seq IS NULL ORDER BY d.client_id`,
       ),
-      deviceRef: db.prepare<[string], RefRow>(
-        `SELECT ${refColumns} FROM devices d ${refJoin.replace("JOIN devices d ON d.id = {} ", "")} WHERE d.id = ?`,
-      ),
+      deviceRef: db.prepare<[string], RefRow>(`SELECT ${refColumns} FROM devices d ${accountJoin} WHERE d.id = ?`),
       byClientIdRef: db.prepare<[string], RefRow>(
-        `SELECT ${refColumns} FROM devices d ${refJoin.replace("JOIN devices d ON d.id = {} ", "")} WHERE d.client_id = ?`,
+        `SELECT ${refColumns} FROM devices d ${accountJoin} WHERE d.client_id = ?`,
       ),
       rosterOfAccount: db.prepare<[string, string, string], { device: string }>(
-        `SELECT m.device FROM group_members m ${refJoin.replace("{}", "m.device")}
+        `SELECT m.device FROM group_members m ${refJoin("m.device")}
          WHERE m.group_id = ? AND m.removed_seq IS NULL AND (a.handle = ? OR a.user_id = ?)`,
       ),
       member: db.prepare<[string, string], MemberRow>(

@@ -32,10 +32,9 @@ interface DeviceRow {
   removed_at: number | null
 }
 
-/** Selects DeviceRow columns of `devices d` joined with its account `a`. */
-export const deviceColumns =
-  "d.id, d.user_id, d.client_id, a.handle, d.login_key, d.mls_key, d.created_at, d.removed_at " +
-  "FROM devices d JOIN accounts a ON a.user_id = d.user_id"
+/** DeviceRow's columns of `devices d` joined with its account `a` (`deviceFrom`). */
+const deviceColumns = "d.id, d.user_id, d.client_id, a.handle, d.login_key, d.mls_key, d.created_at, d.removed_at"
+const deviceFrom = "FROM devices d JOIN accounts a ON a.user_id = d.user_id"
 
 const toDevice = (r: DeviceRow): StoredDevice => ({
   deviceId: r.id,
@@ -86,8 +85,10 @@ export class SqliteStore implements ServerStore {
       accountById: db.prepare<[string], { user_id: string; handle: string; created_at: number }>(
         "SELECT user_id, handle, created_at FROM accounts WHERE user_id = ?",
       ),
-      devicesOf: db.prepare<[string], DeviceRow>(`SELECT ${deviceColumns} WHERE d.user_id = ? ORDER BY d.n`),
-      device: db.prepare<[string], DeviceRow>(`SELECT ${deviceColumns} WHERE d.id = ?`),
+      devicesOf: db.prepare<[string], DeviceRow>(
+        `SELECT ${deviceColumns} ${deviceFrom} WHERE d.user_id = ? ORDER BY d.n`,
+      ),
+      device: db.prepare<[string], DeviceRow>(`SELECT ${deviceColumns} ${deviceFrom} WHERE d.id = ?`),
       insertDevice: db.prepare(
         "INSERT INTO devices (id, user_id, client_id, login_key, created_at) VALUES (?, ?, ?, ?, ?)",
       ),
@@ -127,7 +128,7 @@ export class SqliteStore implements ServerStore {
       ),
       insertSession: db.prepare("INSERT INTO sessions (token_hash, device, expires_at) VALUES (?, ?, ?)"),
       session: db.prepare<[Uint8Array, number], DeviceRow & { expires_at: number }>(
-        `SELECT ${deviceColumns.replace("FROM", ", s.expires_at AS expires_at FROM")}
+        `SELECT ${deviceColumns}, s.expires_at ${deviceFrom}
          JOIN sessions s ON s.device = d.id WHERE s.token_hash = ? AND s.expires_at > ?`,
       ),
       deleteSession: db.prepare("DELETE FROM sessions WHERE token_hash = ?"),

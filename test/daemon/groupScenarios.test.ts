@@ -176,9 +176,13 @@ describe("group scenarios", () => {
     )) as [TestDaemon, TestDaemon, TestDaemon, TestDaemon]
     // alice pins carol's key by sharing a group with her.
     const g = await groupWith(alice, "pinned", { carol })
+    const swapped = newIdentity().publicKey
     s.app.store.db
-      .prepare("UPDATE users SET signature_key = ? WHERE username = ?")
-      .run(newIdentity().publicKey, "carol")
+      .prepare(
+        `UPDATE devices SET login_key = ?, mls_key = ?
+         WHERE user_id = (SELECT user_id FROM accounts WHERE handle = ?)`,
+      )
+      .run(swapped, swapped, "carol")
 
     // alice saw carol's key before: the directory's new one is refused before anything is reserved.
     const aliceRefused = alice.client.next("credential.refused", (p) => p.username === "carol")

@@ -55,6 +55,17 @@ describe("mls-server start-up", () => {
     await refuses([...db, "--tls-cert", cert, "--tls-key", bad], /^mls-server: --tls-cert\/--tls-key: not a usable PEM/)
   })
 
+  it("refuses a --domain (or a --host taken as the domain) that cannot be the domain of client ids", async () => {
+    for (const [args, expected] of [
+      [["--domain", "Chat.Example.org"], /^mls-server: --domain must be a lower-case DNS name or IPv4 address/],
+      [["--host", "::1"], /^mls-server: --host ::1 cannot be the domain of client ids: give --domain/],
+    ] as const) {
+      const { code, stderr } = await runServer(["--port", "0", ...args])
+      assert.equal(code, 2, stderr)
+      assert.match(stderr, expected)
+    }
+  })
+
   it("logs human-readable lines to stderr with --log-format pretty", async (t) => {
     const dir = tempDir(t)
     const server = await spawnServer(["--db", join(dir, "s.db"), "--log-format", "pretty"])
