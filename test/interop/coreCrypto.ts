@@ -69,7 +69,7 @@ export type Received =
 interface Outbox {
   deliver?: (bundle: CommitBundle) => Promise<void>
   made: CommitBundle[]
-  /** Why `deliver` failed: core-crypto drops the Commit then, and its operation resolves without saying why. */
+  /** Why `deliver` failed: core-crypto then drops the Commit and fails the operation with MessageRejected. */
   failure?: unknown
 }
 
@@ -104,8 +104,9 @@ export class CoreCryptoClient {
           try {
             await outbox.deliver?.(bundle)
           } catch (e) {
+            // Only this error type is core-crypto's "not sent": anything else thrown here panics inside the WASM.
             outbox.failure = e
-            throw e
+            throw new cc.MlsTransportError.MessageRejected({ reason: String(e) })
           }
           outbox.made.push(bundle)
         },
@@ -211,10 +212,12 @@ export class CoreCryptoClient {
     this.outbox.deliver = deliver
     try {
       await op()
+    } catch (e) {
+      // core-crypto's MessageRejected stands for the delivery's own error.
+      throw this.outbox.failure ?? e
     } finally {
       this.outbox.deliver = undefined
     }
-    if (this.outbox.failure !== undefined) throw this.outbox.failure
     const [bundle, ...more] = this.outbox.made
     if (bundle === undefined || more.length > 0) throw new Error("expected exactly one Commit from core-crypto")
     return bundle
