@@ -41,7 +41,7 @@ import { InvitationStore } from "./store/invitationStore.js"
 import { SettingsStore } from "./store/settingsStore.js"
 import type { InvitesMode } from "../rpc-schema/daemon/settings.js"
 import { DeviceSync } from "./groups/devices.js"
-import { Directory } from "./groups/directory.js"
+import { Directory, resolveLegacyPins } from "./groups/directory.js"
 import { GroupService } from "./groups/groupService.js"
 import { groupCursors, listGroups } from "./groups/queries.js"
 
@@ -188,7 +188,10 @@ export class Daemon {
       return this.online_({ ...id, userId: id.userId, deviceId: id.deviceId, clientId: id.clientId }, client, session)
     this.setConnection("connecting", null)
     session.whoami().then(
-      () => this.goOnline(this.identities.get()!, client, session),
+      async () => {
+        await resolveLegacyPins(session, this.pins)
+        this.goOnline(this.identities.get()!, client, session)
+      },
       (err: unknown) => {
         const unreachable = err instanceof AppError && ["server_unreachable", "rate_limited"].includes(err.code)
         this.opts.log.warn({ err: (err as Error).message, unreachable }, "first login as a device failed")

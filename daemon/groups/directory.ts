@@ -63,6 +63,23 @@ export interface UsableDevice {
   signaturePublicKey: Uint8Array
 }
 
+/**
+ * The user-name pins carried over from before devices learn the device each stands for (the account's first), so a
+ * leaf from before devices is shown as that device. One lookup per such pin, once; a failed one is tried again the
+ * next time the directory is asked about that account.
+ */
+export async function resolveLegacyPins(session: Session, pins: PinStore): Promise<void> {
+  for (const handle of pins.unresolved()) {
+    try {
+      const account = await session.call(auth.getUser, { params: { username: handle } })
+      const first = account.devices[0]
+      if (first) pins.resolveLegacy(account.handle, account.userId, first.deviceId, first.clientId)
+    } catch {
+      // Unknown now or unreachable: the pin keeps its key, only the device stays unknown.
+    }
+  }
+}
+
 export class Directory {
   /** A lookup that failed for a passing reason (server unreachable): the caller retries instead of refusing. */
   private transient: AppError | undefined
@@ -104,7 +121,7 @@ export class Directory {
           )
           throw new AppError(
             "forbidden",
-            `${account.handle}'s device ${d.deviceId} has another signature key than first seen; refused`,
+            `${account.handle}'s signature key changed (device ${d.deviceId}) since it was first seen; refused`,
             { username: account.handle, deviceId: d.deviceId },
           )
         }

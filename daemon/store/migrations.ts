@@ -189,6 +189,13 @@ export const migrations: readonly string[] = [
   -- The sending device of a message (NULL for messages stored before devices).
   ALTER TABLE messages ADD COLUMN sender_device TEXT;
 
+  -- Recorded notifications in their new shape, so a frontend that subscribes with an older id can replay them.
+  UPDATE events SET params = json_set(params, '$.addedDevices', json('[]'), '$.removedDevices', json('[]'))
+    WHERE name = 'group.updated';
+  UPDATE events SET params = json_set(params, '$.senderDevice', NULL) WHERE name = 'message.received';
+  UPDATE events SET params = json_set(params, '$.clientId', json_extract(params, '$.username'))
+    WHERE name = 'credential.refused';
+
   UPDATE keypackages SET state = 'expired' WHERE state IN ('created', 'available') AND last_resort = 0;
   UPDATE keypackages SET state = 'expired', not_after = created_at WHERE state IN ('created', 'available') AND last_resort = 1;
   `,

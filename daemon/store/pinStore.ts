@@ -51,6 +51,14 @@ export class PinStore {
       .map(fromRow)
   }
 
+  /** The user names pinned before devices whose device is not known yet. */
+  unresolved(): string[] {
+    return this.db
+      .prepare<[], { identity: string }>("SELECT identity FROM device_pins WHERE user_id IS NULL")
+      .all()
+      .map((r) => r.identity)
+  }
+
   /** A user-name pin carried over from before devices learns the device it stands for (the account's first). */
   resolveLegacy(handle: string, userId: string, deviceId: string, clientId: string): void {
     this.db

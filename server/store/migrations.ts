@@ -280,6 +280,9 @@ export const migrations: readonly string[] = [
   );
   INSERT INTO inbox_new SELECT i.id, m.device, i.kind, i.group_id, i.item, i.created_at
     FROM inbox i JOIN user_map m ON m.username = i.username;
+  -- The inbox cursor never goes back: clients resume after the last id they saw, which may be above every item left.
+  DELETE FROM sqlite_sequence WHERE name = 'inbox_new';
+  INSERT INTO sqlite_sequence (name, seq) SELECT 'inbox_new', seq FROM sqlite_sequence WHERE name = 'inbox';
 
   CREATE TABLE inbox_expired_new (
     device  TEXT PRIMARY KEY REFERENCES devices(id),

@@ -16,7 +16,8 @@ describe("daemon: a Commit it cannot apply", () => {
     const bob = await registered(t, s.url, "bob")
     // Mallory is on the server's roster of the group (Alice adds her KeyPackage) but runs no real MLS client.
     const mallory = await newUser(s.url, "mallory")
-    assert.equal((await uploadKeyPackages(s.url, mallory, await makeEncodedKeyPackages(mallory, 1))).status, 200)
+    const kps = await makeEncodedKeyPackages(mallory, 1)
+    assert.equal((await uploadKeyPackages(s.url, mallory, kps)).status, 200)
     const g = await groupWith(alice, "g", { bob })
     const invited = await alice.client.call("group.invite", { group: g.groupId, user: "mallory" })
     assert.ok(invited.members.includes("mallory"))
