@@ -39,7 +39,7 @@ const inboxCursor = "inbox"
 const firstUnhandled = "inbox.firstUnhandled"
 
 /** The inbox items about this profile's KeyPackages (everything but group items). */
-export type KeyEventItem = Exclude<InboxItem, { kind: "welcome" | "removed" }>
+export type KeyEventItem = Exclude<InboxItem, { kind: "welcome" | "removed" | "deviceAdded" | "deviceRemoved" }>
 
 export interface StreamEvents {
   /** A key-directory item arrived (live or in catch-up). */
@@ -293,7 +293,10 @@ export class ServerStream {
         break
       case "inbox": {
         const item = frame.item
-        if (item.kind !== "welcome" && item.kind !== "removed") {
+        // Devices of the account (issue 16): not acted on here yet, acknowledged like the rest.
+        if (item.kind === "deviceAdded" || item.kind === "deviceRemoved") {
+          this.log.info({ kind: item.kind, deviceId: item.deviceId }, "device of this account changed")
+        } else if (item.kind !== "welcome" && item.kind !== "removed") {
           this.events.onKeyEvent(item)
         } else {
           await this.events.onGroupItem(item)

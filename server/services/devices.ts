@@ -1,7 +1,8 @@
 /**
  * Devices of an account beyond the first (rpc-schema/server/http/devices.ts): one-time link codes, redeeming one,
  * the direct add by an authenticated device, and removal, which revokes exactly that device (its sessions, streams and
- * keys) and nothing else.
+ * keys) and nothing else. The account's other devices are told of both through their inboxes (`deviceAdded`,
+ * `deviceRemoved`), so that they add the new device to, or remove the old one from, the account's groups.
  */
 import { createHash, randomBytes } from "node:crypto"
 import { fromBase64Url } from "../../rpc-schema/common.js"
@@ -19,6 +20,12 @@ import {
 import type { Clock } from "../clock.js"
 import type { DeviceRef, NewDevice, ServerStore } from "../store/types.js"
 import { newDevice, verifyEd25519, type SessionListener } from "./auth.js"
+
+/** What is told of device changes after their commit: the stream hub. */
+export interface DeviceListener extends SessionListener {
+  /** The inbox of device `deviceId` has new items. */
+  inbox(deviceId: string): void
+}
 import { RateLimiter, rateLimited, takeAll, type Limit } from "./rateLimiter.js"
 
 /** Unredeemed, unexpired link codes one account may hold at once. */
@@ -53,7 +60,7 @@ export class DeviceService {
     /** The domain of new devices' client ids (`--domain`). */
     private readonly domain: string,
     private readonly clock: Clock,
-    private readonly listener: SessionListener,
+    private readonly listener: DeviceListener,
     /** Redemption attempts per client address (a code is a secret worth guessing): the login-challenge budget. */
     attemptsPerIp: Limit,
   ) {
@@ -90,11 +97,9 @@ export class DeviceService {
       throw new AppError("bad_signature", "the proof of possession does not verify with that key")
     }
     // The device's client id names the code's account, known inside the redeeming transaction.
-    const r = await this.store.redeemLinkCode(
-      hashCode(body.code),
-      (userId) => newDevice(userId, key, this.domain),
-      this.clock.now(),
-    )
+    const device = (userId: string) => newDevice(userId, key, this.domain)
+    const r = await this.store.redeemLinkCode(hashCode(body.code), device, this.clock.now())
+    for (const d of r.notified) this.listener.inbox(d)
     return identityOf(r.userId, r.handle, r.device)
   }
 
@@ -104,14 +109,16 @@ export class DeviceService {
       throw new AppError("bad_signature", "the proof of possession does not verify with that key")
     }
     const device = newDevice(by.userId, key, this.domain)
-    await this.store.addDevice(by.userId, device, this.clock.now())
+    const notified = await this.store.addDevice(by.userId, device, by, this.clock.now())
+    for (const d of notified) this.listener.inbox(d)
     return identityOf(by.userId, by.handle, device)
   }
 
   /** Removes a device of the caller's account; its streams end after the commit. */
   async remove(by: DeviceRef, deviceId: string): Promise<RemoveDeviceResult> {
-    const r = await this.store.removeDevice(by.userId, deviceId, this.clock.now())
+    const r = await this.store.removeDevice(by, deviceId, this.clock.now())
     if (r.changed) this.listener.deviceRemoved(deviceId)
+    for (const d of r.notified) this.listener.inbox(d)
     return { deviceId, removedAt: r.removedAt }
   }
 }

@@ -1,5 +1,6 @@
 /** ServerStore on better-sqlite3. Writes go through the WriteBatcher (group commit); reads run directly. */
 import { AppError } from "../../rpc-schema/errors.js"
+import type { InboxItem } from "../../rpc-schema/server/http/inbox.js"
 import { openDatabase, type Db } from "./database.js"
 import { InboxWriter } from "./inboxWriter.js"
 import { KeySpender } from "./keySpending.js"
@@ -111,8 +112,8 @@ export class SqliteStore implements ServerStore {
       openLinkCodes: db.prepare<[string, number], { n: number; first: number | null }>(
         "SELECT count(*) AS n, min(expires_at) AS first FROM link_codes WHERE user_id = ? AND expires_at > ?",
       ),
-      takeLinkCode: db.prepare<[Uint8Array], { user_id: string; expires_at: number }>(
-        "DELETE FROM link_codes WHERE code_hash = ? RETURNING user_id, expires_at",
+      takeLinkCode: db.prepare<[Uint8Array], { user_id: string; created_by: string; expires_at: number }>(
+        "DELETE FROM link_codes WHERE code_hash = ? RETURNING user_id, created_by, expires_at",
       ),
       insertChallenge: db.prepare("INSERT INTO challenges (id, device, nonce, expires_at) VALUES (?, ?, ?, ?)"),
       outstandingChallenges: db.prepare<[string, number], { n: number; first: number | null }>(
@@ -226,16 +227,25 @@ export class SqliteStore implements ServerStore {
     return row && toDevice(row)
   }
 
-  /** Adds a device inside a transaction. */
-  private insertDevice(userId: string, device: NewDevice, now: number): void {
+  /** Puts `item` in the inbox of every active device of `userId` but `except`; answers their ids. Inside a transaction. */
+  private tellDevices(userId: string, except: string, item: InboxItem, now: number): string[] {
+    const others = this.s.devicesOf.all(userId).filter((d) => d.removed_at === null && d.id !== except)
+    for (const d of others) this.inbox.add(d.id, item, now)
+    return others.map((d) => d.id)
+  }
+
+  /** Adds a device and tells the account's other devices, inside a transaction. */
+  private insertDevice(userId: string, device: NewDevice, byClientId: string, now: number): string[] {
     if (this.s.activeWithLoginKey.get(device.loginKey)) {
       throw new AppError("conflict", "that login key is in use by a device already; every device has its own")
     }
     this.s.insertDevice.run(device.deviceId, userId, device.clientId, device.loginKey, now)
+    const item = { kind: "deviceAdded" as const, deviceId: device.deviceId, clientId: device.clientId, byClientId }
+    return this.tellDevices(userId, device.deviceId, item, now)
   }
 
-  addDevice(userId: string, device: NewDevice, now: number): Promise<void> {
-    return this.writes.run(() => this.insertDevice(userId, device, now))
+  addDevice(userId: string, device: NewDevice, by: DeviceRef, now: number): Promise<string[]> {
+    return this.writes.run(() => this.insertDevice(userId, device, by.clientId, now))
   }
 
   createLinkCode(
@@ -258,21 +268,22 @@ export class SqliteStore implements ServerStore {
     codeHash: Uint8Array,
     device: (userId: string) => NewDevice,
     now: number,
-  ): Promise<{ userId: string; handle: string; device: NewDevice }> {
+  ): Promise<{ userId: string; handle: string; device: NewDevice; notified: string[] }> {
     return this.writes.run(() => {
       const code = this.s.takeLinkCode.all(codeHash)[0]
       if (!code || code.expires_at <= now) throw new AppError("invalid_link_code", "link code unknown, used or expired")
       const made = device(code.user_id)
-      this.insertDevice(code.user_id, made, now)
-      return { userId: code.user_id, handle: this.s.accountById.get(code.user_id)!.handle, device: made }
+      const notified = this.insertDevice(code.user_id, made, this.s.device.get(code.created_by)!.client_id, now)
+      return { userId: code.user_id, handle: this.s.accountById.get(code.user_id)!.handle, device: made, notified }
     })
   }
 
-  removeDevice(userId: string, deviceId: string, now: number): Promise<DeviceRemoval> {
+  removeDevice(by: DeviceRef, deviceId: string, now: number): Promise<DeviceRemoval> {
+    const userId = by.userId
     return this.writes.run((): DeviceRemoval => {
       const d = this.s.device.get(deviceId)
       if (!d || d.user_id !== userId) throw new AppError("unknown_device", "no such device in your account")
-      if (d.removed_at !== null) return { removedAt: d.removed_at, changed: false }
+      if (d.removed_at !== null) return { removedAt: d.removed_at, changed: false, notified: [] }
       if (this.s.activeCount.get(userId)!.n <= 1) {
         throw new AppError("conflict", "the account's last active device cannot be removed")
       }
@@ -286,7 +297,8 @@ export class SqliteStore implements ServerStore {
         this.s.deleteKey.run(ref)
         this.s.audit.run(now, "withdraw", deviceId, ref, deviceId, null)
       }
-      return { removedAt: now, changed: true }
+      const item = { kind: "deviceRemoved" as const, deviceId, clientId: d.client_id, byClientId: by.clientId }
+      return { removedAt: now, changed: true, notified: this.tellDevices(userId, deviceId, item, now) }
     })
   }
 

@@ -50,6 +50,8 @@ export interface DeviceRemoval {
   removedAt: number
   /** False when the device had been removed before (nothing changed). */
   changed: boolean
+  /** The devices whose inboxes got a `deviceRemoved` item. */
+  notified: string[]
 }
 
 /** A KeyPackage that passed every cryptographic check and is ready to store. */
@@ -119,8 +121,11 @@ export interface ServerStore {
   account(ref: string): Promise<StoredAccount | undefined>
   /** One device, active or removed. */
   device(deviceId: string): Promise<StoredDevice | undefined>
-  /** Adds a device to an account; conflict when an active device (of any account) has that login key. */
-  addDevice(userId: string, device: NewDevice, now: number): Promise<void>
+  /**
+   * Adds a device to an account, and a `deviceAdded` item naming `by` to the inbox of each other active device of the
+   * account (whose ids it answers); conflict when an active device (of any account) has that login key.
+   */
+  addDevice(userId: string, device: NewDevice, by: DeviceRef, now: number): Promise<string[]>
   /**
    * Stores a link code's hash for `userId`, made by device `createdBy`, unless the account has `max` unexpired ones
    * already; then answers when the first of those expires, and stores nothing.
@@ -135,19 +140,21 @@ export interface ServerStore {
   ): Promise<number | undefined>
   /**
    * In one transaction: deletes the unexpired link code of that hash and adds the device `device(userId)` makes to
-   * the code's account (as `addDevice`). invalid_link_code (nothing changes) when there is no such code.
+   * the code's account, as `addDevice` would with the device that made the code as `by`. invalid_link_code (nothing
+   * changes) when there is no such code.
    */
   redeemLinkCode(
     codeHash: Uint8Array,
     device: (userId: string) => NewDevice,
     now: number,
-  ): Promise<{ userId: string; handle: string; device: NewDevice }>
+  ): Promise<{ userId: string; handle: string; device: NewDevice; notified: string[] }>
   /**
-   * In one transaction: marks the device of `userId` removed and deletes its sessions, challenges, link codes and
-   * KeyPackages (reserved ones and the last-resort key too). unknown_device when the account has no such device;
-   * conflict when it is the account's last active one.
+   * In one transaction: marks the device of `by`'s account removed, deletes its sessions, challenges, link codes and
+   * KeyPackages (reserved ones and the last-resort key too), and puts a `deviceRemoved` item naming `by` in the inbox
+   * of each remaining active device. unknown_device when the account has no such device; conflict when it is the
+   * account's last active one.
    */
-  removeDevice(userId: string, deviceId: string, now: number): Promise<DeviceRemoval>
+  removeDevice(by: DeviceRef, deviceId: string, now: number): Promise<DeviceRemoval>
   /** Whether devices of both accounts (user ids) are on the roster of one group (the directory serves group-mates first). */
   sharesGroup(userA: string, userB: string): Promise<boolean>
 

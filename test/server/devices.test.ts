@@ -88,6 +88,16 @@ describe("accounts and devices", () => {
     assert.equal(again.status, 401)
     assert.equal(again.body.error.code, "invalid_link_code")
 
+    // The account's other devices are told, to add the new one to their groups.
+    const told = (await readInbox(s.url, alice)).body.items.map((i: { item: unknown }) => i.item)
+    assert.deepEqual(told, [
+      {
+        kind: "deviceAdded",
+        deviceId: linked.body.deviceId,
+        clientId: linked.body.clientId,
+        byClientId: alice.clientId,
+      },
+    ])
     // The new device logs in with its own key only, and acts as itself.
     const token = await login(s.url, "alice", id, linked.body.deviceId)
     const who = await http(s.url, "GET", "/v1/users/alice", { token })
@@ -105,8 +115,15 @@ describe("accounts and devices", () => {
   it("lets an authenticated device add one directly; a login key in use is a conflict", async (t) => {
     const s = await startServer(t)
     const alice = await newUser(s.url, "alice")
+    const stream = await StreamClient.connect(s.url, alice.token)
+    t.after(() => stream.close())
     const laptop = await addDevice(s.url, alice)
     assert.equal(laptop.userId, alice.userId)
+    await stream.until(() => stream.inbox().some((f) => f.item.kind === "deviceAdded"), "deviceAdded, live")
+    assert.deepEqual(
+      stream.inbox().map((f) => f.item),
+      [{ kind: "deviceAdded", deviceId: laptop.deviceId, clientId: laptop.clientId, byClientId: alice.clientId }],
+    )
     assert.equal(laptop.clientId, `${alice.userId}:${laptop.deviceId}@localhost`)
     const reused = await http(s.url, "POST", "/v1/devices", {
       token: alice.token,
@@ -302,6 +319,9 @@ describe("accounts and devices", () => {
     })
     assert.equal(held.status, 201)
     const stream = await StreamClient.connect(s.url, laptop.token)
+    const tablet = await linkDevice(s.url, alice)
+    const tabletStream = await StreamClient.connect(s.url, tablet.token)
+    t.after(() => tabletStream.close())
 
     const r = await http(s.url, "DELETE", `/v1/devices/${laptop.deviceId}`, { token: alice.token })
     assert.equal(r.status, 200)
@@ -309,6 +329,18 @@ describe("accounts and devices", () => {
     await stream.until(() => stream.closed, "the removed device's stream closes")
     assert.equal(stream.closeCode, closeCodes.sessionEnded)
     assert.equal(stream.closeReason, closeReasons.deviceRemoved)
+    // The remaining devices are told, to remove its leaves from their groups; the removed one is not.
+    const removed = {
+      kind: "deviceRemoved",
+      deviceId: laptop.deviceId,
+      clientId: laptop.clientId,
+      byClientId: alice.clientId,
+    }
+    await tabletStream.until(() => tabletStream.inbox().some((f) => f.item.kind === "deviceRemoved"), "deviceRemoved")
+    assert.deepEqual(tabletStream.inbox().at(-1)!.item, removed)
+    const aliceInbox = (await readInbox(s.url, alice)).body.items.map((i: { item: { kind: string } }) => i.item)
+    assert.deepEqual(aliceInbox.at(-1), removed)
+    assert.equal(stream.inbox().filter((f) => f.item.kind === "deviceRemoved").length, 0)
 
     const gone = await http(s.url, "GET", "/v1/users/alice/keypackages/status", { token: laptop.token })
     assert.equal(gone.body.error.code, "unauthenticated", "its session is revoked")
@@ -335,11 +367,13 @@ describe("accounts and devices", () => {
       [
         [alice.deviceId, null],
         [laptop.deviceId, s.clock.now()],
+        [tablet.deviceId, null],
       ],
     )
     // Asking again answers the same removal; the last active device stays; another account's device is unknown.
     const again = await http(s.url, "DELETE", `/v1/devices/${laptop.deviceId}`, { token: alice.token })
     assert.deepEqual(again.body, r.body)
+    assert.equal((await http(s.url, "DELETE", `/v1/devices/${tablet.deviceId}`, { token: tablet.token })).status, 200)
     const last = await http(s.url, "DELETE", `/v1/devices/${alice.deviceId}`, { token: alice.token })
     assert.equal(last.body.error.code, "conflict")
     const foreign = await http(s.url, "DELETE", `/v1/devices/${alice.deviceId}`, { token: bob.token })
@@ -347,6 +381,22 @@ describe("accounts and devices", () => {
     assert.equal(foreign.body.error.code, "unknown_device")
     // A login without deviceId picks the oldest active device.
     assert.ok(await login(s.url, "alice", alice))
+  })
+
+  it("limits redemptions per address and open link codes per account", async (t) => {
+    const s = await startServer(t, { challengeIpBurst: 3, challengeIpPerMinute: 0 })
+    const alice = await newUser(s.url, "alice")
+    for (let i = 0; i < 3; i++)
+      assert.equal((await redeem(s, "0000-0000-0000-0000")).body.error.code, "invalid_link_code")
+    const fourth = await redeem(s, "0000-0000-0000-0000")
+    assert.equal(fourth.status, 429)
+    assert.equal(fourth.body.error.code, "rate_limited")
+    for (let i = 0; i < 8; i++) assert.equal((await linkCode(s, alice)).status, 201)
+    const ninth = await linkCode(s, alice)
+    assert.equal(ninth.status, 429)
+    assert.equal(ninth.body.error.code, "rate_limited")
+    s.clock.advance(10 * 60_000)
+    assert.equal((await linkCode(s, alice)).status, 201, "expired codes no longer count")
   })
 
   it("answers bad inputs with stable codes and changes nothing", async (t) => {

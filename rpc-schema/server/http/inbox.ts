@@ -5,7 +5,7 @@
  * user (`InboxExpired`) until an acknowledgement reaches the highest of them.
  */
 import { Type, type Static } from "@sinclair/typebox"
-import { Strict, Username, KeyPackageRef, MlsClientId } from "../../common.js"
+import { DeviceId, Strict, Username, KeyPackageRef, MlsClientId } from "../../common.js"
 import { EncodedMlsMessage, Epoch, GroupId, QueryInt, Seq } from "./groups.js"
 import { route } from "./route.js"
 
@@ -76,6 +76,28 @@ export const InboxItem = Type.Union([
   }),
   /** The caller's pool fell under the low watermark: upload more KeyPackages. */
   Type.Object({ kind: Type.Literal("poolLow"), available: Type.Integer({ minimum: 0 }) }),
+  /**
+   * A device was added to the caller's account (linked with a code, or added directly); every other active device of
+   * the account gets this, so that one of them adds the new device to the account's groups.
+   */
+  Type.Object({
+    kind: Type.Literal("deviceAdded"),
+    deviceId: DeviceId,
+    clientId: MlsClientId,
+    /** The device that made the link code or added it. */
+    byClientId: MlsClientId,
+  }),
+  /**
+   * A device of the caller's account was removed; every remaining active device of the account gets this, so that
+   * one of them removes its leaves from the account's groups.
+   */
+  Type.Object({
+    kind: Type.Literal("deviceRemoved"),
+    deviceId: DeviceId,
+    clientId: MlsClientId,
+    /** The device that removed it. */
+    byClientId: MlsClientId,
+  }),
 ])
 export type InboxItem = Static<typeof InboxItem>
 
