@@ -123,7 +123,7 @@ async function setUp(t: TestContext) {
 }
 
 describe("interop through the server: core-crypto 10.3.0 (OpenMLS) and a daemon", () => {
-  it("the daemon invites a core-crypto account (both devices); they chat both ways; core-crypto's Commit is processed", async (t) => {
+  it("the daemon invites a core-crypto account (both devices); they chat both ways; core-crypto's Commits (an update, a new device) are processed", async (t) => {
     const { dora, doraId, wire } = await setUp(t)
     const [w1, w2] = wire
 
@@ -156,6 +156,29 @@ describe("interop through the server: core-crypto 10.3.0 (OpenMLS) and a daemon"
     const sent2 = await dora.client.call("message.send", { group: g.groupId, text: "still here" })
     assert.equal(sent2.state, "sent")
     for (const d of wire) assert.deepEqual(await catchUp(d, groupId), [`${doraId}: still here`])
+
+    // The account gets a third device later; one of its devices adds it to the group (as the account's own devices
+    // do): the daemon sees a new device of a user it knows and pins its key (device.added).
+    const w3 = await coreCryptoFor(await renderable(await w1.server.addDevice()))
+    await w3.server.uploadKeyPackages([await w3.cc.keyPackage()])
+    const [kp3] = (await w1.server.reserve(w3.cc.clientId)).keyPackages
+    assert.equal(kp3?.clientId, w3.cc.clientId)
+    const noticed = dora.client.next("device.added", (p) => p.clientId === w3.cc.clientId, 20_000)
+    await w1.cc.addMembers(
+      groupId,
+      [fromBase64Url(kp3.keyPackage)],
+      postCommit(w1, groupId, [{ ref: kp3.ref, reservationId: kp3.reservationId }]),
+    )
+    const added = await noticed
+    assert.deepEqual(
+      [added.username, added.own, added.signatureKey],
+      ["wire", false, toBase64Url(await w3.cc.signaturePublicKey())],
+    )
+    await joinFromInbox(w3, groupId)
+    assert.deepEqual(await catchUp(w2, groupId), [])
+    const sent3 = await dora.client.call("message.send", { group: g.groupId, text: "three of you" })
+    assert.equal(sent3.state, "sent")
+    for (const d of [...wire, w3]) assert.deepEqual(await catchUp(d, groupId), [`${doraId}: three of you`])
   })
 
   it("core-crypto invites the daemon with a Commit and Welcome through the server; they chat both ways", async (t) => {
