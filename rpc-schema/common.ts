@@ -78,6 +78,16 @@ export function parseMlsClientId(text: string): { userId: string; deviceId: stri
   return m ? { userId: m[1]!, deviceId: m[2]!, domain: m[3]! } : undefined
 }
 
+/**
+ * A one-time device link code: 16 characters of Crockford base32 (80 random bits) in groups of four, upper case, e.g.
+ * `7K3M-Q9ZD-X2AB-HP4R`.
+ */
+export const LinkCode = Type.String({
+  pattern: "^[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){3}$",
+  description: "one-time device link code, XXXX-XXXX-XXXX-XXXX (Crockford base32, upper case)",
+})
+export type LinkCode = Static<typeof LinkCode>
+
 /** An account named by its handle (a user name) or its user id; the two never look alike (a UUID has 36 characters). */
 export const UserRef = Type.String({
   pattern: `^(?:[a-z0-9][a-z0-9._-]{0,31}|${userIdPattern})$`,

@@ -9,6 +9,7 @@ import {
   Base64Url,
   described,
   DeviceId,
+  LinkCode,
   MlsClientId,
   NameInput,
   Strict,
@@ -16,7 +17,6 @@ import {
   UserId,
   Username,
 } from "../common.js"
-import { LinkCode } from "../server/http/devices.js"
 import { method } from "./method.js"
 
 const Key = Base64Url({ minLength: 43, maxLength: 43 })

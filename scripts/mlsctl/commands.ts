@@ -115,10 +115,9 @@ export const commands: readonly Command[] = [
           ["profile", `${st.profile} (mlsd ${st.version}, pid ${st.pid}, up ${duration(st.uptimeMs)})`],
           [
             "user",
-            st.username
-              ? `${st.username}${st.deviceId ? `, device ${st.deviceId}` : ""}`
-              : "not registered: mlsctl register USER --server URL (or mlsctl link CODE --server URL)",
+            st.username ?? "not registered: mlsctl register USER --server URL (or mlsctl link CODE --server URL)",
           ],
+          ...(st.deviceId ? [["device", st.deviceId] as [string, string]] : []),
           ["server", st.server ? `${st.server} (${st.connection})` : st.connection],
           ["pool", pool ? poolLine(pool) : "none before registration"],
           ["socket", st.socketPath],
@@ -135,56 +134,13 @@ export const commands: readonly Command[] = [
     run: simple("identity.register", (r) => `registered ${r.username} on ${r.server}, device ${r.deviceId}`),
   },
   {
-    name: "link-code",
-    method: "identity.linkCode",
-    about:
-      "Prints a one-time code (10 minutes) that makes another daemon a device of this account: run\n" +
-      "`mlsctl link CODE --server URL` there (or start it with `mlsd --link CODE`). The new device makes its own keys;\n" +
-      "this daemon adds it to its groups once it shows up.",
-    run: simple("identity.linkCode", (r) => `${r.code}\n${dim(`valid until ${localTime(r.expiresAt)}`)}`),
-  },
-  {
-    name: "link",
-    method: "identity.link",
-    args: ["code"],
-    flags: ["server"],
-    about: "On a fresh profile: become a new device of the account CODE was made for (`mlsctl link-code` there).",
-    run: simple("identity.link", (r) => `linked as a device ${r.deviceId} of ${r.username} on ${r.server}`),
-  },
-  {
-    name: "devices",
-    method: "identity.devices",
-    run: simple("identity.devices", (r) =>
-      [
-        `${r.username} (${r.userId})`,
-        table(
-          ["DEVICE", "ADDED", "STATUS", "MLS KEY", ""],
-          r.devices.map((d) => [
-            d.deviceId,
-            localTime(d.createdAt),
-            d.removedAt === null ? "active" : `removed ${localTime(d.removedAt)}`,
-            d.signatureKey ?? "none yet",
-            d.self ? "(this device)" : "",
-          ]),
-          "no devices",
-        ),
-      ].join("\n"),
-    ),
-  },
-  {
-    name: "remove-device",
-    method: "identity.removeDevice",
-    args: ["deviceId"],
-    about: "A lost laptop: it can no longer log in, and this daemon takes its leaves out of its groups.",
-    run: simple("identity.removeDevice", (r) => `removed device ${r.deviceId}`),
-  },
-  {
     name: "whoami",
     method: "identity.get",
     run: simple("identity.get", (r) =>
       r.registered
         ? columns([
-            ["user", `${r.username ?? ""} (${r.userId ?? "user id not known yet"})`],
+            ["user", r.username ?? ""],
+            ["user id", r.userId ?? "not known yet"],
             ["device", r.deviceId ?? "not known yet"],
             ["client id", r.clientId ?? ""],
             ["server", r.server ?? ""],
@@ -328,6 +284,50 @@ export const commands: readonly Command[] = [
         ...r.queued.map((q) => `${dim(localTime(q.createdAt))}  ${dim("(queued)")}: ${q.text}`),
       ].join("\n"),
     ),
+  },
+  {
+    name: "link-code",
+    method: "identity.linkCode",
+    about:
+      "Prints a one-time code (10 minutes) that makes another daemon a device of this account: run\n" +
+      "`mlsctl link CODE --server URL` there (or start it with `mlsd --link CODE`). The new device makes its own keys;\n" +
+      "this daemon adds it to its groups once it shows up.",
+    run: simple("identity.linkCode", (r) => `${r.code}\n${dim(`valid until ${localTime(r.expiresAt)}`)}`),
+  },
+  {
+    name: "link",
+    method: "identity.link",
+    args: ["code"],
+    flags: ["server"],
+    about: "On a fresh profile: become a new device of the account CODE was made for (`mlsctl link-code` there).",
+    run: simple("identity.link", (r) => `linked as a device ${r.deviceId} of ${r.username} on ${r.server}`),
+  },
+  {
+    name: "devices",
+    method: "identity.devices",
+    run: simple("identity.devices", (r) =>
+      [
+        `${r.username} (${r.userId})`,
+        table(
+          ["DEVICE", "ADDED", "STATUS", "MLS KEY", ""],
+          r.devices.map((d) => [
+            d.deviceId,
+            localTime(d.createdAt),
+            d.removedAt === null ? "active" : `removed ${localTime(d.removedAt)}`,
+            d.signatureKey ?? "none yet",
+            d.self ? "(this device)" : "",
+          ]),
+          "no devices",
+        ),
+      ].join("\n"),
+    ),
+  },
+  {
+    name: "remove-device",
+    method: "identity.removeDevice",
+    args: ["deviceId"],
+    about: "A lost laptop: it can no longer log in, and this daemon takes its leaves out of its groups.",
+    run: simple("identity.removeDevice", (r) => `removed device ${r.deviceId}`),
   },
   {
     name: "watch",

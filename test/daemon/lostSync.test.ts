@@ -19,9 +19,15 @@ describe("daemon: a Commit it cannot apply", () => {
     const kps = await makeEncodedKeyPackages(mallory, 1)
     assert.equal((await uploadKeyPackages(s.url, mallory, kps)).status, 200)
     const g = await groupWith(alice, "g", { bob })
+    // Listened for before the invitation: bob may apply its Commit before alice's call returns.
+    const bobSaw = bob.client.next(
+      "group.updated",
+      (p) => p.groupId === g.groupId && p.added.includes("mallory"),
+      20_000,
+    )
     const invited = await alice.client.call("group.invite", { group: g.groupId, user: "mallory" })
     assert.ok(invited.members.includes("mallory"))
-    await bob.client.next("group.updated", (p) => p.groupId === g.groupId && p.added.includes("mallory"), 20_000)
+    await bobSaw
 
     const lost = bob.client.next("group.updated", (p) => p.groupId === g.groupId && p.reason === "outOfSync", 20_000)
     const garbage = await postCommit(s.url, mallory, {

@@ -127,6 +127,7 @@ describe("JSON-RPC socket", () => {
     assert.deepEqual(notes, [
       "connection.changed",
       "credential.refused",
+      "device.added",
       "group.historyLost",
       "group.joined",
       "group.updated",

@@ -103,8 +103,8 @@ describe("mlsctl", () => {
 
     const members = ok(await B("members", id))
     assert.match(members, /^team: epoch 1, active$/m)
-    assert.match(members, /^alice +0 +\S{43}$/m)
-    assert.match(members, /^bob +1 +\S{43} +\(you\)$/m)
+    assert.match(members, /^alice +[0-9a-f]{16} +0 +\S{43}$/m)
+    assert.match(members, /^bob +[0-9a-f]{16} +1 +\S{43} +\(this device\)$/m)
     assert.deepEqual(
       json(await A("--json", "members", "team")).members.map((m: any) => [m.username, m.self]),
       [

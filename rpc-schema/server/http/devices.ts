@@ -11,7 +11,7 @@
  * members) take its leaves out of their groups.
  */
 import { Type, type Static } from "@sinclair/typebox"
-import { DeviceId, Strict, TimestampMs } from "../../common.js"
+import { DeviceId, LinkCode, Strict, TimestampMs } from "../../common.js"
 import { DeviceIdentity, Ed25519Signature, SignatureKey } from "./auth.js"
 import { route } from "./route.js"
 
@@ -25,15 +25,8 @@ export const addDeviceMessage = (userId: string, loginKeyB64: string) =>
 /** How long a link code can be redeemed. */
 export const linkCodeTtlMs = 10 * 60_000
 
-/**
- * A one-time link code: 16 characters of Crockford base32 (80 random bits) in groups of four, upper case, e.g.
- * `7K3M-Q9ZD-X2AB-HP4R`. The server stores only its SHA-256.
- */
-export const LinkCode = Type.String({
-  pattern: "^[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){3}$",
-  description: "one-time device link code, XXXX-XXXX-XXXX-XXXX (Crockford base32, upper case)",
-})
-export type LinkCode = Static<typeof LinkCode>
+/** The one-time link code (rpc-schema/common.ts: the daemon's `identity.link` takes it too). The server stores its SHA-256. */
+export { LinkCode }
 
 export const LinkCodeResult = Type.Object({
   code: LinkCode,
