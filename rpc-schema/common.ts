@@ -46,7 +46,10 @@ export const UserId = Type.String({
 })
 export type UserId = Static<typeof UserId>
 
-/** A device of an account: 64 bits assigned by the server, written as 16 lower-case hex digits, zero-padded. */
+/**
+ * A device of an account: 64 bits assigned by the server, written as 16 lower-case hex digits. The server sets the top
+ * bit, so no id needs a leading zero (core-crypto writes them unpadded); accepted here is any 16-digit id.
+ */
 export const DeviceId = Type.String({ pattern: "^[0-9a-f]{16}$", description: "device id: 16 lower-case hex digits" })
 export type DeviceId = Static<typeof DeviceId>
 

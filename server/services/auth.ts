@@ -35,9 +35,15 @@ export function verifyEd25519(publicKey: Uint8Array, message: string, signature:
 const tokenPattern = /^Bearer ([A-Za-z0-9_-]{43})$/
 const hashToken = (token: string) => createHash("sha256").update(token).digest()
 
-/** A new device's ids: 64 random bits (16 hex digits) and its client id under `domain`. */
+/**
+ * A new device's ids: 63 random bits as 16 hex digits, the top bit set so the first digit is never 0 (clients such
+ * as core-crypto render the device id in a client id without leading zeros; INTEROP-NOTES.md), and its client id
+ * under `domain`.
+ */
 export function newDevice(userId: string, loginKey: Uint8Array, domain: string): NewDevice {
-  const deviceId = randomBytes(8).toString("hex")
+  const bytes = randomBytes(8)
+  bytes[0]! |= 0x80
+  const deviceId = bytes.toString("hex")
   return { deviceId, clientId: mlsClientId(userId, deviceId, domain), loginKey }
 }
 

@@ -183,6 +183,9 @@ export const migrations: readonly string[] = [
 
   CREATE TEMP TABLE user_map AS
     SELECT username, lower(hex(randomblob(16))) AS h, lower(hex(randomblob(8))) AS device FROM users;
+  -- device ids with a first hex digit of 8-f, as the server makes them (services/auth.ts newDevice)
+  UPDATE user_map
+    SET device = substr('89abcdef', (instr('0123456789abcdef', substr(device, 1, 1)) - 1) % 8 + 1, 1) || substr(device, 2);
   INSERT INTO accounts (user_id, handle, created_at)
     SELECT substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-4' || substr(h, 14, 3) || '-' ||
            substr('89ab', (instr('0123456789abcdef', substr(h, 17, 1)) - 1) % 4 + 1, 1) || substr(h, 18, 3) || '-' ||

@@ -1,25 +1,25 @@
 /**
  * The other members of the `groups` benchmark's daemon at scale, in their own process: the first stdin line is the
- * job (`{"url", "members", "target"}`). It registers `members` users on the server (their keys in the directory, as
- * the daemon's credential check wants), and the first of them, `m0`, creates a group and adds the others and the
- * target (one of its KeyPackages reserved and spent on the server) in one Commit with its Welcome: a group of
- * members + 1. Only m0 then takes part, through the real server: `{"send": TEXT}` on stdin makes it post TEXT to the
+ * job (`{"url", "members", "target"}`). It registers `members` users on the server, each uploading a KeyPackage
+ * (which binds its MLS key in the directory, as the daemon's credential check wants), and the first of them, `m0`,
+ * creates a group and adds the others and the target (its devices' KeyPackages reserved and spent on the server) in
+ * one Commit with its Welcome: a group of members + 1. Only m0 then takes part, through the real server: `{"send": TEXT}` on stdin makes it post TEXT to the
  * group (answered `{"sent": TEXT}`), and every message it reads from its stream is answered `{"got": TEXT}`.
  * The others' MLS states are never used, so they are not kept. MLS through the daemon's own layer (daemon/mls).
  */
 import { createInterface } from "node:readline"
-import { decodeKeyPackage } from "ts-mls/keyPackage.js"
+import { decodeKeyPackage, encodeKeyPackage } from "ts-mls/keyPackage.js"
 import { getSuite } from "../../crypto/index.js"
 import type { CredentialCheck } from "../../daemon/mls/credentialCheck.js"
 import { addMembers, createChatGroup } from "../../daemon/mls/group.js"
 import type { ChatGroup } from "../../daemon/mls/groupState.js"
 import { encryptText, processIncoming } from "../../daemon/mls/message.js"
 import { fromBase64Url, toBase64Url } from "../../rpc-schema/common.js"
-import { freshKeyPackage } from "../daemon/mls/helpers.js"
+import { freshKeyPackage, type FreshKeyPackage } from "../daemon/mls/helpers.js"
 import { createGroup, postCommit, postMessage } from "../helpers/groups.js"
 import { http } from "../helpers/http.js"
 import { StreamClient } from "../helpers/stream.js"
-import { login, newIdentity, register } from "../helpers/users.js"
+import { login, newIdentity, register, uploadKeyPackages } from "../helpers/users.js"
 
 interface Job {
   url: string
@@ -28,6 +28,10 @@ interface Job {
 }
 
 const accept: CredentialCheck = async () => ({ kind: "accepted" })
+const mlsUser = (m: { clientId: string; publicKey: Uint8Array; seed: Uint8Array }) => ({
+  identity: m.clientId,
+  keys: { publicKey: m.publicKey, privateKey: m.seed },
+})
 const say = (line: unknown) => process.stdout.write(JSON.stringify(line) + "\n")
 
 /** Runs `op` over `items`, `width` at a time. */
@@ -44,42 +48,62 @@ const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]()
 const job = JSON.parse(((await lines.next()).value as string) ?? "{}") as Job
 const cs = await getSuite()
 
+interface Member {
+  name: string
+  publicKey: Uint8Array
+  seed: Uint8Array
+  token: string
+  clientId: string
+}
+
+// Each member is an account with one device whose login key is also its MLS key; uploading a KeyPackage binds that
+// key in the directory, where the daemon checks every credential of the group.
+const members: Member[] = []
 const users = Array.from({ length: job.members }, (_, i) => ({ name: `m${i}`, ...newIdentity() }))
+const keyPackages = new Map<string, FreshKeyPackage>()
 await eachLimited(users, 16, async (u) => {
   const r = await register(job.url, u.name, u)
   if (r.status !== 201) throw new Error(`register ${u.name}: ${r.status} ${JSON.stringify(r.body)}`)
-  clientIds.set(u.name, r.body.clientId as string)
+  const member = { ...u, token: await login(job.url, u.name, u, r.body.deviceId), clientId: r.body.clientId as string }
+  const fresh = await freshKeyPackage(mlsUser(member), cs)
+  const up = await uploadKeyPackages(job.url, member, [toBase64Url(encodeKeyPackage(fresh.keyPackage))])
+  if (up.status !== 201) throw new Error(`upload ${u.name}: ${up.status} ${JSON.stringify(up.body)}`)
+  keyPackages.set(u.name, fresh)
+  members.push(member)
 })
-const m0 = { ...users[0]!, token: await login(job.url, users[0]!.name, users[0]!) }
-const clientIds = new Map<string, string>()
-const mlsUser = (u: (typeof users)[number]) => ({
-  identity: clientIds.get(u.name)!,
-  keys: { publicKey: u.publicKey, privateKey: u.seed },
-})
+members.sort((a, b) => Number(a.name.slice(1)) - Number(b.name.slice(1)))
+const m0 = members[0]!
 
 const serverGroup = await createGroup(job.url, m0)
 let group: ChatGroup = await createChatGroup({
   name: "big",
-  creator: mlsUser(users[0]!),
+  creator: mlsUser(m0),
   now: Date.now(),
   cs,
   groupId: serverGroup.bytes,
 })
-const others = await Promise.all(users.slice(1).map((u) => freshKeyPackage(mlsUser(u), cs)))
 const held = await http(job.url, "POST", "/v1/keypackages/reserve", { token: m0.token, json: { target: job.target } })
 if (held.status !== 201) throw new Error(`reserve: ${held.status} ${JSON.stringify(held.body)}`)
+const targets = held.body.keyPackages as { clientId: string; ref: string; reservationId: string; keyPackage: string }[]
 const listed = await http(job.url, "GET", `/v1/users/${job.target}`, { token: m0.token })
-const targetKey = fromBase64Url(listed.body.signatureKey as string)
-const targetKeyPackage = decodeKeyPackage(fromBase64Url(held.body.keyPackage as string), 0)![0]
+const mlsKeys = new Map(
+  (listed.body.devices as { clientId: string; mlsKey: string }[]).map((d) => [d.clientId, fromBase64Url(d.mlsKey)]),
+)
+// The others are added with the KeyPackages they uploaded (no reservation: the server needs none to deliver to m0
+// and the target, the only ones who read), the target with the ones reserved.
 const pending = await addMembers(
   group,
   [
-    ...users.slice(1).map((u, i) => ({
-      identity: clientIds.get(u.name)!,
-      signaturePublicKey: u.publicKey,
-      keyPackage: others[i]!.keyPackage,
+    ...members.slice(1).map((m) => ({
+      identity: m.clientId,
+      signaturePublicKey: m.publicKey,
+      keyPackage: keyPackages.get(m.name)!.keyPackage,
     })),
-    { identity: held.body.clientId as string, signaturePublicKey: targetKey, keyPackage: targetKeyPackage },
+    ...targets.map((t) => ({
+      identity: t.clientId,
+      signaturePublicKey: mlsKeys.get(t.clientId)!,
+      keyPackage: decodeKeyPackage(fromBase64Url(t.keyPackage), 0)![0],
+    })),
   ],
   Date.now(),
   cs,
@@ -87,7 +111,7 @@ const pending = await addMembers(
 )
 const posted = await postCommit(job.url, m0, serverGroup, {
   commit: toBase64Url(pending.commit),
-  keyPackages: [{ user: job.target, ref: held.body.ref as string, reservationId: held.body.reservationId as string }],
+  keyPackages: targets.map((t) => ({ user: job.target, ref: t.ref, reservationId: t.reservationId })),
   welcome: toBase64Url(pending.welcome!),
 })
 if (posted.status !== 201) throw new Error(`commit: ${posted.status} ${JSON.stringify(posted.body)}`)
@@ -108,7 +132,7 @@ stream.ws.on("message", () =>
     const entries = stream.entries(serverGroup.id)
     for (; read < entries.length; read++) {
       // Its own posts come back too: they are in its state already.
-      if (entries[read]!.sender === m0.name) continue
+      if (entries[read]!.senderClientId === m0.clientId) continue
       const incoming = await processIncoming(group, fromBase64Url(entries[read]!.message), cs, accept)
       group = incoming.state
       if (incoming.kind === "application") say({ got: incoming.text })

@@ -154,8 +154,10 @@ describe("groups", () => {
   it("removes a member, and commits another member's leave", async (t) => {
     const s = await startServer(t)
     const [alice, bob, carol] = (await users(t, s, "alice", "bob", "carol")) as [TestDaemon, TestDaemon, TestDaemon]
+    // bob sees carol arrive through the stream (maybe after carol's own Welcome is processed).
+    const bobSeesCarol = bob.client.next("group.updated", (p) => p.added.includes("carol"))
     const g = await groupWith(alice, "club", { bob, carol })
-    // bob sees carol arrive through the stream.
+    await bobSeesCarol
     assert.deepEqual((await bob.client.call("group.members", { group: "club" })).members.length, 3)
 
     const carolOut = carol.client.next("group.updated", (p) => p.reason === "removed")

@@ -12,13 +12,16 @@ export async function serverPool(base: string, user: { name: string; token: stri
   return { status: st.body, refs: refs.body as { available: string[]; reserved: string[] } }
 }
 
-/** A session for the daemon's user, using the private key from the daemon's own database (read-only, closed at once). */
+/**
+ * A session for the daemon's device, using the login key from the daemon's own database (read-only, closed at once).
+ * The login key is not the MLS key: the server binds the MLS key to the device separately.
+ */
 export async function daemonUserSession(base: string, dbPath: string): Promise<TestUser> {
   const db = new Database(dbPath, { readonly: true })
   try {
-    const row = db.prepare("SELECT username, signature_public, signature_private FROM identity").get() as any
-    const id = { seed: new Uint8Array(row.signature_private), publicKey: new Uint8Array(row.signature_public) }
-    return { name: row.username, ...id, token: await login(base, row.username, id) }
+    const row = db.prepare("SELECT username, device_id, login_public, login_private FROM identity").get() as any
+    const id = { seed: new Uint8Array(row.login_private), publicKey: new Uint8Array(row.login_public) }
+    return { name: row.username, ...id, token: await login(base, row.username, id, row.device_id) }
   } finally {
     db.close()
   }

@@ -29,6 +29,8 @@ import {
 } from "../helpers/users.js"
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+/** 16 hex digits, the first 8-f: the top bit is set so no client id needs a leading zero. */
+const deviceIdPattern = /^[89a-f][0-9a-f]{15}$/
 
 const linkCode = (s: { url: string }, by: TestUser) =>
   http(s.url, "POST", "/v1/devices/link-codes", { token: by.token })
@@ -52,11 +54,17 @@ async function withKeys(s: { url: string; clock: { now(): number } }, d: TestDev
 }
 
 describe("accounts and devices", () => {
+  it("makes device ids of 16 hex digits whose first is never 0 (clients render them without leading zeros)", async (t) => {
+    const s = await startServer(t)
+    const users = await Promise.all(Array.from({ length: 24 }, (_, i) => newUser(s.url, `u${i}`)))
+    for (const u of users) assert.match(u.deviceId, deviceIdPattern)
+  })
+
   it("registers an account with its first device: user id, device id and client id under --domain", async (t) => {
     const s = await startServer(t, { domain: "chat.example.org" })
     const alice = await newUser(s.url, "alice")
     assert.match(alice.userId, uuid)
-    assert.match(alice.deviceId, /^[0-9a-f]{16}$/)
+    assert.match(alice.deviceId, deviceIdPattern)
     assert.equal(alice.clientId, `${alice.userId}:${alice.deviceId}@chat.example.org`)
     const me = await http(s.url, "GET", "/v1/users/alice", { token: alice.token })
     assert.deepEqual(

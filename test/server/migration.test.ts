@@ -73,6 +73,8 @@ describe("server migration 6: users become accounts with one device", () => {
         { name: "alice", key: alice.publicKey, createdAt: now - 3 },
         { name: "bob", key: bob.publicKey, createdAt: now - 2 },
         { name: "carol", key: carol.publicKey, createdAt: now - 1 },
+        // more users, so device ids with a 0 first digit would show (1 in 16 each without the fix)
+        ...Array.from({ length: 29 }, (_, i) => ({ name: `u${i}`, key: newIdentity().publicKey, createdAt: now - 4 })),
       ],
       keyPackages: [k1!, { ...k2!, reservation }],
       groups: [
@@ -131,6 +133,8 @@ describe("server migration 6: users become accounts with one device", () => {
     for (const name of ["alice", "bob", "carol"])
       ids.add((await http(s.url, "GET", `/v1/users/${name}`, { token: aliceToken })).body.userId)
     assert.equal(ids.size, 3, "every account has its own user id")
+    for (const { id } of db.prepare<[], { id: string }>("SELECT id FROM devices").all())
+      assert.match(id, /^[89a-f][0-9a-f]{15}$/, "device ids start with a digit 8-f, as new ones do")
 
     // Keys and the open reservation carry over to the device; bob's old reservation is his to spend.
     const st = await http(s.url, "GET", "/v1/users/alice/keypackages/status", { token: aliceToken })
