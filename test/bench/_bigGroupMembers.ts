@@ -67,7 +67,8 @@ await eachLimited(users, 16, async (u) => {
   const member = { ...u, token: await login(job.url, u.name, u, r.body.deviceId), clientId: r.body.clientId as string }
   const fresh = await freshKeyPackage(mlsUser(member), cs)
   const up = await uploadKeyPackages(job.url, member, [toBase64Url(encodeKeyPackage(fresh.keyPackage))])
-  if (up.status !== 201) throw new Error(`upload ${u.name}: ${up.status} ${JSON.stringify(up.body)}`)
+  if (up.status !== 200 || up.body.results[0].status !== "accepted")
+    throw new Error(`upload ${u.name}: ${up.status} ${JSON.stringify(up.body)}`)
   keyPackages.set(u.name, fresh)
   members.push(member)
 })
