@@ -1,5 +1,7 @@
 /** A chat group's state: the ts-mls ClientState plus the name only members know; reading and (de)serialising it. */
-import { decodeGroupState, encodeGroupState } from "ts-mls"
+import { decodeGroupState } from "ts-mls"
+import { decodeGroupStateWithoutTree, encodeGroupStateWithoutTree } from "ts-mls/clientState.js"
+import { decodeRatchetTree, encodeRatchetTree } from "ts-mls/ratchetTree.js"
 import { defaultClientConfig } from "ts-mls/clientConfig.js"
 import type { ClientConfig, ClientState, LeafNode, RatchetTree } from "ts-mls"
 import { authServiceFor, identityOf } from "./credentialCheck.js"
@@ -98,27 +100,54 @@ export function withCheck(mls: ClientState, check: CredentialCheck): ClientState
   return { ...mls, clientConfig: clientConfigFor(check) }
 }
 
-const formatVersion = 1
-
-/** [version u8][name length u16][name][ts-mls GroupState]; the ClientConfig is code, not state. */
-export function serializeState(group: ChatGroup): Uint8Array {
-  const nameBytes = new TextEncoder().encode(group.name)
-  const mls = encodeGroupState(group.mls)
-  const out = new Uint8Array(3 + nameBytes.length + mls.length)
-  out[0] = formatVersion
-  new DataView(out.buffer).setUint16(1, nameBytes.length)
-  out.set(nameBytes, 3)
-  out.set(mls, 3 + nameBytes.length)
-  return out
+/**
+ * A group's state as stored, in two parts: `core`, which changes with every message (ratchets, proposals), and the
+ * ratchet tree, which changes only with the epoch and is named by the group context's tree hash (RFC 9420 §8.1
+ * covers every byte of every node). A store writes the tree once per tree hash, so a message in a group of 10,000
+ * writes kilobytes, not the 2.6 MB tree. `tree` encodes it only when called (ts-mls keeps a decoded tree's bytes).
+ */
+export interface SerializedState {
+  core: Uint8Array
+  treeHash: Uint8Array
+  tree: () => Uint8Array
 }
 
-export function deserializeState(bytes: Uint8Array): ChatGroup {
-  if (bytes.length < 3 || bytes[0] !== formatVersion) throw new GroupError("internal", "unknown group state format")
-  const nameLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint16(1)
-  const name = decodeGroupName(bytes.subarray(3, 3 + nameLength))
-  const decoded = decodeGroupState(bytes, 3 + nameLength)
+/** Version 1 (before the split) held the whole GroupState in `core`; it is still read, and saved as version 2. */
+const legacyFormat = 1
+const formatVersion = 2
+
+/** core: [version u8][name length u16][name][ts-mls GroupState without the tree]; the ClientConfig is code. */
+export function serializeState(group: ChatGroup): SerializedState {
+  const nameBytes = new TextEncoder().encode(group.name)
+  const mls = encodeGroupStateWithoutTree(group.mls)
+  const core = new Uint8Array(3 + nameBytes.length + mls.length)
+  core[0] = formatVersion
+  new DataView(core.buffer).setUint16(1, nameBytes.length)
+  core.set(nameBytes, 3)
+  core.set(mls, 3 + nameBytes.length)
+  const tree = group.mls.ratchetTree
+  return { core, treeHash: group.mls.groupContext.treeHash, tree: () => encodeRatchetTree(tree) }
+}
+
+export function deserializeState(state: SerializedState): ChatGroup {
+  const { core } = state
+  const version = core[0]
+  if (core.length < 3 || (version !== formatVersion && version !== legacyFormat))
+    throw new GroupError("internal", "unknown group state format")
+  const nameLength = new DataView(core.buffer, core.byteOffset, core.byteLength).getUint16(1)
+  const name = decodeGroupName(core.subarray(3, 3 + nameLength))
+  const decoded =
+    version === legacyFormat
+      ? decodeGroupState(core, 3 + nameLength)
+      : decodeGroupStateWithoutTree(decodedTree(state.tree()))(core, 3 + nameLength)
   // ts-mls decoders answer the number of bytes they read.
-  if (decoded === undefined || 3 + nameLength + decoded[1] !== bytes.length)
+  if (decoded === undefined || 3 + nameLength + decoded[1] !== core.length)
     throw new GroupError("internal", "corrupt group state")
   return { mls: { ...decoded[0], clientConfig: defaultClientConfig }, name }
+}
+
+function decodedTree(bytes: Uint8Array): RatchetTree {
+  const decoded = decodeRatchetTree(bytes, 0)
+  if (decoded === undefined || decoded[1] !== bytes.length) throw new GroupError("internal", "corrupt ratchet tree")
+  return decoded[0]
 }

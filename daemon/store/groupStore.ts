@@ -5,12 +5,13 @@
  */
 import type { GroupStatus, GroupSummary } from "../../rpc-schema/daemon/group.js"
 import type { StoredMessage } from "../../rpc-schema/daemon/message.js"
+import type { SerializedState } from "../mls/groupState.js"
 import type { Db } from "./database.js"
 
 export interface StoredGroup {
   id: string
   name: string
-  state: Uint8Array
+  state: SerializedState
   epoch: number
   lastSeq: number
   status: GroupStatus
@@ -22,6 +23,8 @@ interface GroupRow {
   id: string
   name: string
   state: Buffer
+  tree_hash: Buffer | null
+  tree: Buffer | null
   epoch: number
   last_seq: number
   status: "active" | "removed"
@@ -41,10 +44,22 @@ interface MessageRow {
   own: number
 }
 
+/** A state as stored; one from before migration 8 (no tree hash) holds its tree inside. */
+function storedState(core: Buffer, treeHash: Buffer | null, tree: Buffer | null): SerializedState {
+  return {
+    core: new Uint8Array(core),
+    treeHash: new Uint8Array(treeHash ?? []),
+    tree: () => {
+      if (tree === null) throw new Error("the group's ratchet tree is missing from the store")
+      return new Uint8Array(tree)
+    },
+  }
+}
+
 const toGroup = (r: GroupRow): StoredGroup => ({
   id: r.id,
   name: r.name,
-  state: new Uint8Array(r.state),
+  state: storedState(r.state, r.tree_hash, r.tree),
   epoch: r.epoch,
   lastSeq: r.last_seq,
   status: r.status === "active" && r.out_of_sync === 1 ? "out_of_sync" : r.status,
@@ -63,72 +78,147 @@ const toMessage = (r: MessageRow): StoredMessage => ({
   own: r.own === 1,
 })
 
+const selectGroups = `SELECT g.*, t.tree FROM groups g
+  LEFT JOIN group_trees t ON t.group_id = g.id AND t.hash = g.tree_hash`
+
 export class GroupStore {
   constructor(readonly db: Db) {}
 
   get(id: string): StoredGroup | undefined {
-    const r = this.db.prepare<[string], GroupRow>("SELECT * FROM groups WHERE id = ?").get(id)
+    const r = this.db.prepare<[string], GroupRow>(`${selectGroups} WHERE g.id = ?`).get(id)
     return r && toGroup(r)
   }
 
   byName(name: string): StoredGroup[] {
     return this.db
-      .prepare<[string], GroupRow>("SELECT * FROM groups WHERE name = ? ORDER BY joined_at")
+      .prepare<[string], GroupRow>(`${selectGroups} WHERE g.name = ? ORDER BY g.joined_at`)
       .all(name)
       .map(toGroup)
   }
 
   all(): StoredGroup[] {
-    return this.db.prepare<[], GroupRow>("SELECT * FROM groups ORDER BY joined_at, id").all().map(toGroup)
+    return this.db.prepare<[], GroupRow>(`${selectGroups} ORDER BY g.joined_at, g.id`).all().map(toGroup)
   }
 
   /** A new group, or a group this profile was removed from and joins again (its history stays). */
   insert(g: StoredGroup): void {
-    this.db
-      .prepare(
-        `INSERT INTO groups (id, name, state, epoch, last_seq, status, joined_at, joined_by)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET name = excluded.name, state = excluded.state, epoch = excluded.epoch,
-           last_seq = excluded.last_seq, status = excluded.status, joined_at = excluded.joined_at,
-           joined_by = excluded.joined_by, pending_commit = NULL, pending_state = NULL, out_of_sync = 0`,
-      )
-      .run(
-        g.id,
-        g.name,
-        g.state,
-        g.epoch,
-        g.lastSeq,
-        g.status === "removed" ? "removed" : "active",
-        g.joinedAt,
-        g.joinedBy,
-      )
+    this.withTree(g.id, g.state, () =>
+      this.db
+        .prepare(
+          `INSERT INTO groups (id, name, state, tree_hash, epoch, last_seq, status, joined_at, joined_by)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET name = excluded.name, state = excluded.state,
+             tree_hash = excluded.tree_hash, epoch = excluded.epoch, last_seq = excluded.last_seq,
+             status = excluded.status, joined_at = excluded.joined_at, joined_by = excluded.joined_by,
+             pending_commit = NULL, pending_state = NULL, pending_tree_hash = NULL, out_of_sync = 0`,
+        )
+        .run(
+          g.id,
+          g.name,
+          g.state.core,
+          g.state.treeHash,
+          g.epoch,
+          g.lastSeq,
+          g.status === "removed" ? "removed" : "active",
+          g.joinedAt,
+          g.joinedBy,
+        ),
+    )
   }
 
   /** A new MLS state (and epoch); the cursor moves only when `lastSeq` is given. */
-  saveState(id: string, state: Uint8Array, epoch: number, lastSeq?: number): void {
-    if (lastSeq === undefined)
-      this.db.prepare("UPDATE groups SET state = ?, epoch = ? WHERE id = ?").run(state, epoch, id)
-    else
+  saveState(id: string, state: SerializedState, epoch: number, lastSeq?: number): void {
+    this.withTree(id, state, () =>
       this.db
-        .prepare("UPDATE groups SET state = ?, epoch = ?, last_seq = max(last_seq, ?) WHERE id = ?")
-        .run(state, epoch, lastSeq, id)
+        .prepare(
+          `UPDATE groups SET state = ?, tree_hash = ?, epoch = ?, last_seq = max(last_seq, coalesce(?, last_seq))
+           WHERE id = ?`,
+        )
+        .run(state.core, state.treeHash, epoch, lastSeq ?? null, id),
+    )
   }
 
   /** The Commit in flight and the state it leads to; null clears it. */
-  setPending(id: string, pending: { commit: Uint8Array; state: Uint8Array } | null): void {
-    this.db
-      .prepare("UPDATE groups SET pending_commit = ?, pending_state = ? WHERE id = ?")
-      .run(pending?.commit ?? null, pending?.state ?? null, id)
+  setPending(id: string, pending: { commit: Uint8Array; state: SerializedState } | null): void {
+    this.withTree(id, pending?.state, () =>
+      this.db
+        .prepare("UPDATE groups SET pending_commit = ?, pending_state = ?, pending_tree_hash = ? WHERE id = ?")
+        .run(pending?.commit ?? null, pending?.state.core ?? null, pending?.state.treeHash ?? null, id),
+    )
   }
 
-  pending(id: string): { commit: Uint8Array; state: Uint8Array } | undefined {
+  /**
+   * Runs `write` (which names `state`'s tree by its hash) in one transaction with the tree: stored first unless a
+   * tree of that hash is stored already (so once per epoch), and then the group's trees that neither its state nor
+   * its Commit in flight names any more are dropped.
+   */
+  private withTree(id: string, state: SerializedState | undefined, write: () => void): void {
+    this.db.transaction(() => {
+      if (state !== undefined && !this.hasTree(id, state.treeHash))
+        this.db
+          .prepare("INSERT INTO group_trees (group_id, hash, tree) VALUES (?, ?, ?)")
+          .run(id, state.treeHash, state.tree())
+      write()
+      this.db
+        .prepare(
+          `DELETE FROM group_trees WHERE group_id = ? AND hash NOT IN (
+             SELECT tree_hash FROM groups WHERE id = ? AND tree_hash IS NOT NULL
+             UNION ALL SELECT pending_tree_hash FROM groups WHERE id = ? AND pending_tree_hash IS NOT NULL)`,
+        )
+        .run(id, id, id)
+    })()
+  }
+
+  private hasTree(id: string, hash: Uint8Array): boolean {
+    return (
+      this.db
+        .prepare<[string, Uint8Array], { n: number }>("SELECT 1 AS n FROM group_trees WHERE group_id = ? AND hash = ?")
+        .get(id, hash) !== undefined
+    )
+  }
+
+  pending(id: string): { commit: Uint8Array; state: SerializedState } | undefined {
     const r = this.db
-      .prepare<[string], { pending_commit: Buffer | null; pending_state: Buffer | null }>(
-        "SELECT pending_commit, pending_state FROM groups WHERE id = ?",
+      .prepare<
+        [string],
+        {
+          pending_commit: Buffer | null
+          pending_state: Buffer | null
+          pending_tree_hash: Buffer | null
+          tree: Buffer | null
+        }
+      >(
+        `SELECT g.pending_commit, g.pending_state, g.pending_tree_hash, t.tree FROM groups g
+         LEFT JOIN group_trees t ON t.group_id = g.id AND t.hash = g.pending_tree_hash WHERE g.id = ?`,
       )
       .get(id)
     if (!r?.pending_commit || !r.pending_state) return undefined
-    return { commit: new Uint8Array(r.pending_commit), state: new Uint8Array(r.pending_state) }
+    return {
+      commit: new Uint8Array(r.pending_commit),
+      state: storedState(r.pending_state, r.pending_tree_hash, r.tree),
+    }
+  }
+
+  /**
+   * Stores `state`'s tree unless a tree of its hash is stored already (so once per epoch), and drops the group's
+   * trees that neither its state nor its Commit in flight names any more.
+   */
+  private keepTrees(id: string, state: SerializedState | undefined): void {
+    if (
+      state !== undefined &&
+      this.db
+        .prepare<[string, Uint8Array], { n: number }>("SELECT 1 AS n FROM group_trees WHERE group_id = ? AND hash = ?")
+        .get(id, state.treeHash) === undefined
+    )
+      this.db
+        .prepare("INSERT INTO group_trees (group_id, hash, tree) VALUES (?, ?, ?)")
+        .run(id, state.treeHash, state.tree())
+    this.db
+      .prepare(
+        `DELETE FROM group_trees WHERE group_id = ?1 AND hash IS NOT (SELECT tree_hash FROM groups WHERE id = ?1)
+           AND hash IS NOT (SELECT pending_tree_hash FROM groups WHERE id = ?1)`,
+      )
+      .run(id)
   }
 
   advance(id: string, lastSeq: number): void {

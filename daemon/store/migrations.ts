@@ -199,4 +199,18 @@ export const migrations: readonly string[] = [
   UPDATE keypackages SET state = 'expired' WHERE state IN ('created', 'available') AND last_resort = 0;
   UPDATE keypackages SET state = 'expired', not_after = created_at WHERE state IN ('created', 'available') AND last_resort = 1;
   `,
+  // 8: a group's ratchet tree apart from the rest of its state (daemon/mls/groupState.ts): the tree changes only with
+  // the epoch, the rest with every message. Trees are kept by tree hash, one row each for the state and the Commit in
+  // flight. States written before keep the tree inside (tree_hash NULL) until their next save.
+  `
+  ALTER TABLE groups ADD COLUMN tree_hash BLOB;
+  ALTER TABLE groups ADD COLUMN pending_tree_hash BLOB;
+  CREATE TABLE group_trees (
+    -- Deferred: a new group's tree is stored before its row, in the same transaction.
+    group_id TEXT NOT NULL REFERENCES groups (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    hash BLOB NOT NULL,
+    tree BLOB NOT NULL,
+    UNIQUE (group_id, hash)
+  );
+  `,
 ]

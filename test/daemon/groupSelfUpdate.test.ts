@@ -5,13 +5,13 @@ import { groupWith, registered } from "../helpers/chat.js"
 import { secretsInFile } from "../helpers/pool.js"
 import { startServer } from "../helpers/server.js"
 import { deserializeState, type ChatGroup } from "../../daemon/mls/groupState.js"
+import { GroupStore } from "../../daemon/store/groupStore.js"
 
 /** A group's MLS state as a daemon stored it (read-only, closed at once). */
 function storedState(dbPath: string, groupId: string): ChatGroup {
   const db = new Database(dbPath, { readonly: true })
   try {
-    const row = db.prepare("SELECT state FROM groups WHERE id = ?").get(groupId) as { state: Buffer }
-    return deserializeState(new Uint8Array(row.state))
+    return deserializeState(new GroupStore(db).get(groupId)!.state)
   } finally {
     db.close()
   }
