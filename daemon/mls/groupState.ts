@@ -7,6 +7,8 @@ import type { ClientConfig, ClientState, LeafNode, RatchetTree } from "ts-mls"
 import { authServiceFor, identityOf } from "./credentialCheck.js"
 import type { CredentialCheck } from "./credentialCheck.js"
 import { GroupError } from "./groupError.js"
+import { LruCache } from "../../crypto/lru.js"
+import { toBase64Url } from "../../rpc-schema/common.js"
 import { decodeGroupName } from "./groupName.js"
 
 export interface ChatGroup {
@@ -126,8 +128,17 @@ export function serializeState(group: ChatGroup): SerializedState {
   core.set(nameBytes, 3)
   core.set(mls, 3 + nameBytes.length)
   const tree = group.mls.ratchetTree
-  return { core, treeHash: group.mls.groupContext.treeHash, tree: () => encodeRatchetTree(tree) }
+  const treeHash = group.mls.groupContext.treeHash
+  recentTrees.set(toBase64Url(treeHash), tree)
+  return { core, treeHash, tree: () => encodeRatchetTree(tree) }
 }
+
+/**
+ * Decoded ratchet trees by tree hash, so that loading a state whose tree was saved or loaded lately neither reads
+ * nor decodes it again (12 ms at 10,000 members, for every message). Safe to share: one hash is one tree, and ts-mls
+ * treats a state's tree as a value (operations make new trees, never change a state's in place).
+ */
+const recentTrees = new LruCache<string, RatchetTree>(4)
 
 export function deserializeState(state: SerializedState): ChatGroup {
   const { core } = state
@@ -139,15 +150,20 @@ export function deserializeState(state: SerializedState): ChatGroup {
   const decoded =
     version === legacyFormat
       ? decodeGroupState(core, 3 + nameLength)
-      : decodeGroupStateWithoutTree(decodedTree(state.tree()))(core, 3 + nameLength)
+      : decodeGroupStateWithoutTree(treeOf(state))(core, 3 + nameLength)
   // ts-mls decoders answer the number of bytes they read.
   if (decoded === undefined || 3 + nameLength + decoded[1] !== core.length)
     throw new GroupError("internal", "corrupt group state")
   return { mls: { ...decoded[0], clientConfig: defaultClientConfig }, name }
 }
 
-function decodedTree(bytes: Uint8Array): RatchetTree {
+function treeOf(state: SerializedState): RatchetTree {
+  const key = toBase64Url(state.treeHash)
+  const recent = recentTrees.get(key)
+  if (recent !== undefined) return recent
+  const bytes = state.tree()
   const decoded = decodeRatchetTree(bytes, 0)
   if (decoded === undefined || decoded[1] !== bytes.length) throw new GroupError("internal", "corrupt ratchet tree")
+  recentTrees.set(key, decoded[0])
   return decoded[0]
 }

@@ -24,7 +24,6 @@ interface GroupRow {
   name: string
   state: Buffer
   tree_hash: Buffer | null
-  tree: Buffer | null
   epoch: number
   last_seq: number
   status: "active" | "removed"
@@ -44,22 +43,21 @@ interface MessageRow {
   own: number
 }
 
-/** A state as stored; one from before migration 8 (no tree hash) holds its tree inside. */
-function storedState(core: Buffer, treeHash: Buffer | null, tree: Buffer | null): SerializedState {
-  return {
-    core: new Uint8Array(core),
-    treeHash: new Uint8Array(treeHash ?? []),
-    tree: () => {
-      if (tree === null) throw new Error("the group's ratchet tree is missing from the store")
-      return new Uint8Array(tree)
-    },
-  }
+interface TreeSource {
+  /** The tree of `hash`, read only when the state is decoded and its tree is not at hand (groupState.ts). */
+  treeBytes(groupId: string, hash: Uint8Array): Uint8Array
 }
 
-const toGroup = (r: GroupRow): StoredGroup => ({
+/** A state as stored; one from before migration 8 (no tree hash) holds its tree inside. */
+function storedState(trees: TreeSource, groupId: string, core: Buffer, treeHash: Buffer | null): SerializedState {
+  const hash = new Uint8Array(treeHash ?? [])
+  return { core: new Uint8Array(core), treeHash: hash, tree: () => trees.treeBytes(groupId, hash) }
+}
+
+const toGroup = (trees: TreeSource, r: GroupRow): StoredGroup => ({
   id: r.id,
   name: r.name,
-  state: storedState(r.state, r.tree_hash, r.tree),
+  state: storedState(trees, r.id, r.state, r.tree_hash),
   epoch: r.epoch,
   lastSeq: r.last_seq,
   status: r.status === "active" && r.out_of_sync === 1 ? "out_of_sync" : r.status,
@@ -78,26 +76,26 @@ const toMessage = (r: MessageRow): StoredMessage => ({
   own: r.own === 1,
 })
 
-const selectGroups = `SELECT g.*, t.tree FROM groups g
-  LEFT JOIN group_trees t ON t.group_id = g.id AND t.hash = g.tree_hash`
-
-export class GroupStore {
+export class GroupStore implements TreeSource {
   constructor(readonly db: Db) {}
 
   get(id: string): StoredGroup | undefined {
-    const r = this.db.prepare<[string], GroupRow>(`${selectGroups} WHERE g.id = ?`).get(id)
-    return r && toGroup(r)
+    const r = this.db.prepare<[string], GroupRow>("SELECT * FROM groups WHERE id = ?").get(id)
+    return r && toGroup(this, r)
   }
 
   byName(name: string): StoredGroup[] {
     return this.db
-      .prepare<[string], GroupRow>(`${selectGroups} WHERE g.name = ? ORDER BY g.joined_at`)
+      .prepare<[string], GroupRow>("SELECT * FROM groups WHERE name = ? ORDER BY joined_at")
       .all(name)
-      .map(toGroup)
+      .map((r) => toGroup(this, r))
   }
 
   all(): StoredGroup[] {
-    return this.db.prepare<[], GroupRow>(`${selectGroups} ORDER BY g.joined_at, g.id`).all().map(toGroup)
+    return this.db
+      .prepare<[], GroupRow>("SELECT * FROM groups ORDER BY joined_at, id")
+      .all()
+      .map((r) => toGroup(this, r))
   }
 
   /** A new group, or a group this profile was removed from and joins again (its history stays). */
@@ -181,44 +179,22 @@ export class GroupStore {
     const r = this.db
       .prepare<
         [string],
-        {
-          pending_commit: Buffer | null
-          pending_state: Buffer | null
-          pending_tree_hash: Buffer | null
-          tree: Buffer | null
-        }
-      >(
-        `SELECT g.pending_commit, g.pending_state, g.pending_tree_hash, t.tree FROM groups g
-         LEFT JOIN group_trees t ON t.group_id = g.id AND t.hash = g.pending_tree_hash WHERE g.id = ?`,
-      )
+        { pending_commit: Buffer | null; pending_state: Buffer | null; pending_tree_hash: Buffer | null }
+      >("SELECT pending_commit, pending_state, pending_tree_hash FROM groups WHERE id = ?")
       .get(id)
     if (!r?.pending_commit || !r.pending_state) return undefined
     return {
       commit: new Uint8Array(r.pending_commit),
-      state: storedState(r.pending_state, r.pending_tree_hash, r.tree),
+      state: storedState(this, id, r.pending_state, r.pending_tree_hash),
     }
   }
 
-  /**
-   * Stores `state`'s tree unless a tree of its hash is stored already (so once per epoch), and drops the group's
-   * trees that neither its state nor its Commit in flight names any more.
-   */
-  private keepTrees(id: string, state: SerializedState | undefined): void {
-    if (
-      state !== undefined &&
-      this.db
-        .prepare<[string, Uint8Array], { n: number }>("SELECT 1 AS n FROM group_trees WHERE group_id = ? AND hash = ?")
-        .get(id, state.treeHash) === undefined
-    )
-      this.db
-        .prepare("INSERT INTO group_trees (group_id, hash, tree) VALUES (?, ?, ?)")
-        .run(id, state.treeHash, state.tree())
-    this.db
-      .prepare(
-        `DELETE FROM group_trees WHERE group_id = ?1 AND hash IS NOT (SELECT tree_hash FROM groups WHERE id = ?1)
-           AND hash IS NOT (SELECT pending_tree_hash FROM groups WHERE id = ?1)`,
-      )
-      .run(id)
+  treeBytes(groupId: string, hash: Uint8Array): Uint8Array {
+    const r = this.db
+      .prepare<[string, Uint8Array], { tree: Buffer }>("SELECT tree FROM group_trees WHERE group_id = ? AND hash = ?")
+      .get(groupId, hash)
+    if (r === undefined) throw new Error(`group ${groupId}: the ratchet tree its state names is not stored`)
+    return new Uint8Array(r.tree)
   }
 
   advance(id: string, lastSeq: number): void {
