@@ -90,7 +90,8 @@ export class GroupStore {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, state = excluded.state, epoch = excluded.epoch,
            last_seq = excluded.last_seq, status = excluded.status, joined_at = excluded.joined_at,
-           joined_by = excluded.joined_by, pending_commit = NULL, pending_state = NULL, out_of_sync = 0`,
+           joined_by = excluded.joined_by, pending_commit = NULL, pending_state = NULL, out_of_sync = 0,
+           sync_lost_after = NULL`,
       )
       .run(
         g.id,
@@ -135,10 +136,30 @@ export class GroupStore {
     this.db.prepare("UPDATE groups SET last_seq = max(last_seq, ?) WHERE id = ?").run(lastSeq, id)
   }
 
-  /** `out_of_sync` is a flag beside the stored status (migration 4); `active` clears it. */
-  setStatus(id: string, status: GroupStatus): void {
-    if (status === "out_of_sync") this.db.prepare("UPDATE groups SET out_of_sync = 1 WHERE id = ?").run(id)
-    else this.db.prepare("UPDATE groups SET status = ?, out_of_sync = 0 WHERE id = ?").run(status, id)
+  /**
+   * `out_of_sync` is a flag beside the stored status (migration 4); `active` clears it. Going out of sync records
+   * `lostAfter`, the last log entry processed before (migration 8; kept from the first time until the group is
+   * active again).
+   */
+  setStatus(id: string, status: Exclude<GroupStatus, "out_of_sync">): void
+  setStatus(id: string, status: "out_of_sync", lostAfter: number): void
+  setStatus(id: string, status: GroupStatus, lostAfter?: number): void {
+    if (status === "out_of_sync")
+      this.db
+        .prepare("UPDATE groups SET out_of_sync = 1, sync_lost_after = coalesce(sync_lost_after, ?) WHERE id = ?")
+        .run(lostAfter ?? null, id)
+    else
+      this.db
+        .prepare("UPDATE groups SET status = ?, out_of_sync = 0, sync_lost_after = NULL WHERE id = ?")
+        .run(status, id)
+  }
+
+  /** The last log entry processed before the group went out of sync (undefined when it is not, or not known). */
+  syncLostAfter(id: string): number | undefined {
+    const r = this.db
+      .prepare<[string], { sync_lost_after: number | null }>("SELECT sync_lost_after FROM groups WHERE id = ?")
+      .get(id)
+    return r?.sync_lost_after ?? undefined
   }
 
   /** Stores a message once: the same (group, seq) again changes nothing. Answers whether it was new. */

@@ -199,4 +199,11 @@ export const migrations: readonly string[] = [
   UPDATE keypackages SET state = 'expired' WHERE state IN ('created', 'available') AND last_resort = 0;
   UPDATE keypackages SET state = 'expired', not_after = created_at WHERE state IN ('created', 'available') AND last_resort = 1;
   `,
+  // 8: external joins (issue 17). The last log entry this device had processed of a group when it went out of sync,
+  // so that a rejoin can tell (group.historyLost) which entries it never read.
+  `
+  ALTER TABLE groups ADD COLUMN sync_lost_after INTEGER;
+  -- Recorded notifications in their new shape (group.historyLost says whether it follows a rejoin).
+  UPDATE events SET params = json_set(params, '$.rejoined', json('false')) WHERE name = 'group.historyLost';
+  `,
 ]

@@ -9,6 +9,7 @@ export function deliveryRoutes(app: FastifyInstance, auth: AuthService, delivery
   addRoute(app, auth, api.createGroup, ({ device, body }) => delivery.createGroup(device, body.groupId, body.groupInfo))
   addRoute(app, auth, api.listGroups, ({ device }) => delivery.listGroups(device))
   addRoute(app, auth, api.getGroup, ({ device, params }) => delivery.getGroup(device, params.groupId))
+  addRoute(app, auth, api.joinableGroups, ({ device }) => delivery.joinableGroups(device))
   addRoute(app, auth, api.getGroupInfo, ({ device, params }) => delivery.getGroupInfo(device, params.groupId))
   addRoute(app, auth, api.externalCommit, ({ device, params, body }) =>
     delivery.externalCommit(device, params.groupId, body),

@@ -12,6 +12,7 @@ import {
   type CommitResult,
   type ExternalCommitBody,
   type JoinInfoResult,
+  type JoinableGroupsResult,
   type GroupInfoResult,
   type ListGroupsResult,
   type LogResult,
@@ -131,6 +132,11 @@ export class DeliveryService {
 
   async listGroups(device: DeviceRef): Promise<ListGroupsResult> {
     return { groups: await this.store.memberships(device.deviceId) }
+  }
+
+  /** The groups of the caller's account that the calling device is not on the roster of (it may join them). */
+  async joinableGroups(device: DeviceRef): Promise<JoinableGroupsResult> {
+    return { groups: await this.store.joinableGroups(device) }
   }
 
   async commit(device: DeviceRef, groupIdText: string, body: CommitBody): Promise<CommitResult> {

@@ -91,6 +91,13 @@ export class SqliteDeliveryStore implements DeliveryStore {
       groupInfo: db.prepare<[string], { group_info: Buffer }>(
         "SELECT group_info FROM groups WHERE id = ? AND group_info IS NOT NULL AND group_info_epoch = epoch",
       ),
+      joinable: db.prepare<[string, string], { group_id: string; epoch: number }>(
+        `SELECT DISTINCT g.id AS group_id, g.epoch FROM group_members m
+         JOIN devices d ON d.id = m.device JOIN groups g ON g.id = m.group_id
+         WHERE d.user_id = ? AND m.removed_seq IS NULL AND NOT EXISTS (
+           SELECT 1 FROM group_members o WHERE o.group_id = g.id AND o.device = ? AND o.removed_seq IS NULL)
+         ORDER BY g.id`,
+      ),
       mlsKey: db.prepare<[string], { mls_key: Buffer | null }>("SELECT mls_key FROM devices WHERE id = ?"),
       setGroupInfo: db.prepare("UPDATE groups SET group_info = ?, group_info_epoch = ? WHERE id = ?"),
       advance: db.prepare("UPDATE groups SET epoch = ?, last_seq = ? WHERE id = ?"),
@@ -172,6 +179,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
     if (!g) return undefined
     const members = this.s.roster.all(groupId).map(toRef)
     return { groupId, epoch: g.epoch, lastSeq: g.last_seq, members }
+  }
+
+  async joinableGroups(device: DeviceRef): Promise<{ groupId: string; epoch: number }[]> {
+    return this.s.joinable.all(device.userId, device.deviceId).map((r) => ({ groupId: r.group_id, epoch: r.epoch }))
   }
 
   async groupInfo(groupId: string): Promise<StoredGroupInfo | undefined> {

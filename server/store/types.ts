@@ -336,6 +336,8 @@ export interface DeliveryStore {
   /** A group at epoch 0 with its creator on the roster, and (optionally) the GroupInfo of epoch 0. */
   createGroup(groupId: string, creator: DeviceRef, now: number, groupInfo?: Uint8Array): Promise<StoredGroup>
   group(groupId: string): Promise<StoredGroup | undefined>
+  /** Groups where a device of `device`'s account is on the roster and `device` is not, sorted by id. */
+  joinableGroups(device: DeviceRef): Promise<{ groupId: string; epoch: number }[]>
   /** The GroupInfo of the group's current epoch, if the Commit that started it (or the creation) gave one. */
   groupInfo(groupId: string): Promise<StoredGroupInfo | undefined>
   membership(groupId: string, device: string): Promise<StoredMembership | undefined>

@@ -139,11 +139,15 @@ describe("external joins", () => {
     const alice = await newUser(s.url, "alice")
     const { id, state } = await aliceGroup(s, alice)
     const phone = await linkDevice(s.url, alice)
+    const joinable = (d: TestDevice) => http(s.url, "GET", "/v1/joinable-groups", { token: d.token })
+    assert.deepEqual((await joinable(phone)).body, { groups: [{ groupId: id, epoch: 0 }] })
+    assert.deepEqual((await joinable(alice)).body, { groups: [] })
     const join = await externalJoin(s, phone, id, false)
     const r = await postExternal(s, phone, id, join.commit, join.groupInfo)
     assert.equal(r.status, 201, JSON.stringify(r.body))
     assert.deepEqual(r.body, { seq: 1, epoch: 0, newEpoch: 1 })
     assert.deepEqual(await roster(s, alice, id), [alice.clientId, phone.clientId].sort())
+    assert.deepEqual((await joinable(phone)).body, { groups: [] })
 
     // alice reads the Commit from the log and reaches the joiner's epoch and secrets.
     const log = await http(s.url, "GET", `/v1/groups/${id}/log?after=0`, { token: alice.token })

@@ -253,6 +253,27 @@ export const getGroupInfo = route({
   errors: ["group_not_found", "not_member", "group_info_unavailable"],
 })
 
+export const JoinableGroupsResult = Type.Object({
+  /** Sorted by group id. */
+  groups: Type.Array(Type.Object({ groupId: GroupId, epoch: Epoch })),
+})
+export type JoinableGroupsResult = Static<typeof JoinableGroupsResult>
+
+/**
+ * The groups the calling device may join by external Commit without being on their roster: those where another
+ * device of its account is (a new device finds its account's groups here, with no other device online).
+ */
+export const joinableGroups = route({
+  method: "GET",
+  path: "/v1/joinable-groups",
+  auth: true,
+  params: undefined,
+  body: undefined,
+  status: 200,
+  response: JoinableGroupsResult,
+  errors: [],
+})
+
 export const ExternalCommitBody = Strict({
   /**
    * The external Commit (RFC 9420 §12.4.3.2): a PublicMessage from a `new_member_commit` sender at the group's
