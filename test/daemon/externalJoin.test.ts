@@ -5,7 +5,6 @@
  * was made to take (its roster forged) is refused by the members' own check.
  */
 import assert from "node:assert/strict"
-import type { TestContext } from "node:test"
 import { describe, it } from "node:test"
 import Database from "better-sqlite3"
 import { defaultCapabilities, encodeMlsMessage, generateKeyPackageWithKey, joinGroupExternal } from "ts-mls"
