@@ -8,6 +8,7 @@ import { describe, it } from "node:test"
 import {
   createCommit,
   createGroup as createMlsGroup,
+  createGroupInfoWithExternalPub,
   createGroupInfoWithExternalPubAndRatchetTree,
   defaultCapabilities,
   encodeMlsMessage,
@@ -24,6 +25,7 @@ import { decodeMlsMessage } from "ts-mls/message.js"
 import { fromBase64Url, toBase64Url } from "../../rpc-schema/common.js"
 import { sameBytes } from "../../shared/bytes.js"
 import { http } from "../helpers/http.js"
+import { fakeWelcome } from "../helpers/mls.js"
 import { startServer, type TestServer } from "../helpers/server.js"
 import { encodeKp, linkDevice, newUser, testSuite, uploadKeyPackages, type TestDevice } from "../helpers/users.js"
 
@@ -240,6 +242,47 @@ describe("external joins", () => {
     assert.equal(late.status, 409)
     assert.equal(late.body.error.code, "epoch_conflict")
     assert.equal(late.body.error.details.currentEpoch, 2)
+  })
+
+  it("answers a GroupInfo that is not this group's new epoch's with malformed_message, changing nothing", async (t) => {
+    const s = await startServer(t)
+    const alice = await newUser(s.url, "alice")
+    const { id, state } = await aliceGroup(s, alice)
+    const other = await aliceGroup(s, alice)
+    const cs = await testSuite()
+    const fresh = toBase64Url(new Uint8Array(16).fill(7))
+    for (const groupInfo of [fakeWelcome(), await groupInfoOf(other.state), "AAAA"]) {
+      const created = await http(s.url, "POST", "/v1/groups", {
+        token: alice.token,
+        json: { groupId: fresh, groupInfo },
+      })
+      assert.equal(created.status, 400, JSON.stringify(created.body))
+      assert.equal(created.body.error.code, "malformed_message")
+    }
+    assert.equal((await getInfo(s, alice, fresh)).body.error.code, "group_not_found")
+
+    const next = await createCommit({ state, cipherSuite: cs }, { wireAsPublicMessage: true })
+    const commit = toBase64Url(encodeMlsMessage(next.commit))
+    // Epoch 0's GroupInfo with a Commit that starts epoch 1; another group's; a GroupInfo without the ratchet tree.
+    const noTree = encodeInfo(await createGroupInfoWithExternalPub(next.newState, [], cs))
+    for (const groupInfo of [await groupInfoOf(state), await groupInfoOf(other.state), noTree]) {
+      const r = await http(s.url, "POST", `/v1/groups/${id}/commits`, {
+        token: alice.token,
+        json: { commit, keyPackages: [], removes: [], groupInfo },
+      })
+      assert.equal(r.status, 400, JSON.stringify(r.body))
+      assert.equal(r.body.error.code, "malformed_message")
+    }
+    assert.equal((await getInfo(s, alice, id)).body.epoch, 0)
+    // A Commit without a GroupInfo is taken, and leaves none for its epoch.
+    const bare = await http(s.url, "POST", `/v1/groups/${id}/commits`, {
+      token: alice.token,
+      json: { commit, keyPackages: [], removes: [] },
+    })
+    assert.equal(bare.status, 201)
+    const none = await getInfo(s, alice, id)
+    assert.equal(none.status, 404)
+    assert.equal(none.body.error.code, "group_info_unavailable")
   })
 
   it("refuses a stranger's external Commit and changes nothing", async (t) => {
