@@ -77,8 +77,11 @@ function externalJoiner(group: ChatGroup, message: MLSMessage): { joiner: Member
     remove?.proposalOrRefType === "proposal" && remove.proposal.proposalType === "remove"
       ? remove.proposal.remove.removed
       : undefined
-  const removed = removedLeaf === undefined ? undefined : memberAt(group.mls.ratchetTree, removedLeaf)
-  return removed === undefined ? { joiner } : { joiner, removed }
+  if (removedLeaf === undefined) return { joiner }
+  // ts-mls does not check an external Commit's Remove against the tree (RFC 9420 §12.4.3.2 wants a member's leaf).
+  const removed = memberAt(group.mls.ratchetTree, removedLeaf)
+  if (removed === undefined) throw new GroupError("malformed_message", "the external Commit removes an empty leaf")
+  return { joiner, removed }
 }
 
 function decodeMessage(bytes: Uint8Array): MLSMessage {
