@@ -154,7 +154,12 @@ describe("daemon: external joins", () => {
     const second = new Promise<void>((resolve) => (release = resolve))
     delivery.externalCommit = async (...args) => {
       arrived++
-      if (arrived === 1) await Promise.race([second, new Promise((r) => setTimeout(r, 15_000))])
+      if (arrived === 1) {
+        // Bounded: should the second never come, the first goes on (and the assertions below fail).
+        const bound = setTimeout(release, 15_000)
+        await second
+        clearTimeout(bound)
+      }
       if (arrived === 2) release()
       return original(...args)
     }
