@@ -1,10 +1,12 @@
 /**
  * External joins with real parts (a real server on a ManualClock, real daemons over their sockets, real MLS): a daemon
- * kept offline past retention rejoins with `group.rejoin`, two rejoining at once do not fork the group, a new device
+ * kept offline past retention rejoins with `group.rejoin`, so does one restored from a backup, two rejoining at once
+ * do not fork the group, a new device
  * joins its account's groups by itself while the account's other device is stopped, and an external Commit the server
  * was made to take (its roster forged) is refused by the members' own check.
  */
 import assert from "node:assert/strict"
+import { readFileSync, writeFileSync } from "node:fs"
 import { describe, it } from "node:test"
 import Database from "better-sqlite3"
 import { defaultCapabilities, encodeMlsMessage, generateKeyPackageWithKey, joinGroupExternal } from "ts-mls"
@@ -133,6 +135,37 @@ describe("daemon: external joins", () => {
     assert.deepEqual(await history(bob2!.client, "g"), ["before", "back again", "welcome back"])
     const m = await alice.client.call("group.members", { group: g.groupId })
     assert.equal(m.members.find((x) => x.username === "bob")!.devices.length, 1)
+  })
+
+  it("rejoins after a restored backup left it unable to apply its own Commit", async (t) => {
+    const s = await startServer(t)
+    const alice = await registered(t, s.url, "alice")
+    const bob = await registered(t, s.url, "bob")
+    const g = await groupWith(alice, "g", { bob })
+    await heard(g.groupId, alice, "before the backup", [bob])
+    // bob's backup (the daemon stopped, so its database file is whole), then a Commit of his that the backup lacks.
+    assert.equal(await bob.stop(), 0)
+    const backup = readFileSync(bob.dbPath)
+    const bob2 = await bob.restart()
+    await bob2.client.call("events.subscribe", { after: 0 })
+    const rotated = await bob2.client.call("group.selfUpdate", { group: g.groupId })
+    await heard(g.groupId, alice, "after the rotation", [bob2])
+    assert.equal(await bob2.stop(), 0)
+    writeFileSync(bob.dbPath, backup)
+
+    // The restored state cannot apply bob's own Commit from the log: out of sync, then rejoined.
+    const bob3 = await restartUntil(bob2, "group.updated", (p) => p.groupId === g.groupId && p.reason === "outOfSync")
+    const lost = bob3.client.next("group.historyLost", (p) => p.groupId === g.groupId && p.rejoined, 20_000)
+    const rejoined = await bob3.client.call("group.rejoin", { group: g.groupId })
+    assert.equal(rejoined.epoch, rotated.epoch + 1)
+    const event = await lost
+    // Lost: bob's Commit (which the restored state could not apply) and what followed it, up to the rejoin.
+    assert.equal(event.prunedThrough, rejoined.lastSeq - 1)
+    assert.ok(event.lost >= 2, JSON.stringify(event))
+    await heard(g.groupId, bob3, "restored", [alice])
+    await heard(g.groupId, alice, "welcome back", [bob3])
+    assert.deepEqual(epochOf(bob3, g.groupId), epochOf(alice, g.groupId))
+    assert.deepEqual(await history(bob3.client, "g"), ["before the backup", "restored", "welcome back"])
   })
 
   it("two members rejoining at once: one wins, the other tries again at the next epoch, no fork", async (t) => {
