@@ -267,9 +267,13 @@ export class Daemon {
     const deviceTimer = setInterval(() => devices.request(), this.opts.policy.maintenanceIntervalMs).unref()
     this.online = { identity: id, client, session, maintainer, usage, stream, groups, devices, deviceTimer }
     if (this.connection === "offline") this.setConnection("connecting", null)
-    void maintainer.request()
+    // The first device pass follows the first maintenance pass: joining a group by external Commit needs this
+    // device's MLS key bound on the server, which its first KeyPackage upload does.
+    void maintainer.request().then(
+      () => devices.request(),
+      () => devices.request(),
+    )
     stream.start()
-    devices.request()
     // Whatever a crash or an outage left in the outbox goes out now.
     groups.sender.kick()
   }

@@ -84,12 +84,17 @@ export const errorTable = {
   malformed_message: { http: 400, rpc: -32065, doc: "malformed MLS message" },
   /**
    * The daemon's MLS state of the group cannot follow it any more: retention deleted log entries it had not
-   * fetched, a Commit among them (`group.historyLost` said `canContinue: false`). Nothing can be sent to the group
-   * until a member removes and re-adds this profile.
+   * fetched, a Commit among them (`group.historyLost` said `canContinue: false`), or a Commit it could not apply.
+   * Nothing can be sent to the group until this profile rejoins it (`group.rejoin`) or a member re-adds it.
    */
   group_out_of_sync: { http: 409, rpc: -32066, doc: "this member's state of the group is out of sync (history lost)" },
   /** A message with nothing to read: empty, or only white space (spaces, tabs, line breaks). Nothing is sent. */
   empty_message: { http: 400, rpc: -32067, doc: "the message is empty or only white space" },
+  /**
+   * The server holds no GroupInfo of the group's current epoch (the Commit that started it carried none), so nobody
+   * can join it by external Commit until a member commits again.
+   */
+  group_info_unavailable: { http: 404, rpc: -32068, doc: "no GroupInfo of the group's current epoch" },
 } as const
 
 /** A stable snake_case error code. */

@@ -8,6 +8,7 @@ export type Command =
   | { kind: "remove"; user: string }
   | { kind: "leave" }
   | { kind: "rotate" }
+  | { kind: "rejoin" }
   /** A pending invitation by group name; the oldest one when no name is given. */
   | { kind: "accept"; name: string | undefined }
   | { kind: "decline"; name: string | undefined }
@@ -25,6 +26,7 @@ export const commandHelp = [
   ["/remove USER", "remove a member from the selected group"],
   ["/leave", "leave the selected group"],
   ["/rotate", "rotate your keys in the selected group"],
+  ["/rejoin", "rejoin the selected group after it went out of sync (messages meanwhile are missing)"],
   ["/accept [NAME]", "join the group of a pending invitation (the oldest one without NAME)"],
   ["/decline [NAME]", "refuse a pending invitation (the oldest one without NAME)"],
   ["/pool", "your KeyPackage pool and who reserved keys"],
@@ -65,6 +67,7 @@ export function parseCommand(line: string): Command {
     case "members":
     case "leave":
     case "rotate":
+    case "rejoin":
     case "pool":
     case "help":
     case "quit":

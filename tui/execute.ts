@@ -72,6 +72,11 @@ export async function execute(cmd: Command, { client, group, dispatch, quit }: E
         const { epoch } = await client.call("group.selfUpdate", { group: g })
         return notice("info", `your keys in this group are rotated (epoch ${epoch})`)
       }
+      case "rejoin": {
+        const rejoined = await client.call("group.rejoin", { group: g })
+        dispatch({ type: "group.changed", group: rejoined })
+        return notice("info", `rejoined ${rejoined.name}; messages sent while you were out of sync are missing`)
+      }
       case "accept":
       case "decline": {
         const { invitations } = await client.call("group.invites")

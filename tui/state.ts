@@ -262,8 +262,10 @@ function onNotification(state: State, n: Notification): State {
       return withNotice(
         lost,
         "error",
-        `${p.group}: ${p.lost} log entries expired on the server before they were fetched` +
-          (p.canContinue ? "" : "; the group is out of sync until a member re-adds you"),
+        p.rejoined
+          ? `${p.group}: rejoined; ${p.lost} log entries from while you were out of sync are missing`
+          : `${p.group}: ${p.lost} log entries expired on the server before they were fetched` +
+              (p.canContinue ? "" : "; the group is out of sync: /rejoin brings it back"),
       )
     }
     case "invite.failed":

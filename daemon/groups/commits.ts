@@ -104,6 +104,7 @@ export class Committer {
           keyPackages: outgoing.keyPackages ?? [],
           removes: outgoing.removed.map((m) => this.ctx.directory.rosterId(m.identity, m.signaturePublicKey)),
           ...(outgoing.welcome && { welcome: toBase64Url(outgoing.welcome) }),
+          groupInfo: toBase64Url(outgoing.groupInfo),
         },
       })
     } catch (err) {

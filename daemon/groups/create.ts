@@ -1,9 +1,12 @@
-/** group.create: a one-member group made locally, registered with the server (which never learns its name). */
+/**
+ * group.create: a one-member group made locally, registered with the server (which never learns its name) together
+ * with its GroupInfo for external joins.
+ */
 import { toBase64Url } from "../../rpc-schema/common.js"
 import type { GroupSummary } from "../../rpc-schema/daemon/group.js"
 import { AppError } from "../../rpc-schema/errors.js"
 import { groups as routes } from "../../rpc-schema/server/index.js"
-import { createChatGroup } from "../mls/group.js"
+import { createChatGroup, externalGroupInfo } from "../mls/group.js"
 import { groupId, serializeState } from "../mls/groupState.js"
 import type { StoredGroup } from "../store/groupStore.js"
 import type { GroupContext } from "./context.js"
@@ -19,7 +22,9 @@ export async function createGroup(ctx: GroupContext, name: string): Promise<Grou
     cs,
   })
   const id = toBase64Url(groupId(state))
-  await ctx.session.call(routes.createGroup, { body: { groupId: id } })
+  // Epoch 0's GroupInfo, so that this account's other devices can join before the first Commit.
+  const groupInfo = toBase64Url(await externalGroupInfo(state, cs))
+  await ctx.session.call(routes.createGroup, { body: { groupId: id, groupInfo } })
   const g: StoredGroup = {
     id,
     name,

@@ -1,9 +1,12 @@
 /**
- * This account's devices in this device's groups. The server cannot add or remove a leaf, and there is no external
- * join yet: the account's online devices do it. For every active group this device is in, a pass
+ * This account's devices in this device's groups. The server cannot add or remove a leaf: the account's devices do it.
+ * A pass
  *
- * - removes the leaves of the account's devices the directory lists as removed (one Commit per group), and
- * - adds the account's active devices that are missing (a device linked later), with KeyPackages reserved per device.
+ * - joins, by external Commit, the groups where another device of the account is and this one is not (the server's
+ *   joinable groups; a new device joins its account's groups on its own, with no other device online: `rejoin.ts`);
+ * - for every active group this device is in, removes the leaves of the account's devices the directory lists as
+ *   removed (one Commit per group), and adds the account's active devices that are missing (a device linked later
+ *   that has not joined by itself yet), with KeyPackages reserved per device.
  *
  * Passes run at start, on the maintenance timer, after `identity.removeDevice`, when `identity.devices` shows a
  * changed list, and while a link code this device made is open (the directory is read every few seconds until the new
@@ -13,10 +16,12 @@
  */
 import type { GetUserResult } from "../../rpc-schema/server/http/auth.js"
 import { AppError } from "../../rpc-schema/errors.js"
+import { groups as routes } from "../../rpc-schema/server/index.js"
 import { removeMembers } from "../mls/group.js"
 import { members } from "../mls/groupState.js"
 import type { GroupService } from "./groupService.js"
 import { addUserDevices } from "./invite.js"
+import { joinAccountGroup } from "./rejoin.js"
 
 /** How often an open link code makes the directory be read. */
 const linkPollMs = 2000
@@ -107,6 +112,17 @@ export class DeviceSync {
     const account = await this.ctx.directory.account(this.ctx.userId)
     this.remember(account)
     const removed = new Set(account.devices.filter((d) => d.removedAt !== null).map((d) => d.clientId))
+    // A group stored already (left, removed, out of sync, or joined meanwhile) is not joined again here.
+    const { groups: joinable } = await this.ctx.session.call(routes.joinableGroups, {})
+    for (const { groupId } of joinable) {
+      if (this.closed || this.ctx.groups.get(groupId) !== undefined) continue
+      await this.groups
+        .run((s) => joinAccountGroup(s.ctx, groupId))
+        .catch((err: unknown) => {
+          // No GroupInfo yet, no bound MLS key yet (KeyPackages not uploaded), the server gone: the next pass tries again.
+          this.ctx.log.info({ groupId, err: (err as Error).message }, "account group not joined")
+        })
+    }
     for (const g of this.ctx.groups.all()) {
       if (g.status !== "active" || this.closed) continue
       await this.groups

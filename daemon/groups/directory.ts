@@ -22,6 +22,7 @@ import { sameBytes } from "../../shared/bytes.js"
 import type { Clock } from "../clock.js"
 import type { EventBus } from "../events.js"
 import type { CredentialCheck, CredentialVerdict } from "../mls/credentialCheck.js"
+import type { ExternalJoinCheck } from "../mls/message.js"
 import type { Pin, PinStore } from "../store/pinStore.js"
 import type { Session } from "../sync/session.js"
 
@@ -217,6 +218,23 @@ export class Directory {
       return this.refused(account.handle, identity, key, "key is not the directory's")
     this.pinDevice(identity, account, device.deviceId, device.clientId, key)
     return { kind: "accepted" }
+  }
+
+  /**
+   * The members' check of an external Commit (RFC 9420 §12.4.3.2) beyond the credential check ts-mls runs on the
+   * joiner's leaf (directory key, pinned on first sight; a new device of a known account is `device.added`): the
+   * joiner's account must have a leaf in the group already (a member's new device, or a member that lost sync; never
+   * a stranger, whatever the server's roster says), and a Remove in it may remove only the joiner's own old leaf (its
+   * resync), never someone else's.
+   */
+  readonly externalJoinCheck: ExternalJoinCheck = (joiner, removed, present) => {
+    const account = this.who(joiner.identity, joiner.signaturePublicKey).userId
+    if (account === null) return "the joiner's identity names no account"
+    if (!present.some((m) => this.who(m.identity, m.signaturePublicKey).userId === account))
+      return "the joiner's account has no device in the group"
+    if (removed !== undefined && removed.identity !== joiner.identity)
+      return "an external Commit may remove only the joiner's own old leaf"
+    return undefined
   }
 
   /** A KeyPackage of the device `clientId` signed with a key other than the directory's: refused, and reported. */

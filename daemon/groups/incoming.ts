@@ -104,7 +104,7 @@ export class IncomingLog {
     this.ctx.log.warn({ groupId: id, after: from, prunedThrough: through, canContinue }, "group history lost")
     this.ctx.db.transaction(() => {
       this.ctx.groups.advance(id, through)
-      if (!canContinue) this.ctx.groups.setStatus(id, "out_of_sync")
+      if (!canContinue) this.ctx.groups.setStatus(id, "out_of_sync", from)
       this.ctx.events.emit("group.historyLost", {
         groupId: id,
         group: g.name,
@@ -115,6 +115,7 @@ export class IncomingLog {
         epoch: g.epoch,
         groupEpoch: groupEpoch ?? g.epoch,
         status,
+        rejoined: false,
       })
     })()
   }
@@ -153,10 +154,14 @@ export class IncomingLog {
    * transaction the cursor moves past it, the group becomes `out_of_sync` (sends fail fast with `group_out_of_sync`
    * until a new Welcome) and `group.updated` (reason `outOfSync`) is recorded, instead of carrying on silently.
    */
-  private lostSync(g: { id: string; name: string; epoch: number }, state: ChatGroup, seq: number): void {
+  private lostSync(
+    g: { id: string; name: string; epoch: number; lastSeq: number },
+    state: ChatGroup,
+    seq: number,
+  ): void {
     this.ctx.db.transaction(() => {
+      this.ctx.groups.setStatus(g.id, "out_of_sync", Math.max(g.lastSeq, this.lazyCursors.get(g.id) ?? 0))
       this.ctx.groups.advance(g.id, seq)
-      this.ctx.groups.setStatus(g.id, "out_of_sync")
       this.ctx.events.emit("group.updated", {
         groupId: g.id,
         name: g.name,
@@ -305,7 +310,13 @@ export class IncomingLog {
     const before = deserializeState(g.state)
     let incoming: Awaited<ReturnType<typeof processIncoming>>
     try {
-      incoming = await processIncoming(before, fromBase64Url(entry.message), cs, this.ctx.directory.check)
+      incoming = await processIncoming(
+        before,
+        fromBase64Url(entry.message),
+        cs,
+        this.ctx.directory.check,
+        this.ctx.directory.externalJoinCheck,
+      )
     } catch (err) {
       const transient = this.ctx.directory.takeTransient()
       if (transient) throw transient

@@ -41,7 +41,7 @@ export function requireActive(g: StoredGroup): void {
     throw new AppError(
       "group_out_of_sync",
       `group "${g.name}" is out of sync: the server deleted part of its history (a Commit among it) before this ` +
-        "profile fetched it; ask a member to remove and re-add you",
+        "profile fetched it, or a Commit it could not apply; rejoin it (group.rejoin)",
       { groupId: g.id },
     )
 }

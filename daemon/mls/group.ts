@@ -10,14 +10,17 @@
 import {
   createCommit,
   createGroup,
+  createGroupInfoWithExternalPubAndRatchetTree,
   createProposal,
   defaultCapabilities,
   emptyPskIndex,
   encodeMlsMessage,
   decodeMlsMessage,
   generateKeyPackageWithKey,
+  joinGroupExternal,
   joinGroupWithExtensions,
 } from "ts-mls"
+import { ratchetTreeFromExtension } from "ts-mls/groupInfo.js"
 import type { CiphersuiteImpl, KeyPackage, PrivateKeyPackage, Proposal } from "ts-mls"
 import { sameBytes } from "../../shared/bytes.js"
 import type { SignatureKeyPair } from "./identity.js"
@@ -50,22 +53,36 @@ export interface CreateChatGroupInput {
   groupId?: Uint8Array
 }
 
+/** A KeyPackage of one's own for a leaf made now (a new group's first leaf, an external join's). */
+function ownKeyPackage(creator: Creator, now: number, cs: CiphersuiteImpl) {
+  return generateKeyPackageWithKey(
+    basicCredential(creator.identity),
+    defaultCapabilities(),
+    {
+      notBefore: BigInt(Math.floor((now - clockSlackMs) / 1000)),
+      notAfter: BigInt(Math.floor((now + creatorLeafLifetimeMs) / 1000)),
+    },
+    [],
+    { signKey: creator.keys.privateKey, publicKey: creator.keys.publicKey },
+    cs,
+  )
+}
+
+/**
+ * The GroupInfo of the group's current epoch that the server keeps for external joins (RFC 9420 §12.4.3.2), as an
+ * MLSMessage: signed, with `external_pub` and the ratchet tree. Without the group's name: names never reach the server.
+ */
+export async function externalGroupInfo(group: ChatGroup, cs: CiphersuiteImpl): Promise<Uint8Array> {
+  const groupInfo = await createGroupInfoWithExternalPubAndRatchetTree(group.mls, [], cs)
+  return encodeMlsMessage({ version: "mls10", wireformat: "mls_group_info", groupInfo })
+}
+
 /** A one-member group at epoch 0 (RFC 9420 §11). */
 export async function createChatGroup(input: CreateChatGroupInput): Promise<ChatGroup> {
   encodeGroupName(input.name)
   const { cs, creator, now } = input
   return guarded(async () => {
-    const { publicPackage, privatePackage } = await generateKeyPackageWithKey(
-      basicCredential(creator.identity),
-      defaultCapabilities(),
-      {
-        notBefore: BigInt(Math.floor((now - clockSlackMs) / 1000)),
-        notAfter: BigInt(Math.floor((now + creatorLeafLifetimeMs) / 1000)),
-      },
-      [],
-      { signKey: creator.keys.privateKey, publicKey: creator.keys.publicKey },
-      cs,
-    )
+    const { publicPackage, privatePackage } = await ownKeyPackage(creator, now, cs)
     const groupId = input.groupId ?? cs.rng.randomBytes(16)
     const mls = await createGroup(groupId, publicPackage, privatePackage, [], cs)
     return { mls, name: input.name }
@@ -114,6 +131,8 @@ export interface PendingCommit {
   state: ChatGroup
   /** MLSMessage carrying a PublicMessage commit (NOTES.md interop). */
   commit: Uint8Array
+  /** The new epoch's GroupInfo for external joins (`externalGroupInfo`), posted with the Commit. */
+  groupInfo: Uint8Array
   /** MLSMessage carrying the Welcome for added members, ratchet tree included; absent when nobody was added. */
   welcome?: Uint8Array
   added: Member[]
@@ -263,12 +282,70 @@ async function commit(
     return {
       state,
       commit: encodeMlsMessage(result.commit),
+      groupInfo: await externalGroupInfo(state, cs),
       welcome:
         result.welcome === undefined
           ? undefined
           : encodeMlsMessage({ version: "mls10", wireformat: "mls_welcome", welcome: result.welcome }),
       ...memberChangesOfStates(group, state),
       epoch: result.newState.groupContext.epoch,
+    }
+  })
+}
+
+export interface ExternalJoin {
+  /** The state after the external Commit: adopt it only once the server accepted `commit`. */
+  state: ChatGroup
+  /** MLSMessage carrying the PublicMessage external Commit. */
+  commit: Uint8Array
+  /** The new epoch's GroupInfo, posted with the Commit. */
+  groupInfo: Uint8Array
+  /** Whether the Commit removes this device's old leaf (a resync). */
+  resync: boolean
+  /** The epoch the Commit is made at (the GroupInfo's). */
+  epoch: bigint
+}
+
+/**
+ * Joins a group by external Commit (RFC 9420 §12.4.3.2) from the GroupInfo the server keeps, with a fresh leaf of
+ * `self`'s signature key. When the tree holds a leaf with that key (this device lost sync, or restored a backup) the
+ * Commit removes it: the resync of §12.4.3.2. ts-mls checks the tree and the GroupInfo's signature; every leaf's
+ * credential goes through `check`. `name` is the group's name as this device knows it (names never reach the server).
+ */
+export async function joinByExternalCommit(
+  groupInfoBytes: Uint8Array,
+  self: Creator,
+  name: string,
+  now: number,
+  cs: CiphersuiteImpl,
+  check: CredentialCheck,
+): Promise<ExternalJoin> {
+  const decoded = decodeMlsMessage(groupInfoBytes, 0)
+  if (decoded === undefined || decoded[1] !== groupInfoBytes.length || decoded[0].wireformat !== "mls_group_info")
+    throw new GroupError("malformed_message", "not a GroupInfo")
+  const groupInfo = decoded[0].groupInfo
+  return guarded(async () => {
+    const tree = ratchetTreeFromExtension(groupInfo)
+    if (tree === undefined) throw new GroupError("malformed_message", "the GroupInfo carries no ratchet tree")
+    // ts-mls finds the old leaf by signature key; asked to resync without one it would remove a wrong index.
+    const resync = tree.some((n) => n?.nodeType === "leaf" && sameBytes(n.leaf.signaturePublicKey, self.keys.publicKey))
+    const { publicPackage, privatePackage } = await ownKeyPackage(self, now, cs)
+    const { publicMessage, newState } = await joinGroupExternal(
+      groupInfo,
+      publicPackage,
+      privatePackage,
+      resync,
+      cs,
+      undefined,
+      clientConfigFor(check),
+    )
+    const state: ChatGroup = { mls: newState, name }
+    return {
+      state,
+      commit: encodeMlsMessage({ version: "mls10", wireformat: "mls_public_message", publicMessage }),
+      groupInfo: await externalGroupInfo(state, cs),
+      resync,
+      epoch: groupInfo.groupContext.epoch,
     }
   })
 }

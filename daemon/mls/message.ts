@@ -12,10 +12,10 @@ import {
 } from "ts-mls"
 import type { CiphersuiteImpl, MLSMessage, PrivateMessage, Proposal } from "ts-mls"
 import { decryptSenderData } from "ts-mls/privateMessage.js"
-import type { CredentialCheck } from "./credentialCheck.js"
+import { identityOf, type CredentialCheck } from "./credentialCheck.js"
 import { memberChangesOfStates } from "./group.js"
 import { GroupError, guarded } from "./groupError.js"
-import { epoch, groupId, isActive, memberAt, withCheck } from "./groupState.js"
+import { epoch, groupId, isActive, memberAt, members, withCheck } from "./groupState.js"
 import type { ChatGroup, Member } from "./groupState.js"
 import { sameBytes } from "../../shared/bytes.js"
 
@@ -55,6 +55,35 @@ export type Incoming =
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
+/**
+ * The members' check of an external Commit (RFC 9420 §12.4.3.2), beyond what ts-mls and the credential check do:
+ * whether `joiner` may join a group whose members are `present`, removing `removed` (its resync). A refusal reason,
+ * or undefined to accept.
+ */
+export type ExternalJoinCheck = (joiner: Member, removed: Member | undefined, present: Member[]) => string | undefined
+
+/** An external Commit's joiner (its path leaf; `leafIndex` is -1: it has none yet) and the leaf it removes. */
+function externalJoiner(group: ChatGroup, message: MLSMessage): { joiner: Member; removed?: Member } | undefined {
+  if (message.wireformat !== "mls_public_message") return undefined
+  const content = message.publicMessage.content
+  if (content.sender.senderType !== "new_member_commit" || content.contentType !== "commit") return undefined
+  const leaf = content.commit.path?.leafNode
+  if (leaf === undefined) throw new GroupError("malformed_message", "an external Commit needs an UpdatePath")
+  const joiner = { identity: identityOf(leaf.credential), leafIndex: -1, signaturePublicKey: leaf.signaturePublicKey }
+  const remove = content.commit.proposals.find(
+    (p) => p.proposalOrRefType === "proposal" && p.proposal.proposalType === "remove",
+  )
+  const removedLeaf =
+    remove?.proposalOrRefType === "proposal" && remove.proposal.proposalType === "remove"
+      ? remove.proposal.remove.removed
+      : undefined
+  if (removedLeaf === undefined) return { joiner }
+  // ts-mls does not check an external Commit's Remove against the tree (RFC 9420 §12.4.3.2 wants a member's leaf).
+  const removed = memberAt(group.mls.ratchetTree, removedLeaf)
+  if (removed === undefined) throw new GroupError("malformed_message", "the external Commit removes an empty leaf")
+  return { joiner, removed }
+}
+
 function decodeMessage(bytes: Uint8Array): MLSMessage {
   const decoded = decodeMlsMessage(bytes, 0)
   if (decoded === undefined || decoded[1] !== bytes.length)
@@ -93,6 +122,7 @@ export async function processIncoming(
   bytes: Uint8Array,
   cs: CiphersuiteImpl,
   check: CredentialCheck,
+  externalCheck: ExternalJoinCheck = () => "external joins are not accepted here",
 ): Promise<Incoming> {
   if (!isActive(group)) throw new GroupError("not_member", "not a member of this group")
   const message = decodeMessage(bytes)
@@ -116,6 +146,19 @@ export async function processIncoming(
   if (msgEpoch < epoch(group) && contentType !== "application") return { kind: "stale", state: group }
 
   return guarded(async () => {
+    const external = externalJoiner(group, message)
+    if (external !== undefined) {
+      const refusal = externalCheck(external.joiner, external.removed, members(group))
+      if (refusal !== undefined)
+        throw new GroupError(
+          "credential_refused",
+          `external Commit of ${external.joiner.identity} refused: ${refusal}`,
+          {
+            identity: external.joiner.identity,
+            reason: refusal,
+          },
+        )
+    }
     const sender =
       message.wireformat === "mls_private_message" ? await privateSender(group, message.privateMessage, cs) : undefined
     let seen: Proposal | undefined
@@ -144,7 +187,11 @@ export async function processIncoming(
       message.wireformat === "mls_public_message" && message.publicMessage.content.sender.senderType === "member"
         ? message.publicMessage.content.sender.leafIndex
         : sender?.leafIndex
-    const from = senderLeaf === undefined ? undefined : memberAt(group.mls.ratchetTree, senderLeaf)
+    // An external Commit's committer is the joiner, at the leaf it took in the new tree.
+    const from =
+      senderLeaf !== undefined
+        ? memberAt(group.mls.ratchetTree, senderLeaf)
+        : external && members(state).find((m) => sameBytes(m.signaturePublicKey, external.joiner.signaturePublicKey))
     if (contentType === "proposal") {
       if (seen === undefined) throw new GroupError("internal", "proposal not reported by ts-mls")
       return { kind: "proposal", state, proposer: from, ...describeProposal(group, seen) }

@@ -48,7 +48,7 @@ interface TreeSource {
   treeBytes(groupId: string, hash: Uint8Array): Uint8Array
 }
 
-/** A state as stored; one from before migration 8 (no tree hash) holds its tree inside. */
+/** A state as stored; one from before migration 9 (no tree hash) holds its tree inside. */
 function storedState(trees: TreeSource, groupId: string, core: Buffer, treeHash: Buffer | null): SerializedState {
   const hash = new Uint8Array(treeHash ?? [])
   return { core: new Uint8Array(core), treeHash: hash, tree: () => trees.treeBytes(groupId, hash) }
@@ -108,7 +108,8 @@ export class GroupStore implements TreeSource {
            ON CONFLICT (id) DO UPDATE SET name = excluded.name, state = excluded.state,
              tree_hash = excluded.tree_hash, epoch = excluded.epoch, last_seq = excluded.last_seq,
              status = excluded.status, joined_at = excluded.joined_at, joined_by = excluded.joined_by,
-             pending_commit = NULL, pending_state = NULL, pending_tree_hash = NULL, out_of_sync = 0`,
+             pending_commit = NULL, pending_state = NULL, pending_tree_hash = NULL, out_of_sync = 0,
+             sync_lost_after = NULL`,
         )
         .run(
           g.id,
@@ -201,10 +202,30 @@ export class GroupStore implements TreeSource {
     this.db.prepare("UPDATE groups SET last_seq = max(last_seq, ?) WHERE id = ?").run(lastSeq, id)
   }
 
-  /** `out_of_sync` is a flag beside the stored status (migration 4); `active` clears it. */
-  setStatus(id: string, status: GroupStatus): void {
-    if (status === "out_of_sync") this.db.prepare("UPDATE groups SET out_of_sync = 1 WHERE id = ?").run(id)
-    else this.db.prepare("UPDATE groups SET status = ?, out_of_sync = 0 WHERE id = ?").run(status, id)
+  /**
+   * `out_of_sync` is a flag beside the stored status (migration 4); `active` clears it. Going out of sync records
+   * `lostAfter`, the last log entry processed before (migration 8; kept from the first time until the group is
+   * active again).
+   */
+  setStatus(id: string, status: Exclude<GroupStatus, "out_of_sync">): void
+  setStatus(id: string, status: "out_of_sync", lostAfter: number): void
+  setStatus(id: string, status: GroupStatus, lostAfter?: number): void {
+    if (status === "out_of_sync")
+      this.db
+        .prepare("UPDATE groups SET out_of_sync = 1, sync_lost_after = coalesce(sync_lost_after, ?) WHERE id = ?")
+        .run(lostAfter ?? null, id)
+    else
+      this.db
+        .prepare("UPDATE groups SET status = ?, out_of_sync = 0, sync_lost_after = NULL WHERE id = ?")
+        .run(status, id)
+  }
+
+  /** The last log entry processed before the group went out of sync (undefined when it is not, or not known). */
+  syncLostAfter(id: string): number | undefined {
+    const r = this.db
+      .prepare<[string], { sync_lost_after: number | null }>("SELECT sync_lost_after FROM groups WHERE id = ?")
+      .get(id)
+    return r?.sync_lost_after ?? undefined
   }
 
   /** Stores a message once: the same (group, seq) again changes nothing. Answers whether it was new. */

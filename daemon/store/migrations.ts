@@ -199,7 +199,14 @@ export const migrations: readonly string[] = [
   UPDATE keypackages SET state = 'expired' WHERE state IN ('created', 'available') AND last_resort = 0;
   UPDATE keypackages SET state = 'expired', not_after = created_at WHERE state IN ('created', 'available') AND last_resort = 1;
   `,
-  // 8: a group's ratchet tree apart from the rest of its state (daemon/mls/groupState.ts): the tree changes only with
+  // 8: external joins (issue 17). The last log entry this device had processed of a group when it went out of sync,
+  // so that a rejoin can tell (group.historyLost) which entries it never read.
+  `
+  ALTER TABLE groups ADD COLUMN sync_lost_after INTEGER;
+  -- Recorded notifications in their new shape (group.historyLost says whether it follows a rejoin).
+  UPDATE events SET params = json_set(params, '$.rejoined', json('false')) WHERE name = 'group.historyLost';
+  `,
+  // 9: a group's ratchet tree apart from the rest of its state (daemon/mls/groupState.ts): the tree changes only with
   // the epoch, the rest with every message. Trees are kept by tree hash, one row each for the state and the Commit in
   // flight. States written before keep the tree inside (tree_hash NULL) until their next save.
   `

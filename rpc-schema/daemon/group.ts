@@ -195,6 +195,19 @@ export const selfUpdate = method({
   errors: ownCommitErrors,
 })
 
+export const GroupRejoinParams = Strict({ group: GroupRef })
+export type GroupRejoinParams = Static<typeof GroupRejoinParams>
+
+export const rejoin = method({
+  name: "group.rejoin",
+  summary: "rejoin a group this profile lost sync with",
+  description:
+    "Rejoins an `out_of_sync` group (history deleted by retention with a Commit in it, or a Commit this daemon could not apply) by external Commit (RFC 9420 §12.4.3.2): reads the GroupInfo the server keeps for the group's current epoch, checks its tree (every leaf's credential against the directory and the pins), and posts an external Commit that removes this device's old leaf (a resync) and adds a fresh one. On epoch_conflict (another Commit came first, e.g. another device rejoining) it reads the GroupInfo again and retries. Afterwards the group is `active`: `group.historyLost` (`rejoined: true`) tells which log entries this device never read, then `group.updated` (reason `rejoined`). `conflict` when the group is in sync already; `group_info_unavailable` when the server holds no GroupInfo of the current epoch (a member's next Commit brings one).",
+  params: GroupRejoinParams,
+  result: GroupSummary,
+  errors: [...ownCommitErrors, "group_info_unavailable", "malformed_message"],
+})
+
 /**
  * A Welcome waiting for consent (`invites = ask`). The Welcome was processed to read the group's name and members
  * (and to check the members' credentials) but the group was not joined: no state is kept active until `group.accept`.

@@ -54,6 +54,7 @@ export const methods = {
   [group.remove.name]: group.remove,
   [group.leave.name]: group.leave,
   [group.selfUpdate.name]: group.selfUpdate,
+  [group.rejoin.name]: group.rejoin,
   [group.invites.name]: group.invites,
   [group.accept.name]: group.accept,
   [group.decline.name]: group.decline,

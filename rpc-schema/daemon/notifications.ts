@@ -131,7 +131,7 @@ export const GroupUpdatedParams = Type.Object({
   by: described(Type.Union([Username, Type.Null()]), "Who committed the change (null when unknown)."),
   reason: described(
     Type.String(),
-    "`commit` (a Commit was applied), `removed` (this profile was removed), `leaveProposed` (`by` proposed to leave), `outOfSync` (a Commit in the group's log could not be applied: the group is `out_of_sync` until a new Welcome).",
+    "`commit` (a Commit was applied; an external Commit's `by` is the joiner), `removed` (this profile was removed), `leaveProposed` (`by` proposed to leave), `outOfSync` (a Commit in the group's log could not be applied: the group is `out_of_sync` until `group.rejoin` or a new Welcome), `rejoined` (this profile rejoined it by external Commit).",
   ),
 })
 export type GroupUpdatedParams = Static<typeof GroupUpdatedParams>
@@ -227,7 +227,7 @@ export const GroupHistoryLostParams = Type.Object({
   ),
   canContinue: described(
     Type.Boolean(),
-    "true: only entries of this member's current epoch were lost (application messages, proposals); the group goes on (`status` stays `active`). false: a Commit was among them, so this member's MLS state cannot follow the group; it becomes `out_of_sync`, and sends and changes fail with `group_out_of_sync` until a member removes and re-adds this profile.",
+    "true: only entries of this member's current epoch were lost (application messages, proposals); the group goes on (`status` stays `active`). false: a Commit was among them, so this member's MLS state cannot follow the group; it becomes `out_of_sync`, and sends and changes fail with `group_out_of_sync` until it rejoins (`group.rejoin`) or a member re-adds it.",
   ),
   epoch: described(Type.Integer({ minimum: 0 }), "The epoch of this member's MLS state."),
   groupEpoch: described(
@@ -235,6 +235,10 @@ export const GroupHistoryLostParams = Type.Object({
     "The epoch of the group's first entry after the gap (its current epoch when none follows).",
   ),
   status: described(GroupStatus, "The group's status afterwards: `active` or `out_of_sync`."),
+  rejoined: described(
+    Type.Boolean(),
+    "true: sent when this profile rejoined the group by external Commit (`group.rejoin`): the entries in (`after`, `prunedThrough`] — deleted by retention, or after a Commit this daemon could not apply — were never read by it and never will be; `prunedThrough` is the entry before its rejoining Commit. false: retention deleted them (see `canContinue`).",
+  ),
 })
 export type GroupHistoryLostParams = Static<typeof GroupHistoryLostParams>
 

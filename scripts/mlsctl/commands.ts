@@ -250,6 +250,12 @@ export const commands: readonly Command[] = [
     run: simple("group.leave", (g) => `asked to leave ${groupLine(g)}; another member commits it`),
   },
   {
+    name: "rejoin",
+    method: "group.rejoin",
+    args: ["group"],
+    run: simple("group.rejoin", (g) => `rejoined ${groupLine(g)}; messages sent while out of sync are missing`),
+  },
+  {
     name: "rotate",
     method: "group.selfUpdate",
     args: ["group"],

@@ -10,6 +10,9 @@ import {
   type BatchItem,
   type CommitBody,
   type CommitResult,
+  type ExternalCommitBody,
+  type JoinInfoResult,
+  type JoinableGroupsResult,
   type GroupInfoResult,
   type ListGroupsResult,
   type LogResult,
@@ -23,7 +26,7 @@ import type { DeliveryStore, DeviceRef, StoredGroup } from "../store/types.js"
 import type { StreamHub } from "../ws/hub.js"
 import { toLogEntry } from "../ws/frames.js"
 import type { DirectoryEvents } from "./events.js"
-import { checkWelcome, readFraming } from "./mlsFraming.js"
+import { checkWelcome, leafIdentity, readExternalCommit, readFraming, readGroupInfo } from "./mlsFraming.js"
 import { RateLimiter, takeAll } from "./rateLimiter.js"
 
 export type DeliveryConfig = Pick<
@@ -96,10 +99,23 @@ export class DeliveryService {
     return f
   }
 
-  async createGroup(device: DeviceRef, groupIdText: string): Promise<GroupInfoResult> {
+  /** The GroupInfo sent with a Commit (or a creation), checked to be this group's GroupInfo of epoch `epoch`. */
+  private groupInfo(groupId: string, epoch: number, text: string | undefined): Uint8Array | undefined {
+    if (text === undefined) return undefined
+    const data = this.decodeMessage(text)
+    const info = readGroupInfo(data)
+    if (toBase64Url(info.groupId) !== groupId)
+      throw new AppError("malformed_message", "the GroupInfo is for another group")
+    if (info.epoch !== epoch)
+      throw new AppError("malformed_message", `the GroupInfo is of epoch ${info.epoch}, not of the new epoch ${epoch}`)
+    return data
+  }
+
+  async createGroup(device: DeviceRef, groupIdText: string, groupInfoText?: string): Promise<GroupInfoResult> {
     this.limitPosts(device)
     const groupId = canonicalGroupId(groupIdText)
-    const g = await this.store.createGroup(groupId, device, this.clock.now())
+    const info = this.groupInfo(groupId, 0, groupInfoText)
+    const g = await this.store.createGroup(groupId, device, this.clock.now(), info)
     this.hub.groupCreated(groupId, device.deviceId)
     return groupInfo(g)
   }
@@ -116,6 +132,11 @@ export class DeliveryService {
 
   async listGroups(device: DeviceRef): Promise<ListGroupsResult> {
     return { groups: await this.store.memberships(device.deviceId) }
+  }
+
+  /** The groups of the caller's account that the calling device is not on the roster of (it may join them). */
+  async joinableGroups(device: DeviceRef): Promise<JoinableGroupsResult> {
+    return { groups: await this.store.joinableGroups(device) }
   }
 
   async commit(device: DeviceRef, groupIdText: string, body: CommitBody): Promise<CommitResult> {
@@ -140,11 +161,73 @@ export class DeliveryService {
       consumed: body.keyPackages,
       removes: body.removes,
       welcome: body.welcome,
+      groupInfo: this.groupInfo(groupId, f.epoch + 1, body.groupInfo),
       now: this.clock.now(),
     })
     this.hub.commit(outcome)
     for (const s of outcome.spent)
       this.events.emit("spent", { owner: s.owner, ref: s.ref, by: device.deviceId, lastResort: s.lastResort })
+    return { seq: outcome.entry.seq, epoch: f.epoch, newEpoch: f.epoch + 1 }
+  }
+
+  /**
+   * The GroupInfo of the current epoch, for a device entitled to join by external Commit: one on the roster, or one
+   * of an account with a device on the roster. The GroupInfo shows the roster (every leaf's client id and key), which
+   * all of these see already, themselves or through their account's other device; strangers are refused.
+   */
+  async getGroupInfo(device: DeviceRef, groupIdText: string): Promise<JoinInfoResult> {
+    const groupId = canonicalGroupId(groupIdText)
+    const g = await this.store.group(groupId)
+    if (!g) throw new AppError("group_not_found", "no group with that id")
+    if (!g.members.some((m) => m.userId === device.userId))
+      throw new AppError("not_member", `${device.handle} has no device in that group`)
+    const info = await this.store.groupInfo(groupId)
+    if (!info) throw new AppError("group_info_unavailable", `no GroupInfo of epoch ${g.epoch} was given`)
+    return { groupId, epoch: info.epoch, groupInfo: toBase64Url(info.data) }
+  }
+
+  /**
+   * An external Commit (RFC 9420 §12.4.3.2) by the calling device. Its joiner must be that device (client id; the
+   * store checks the bound key), and a Remove in it must remove that device's own leaf in this epoch's ratchet tree
+   * (a resync). Who may join at all (a device of an account on the roster) is checked in the store's transaction.
+   */
+  async externalCommit(device: DeviceRef, groupIdText: string, body: ExternalCommitBody): Promise<CommitResult> {
+    this.limitPosts(device)
+    const groupId = canonicalGroupId(groupIdText)
+    const data = this.decodeMessage(body.commit)
+    const f = this.framing(groupId, data)
+    const joiner = readExternalCommit(data)
+    if (joiner.identity !== device.clientId)
+      throw new AppError("forbidden", `the joiner's credential is ${joiner.identity}, not ${device.clientId}`)
+    const resync = joiner.removedLeaf !== undefined
+    if (resync) {
+      // The GroupInfo of epoch E never changes once stored, and the store checks that the group is still at E.
+      const info = await this.store.groupInfo(groupId)
+      if (!info || info.epoch !== f.epoch) {
+        const g = await this.store.group(groupId)
+        if (g && g.epoch !== f.epoch)
+          throw new AppError("epoch_conflict", `the group is at epoch ${g.epoch}, not ${f.epoch}`, {
+            currentEpoch: g.epoch,
+          })
+        throw new AppError("group_info_unavailable", "no ratchet tree of this epoch to check the Remove against")
+      }
+      const removed = leafIdentity(readGroupInfo(info.data).tree, joiner.removedLeaf!)
+      if (removed !== device.clientId)
+        throw new AppError("forbidden", "an external Commit may remove only the joiner's own old leaf")
+    }
+    const outcome = await this.store.commit({
+      groupId,
+      sender: device,
+      epoch: f.epoch,
+      data,
+      consumed: [],
+      removes: [],
+      welcome: undefined,
+      groupInfo: this.groupInfo(groupId, f.epoch + 1, body.groupInfo),
+      external: { resync, signatureKey: joiner.signatureKey },
+      now: this.clock.now(),
+    })
+    this.hub.commit(outcome)
     return { seq: outcome.entry.seq, epoch: f.epoch, newEpoch: f.epoch + 1 }
   }
 

@@ -324,4 +324,12 @@ export const migrations: readonly string[] = [
   CREATE INDEX inbox_device ON inbox(device, id);
   CREATE INDEX inbox_age ON inbox(created_at);
   `,
+  // 7: external joins (issue 17). Each group keeps the GroupInfo of its current epoch (with external_pub and the
+  // ratchet tree), written by the Commit that started that epoch (or the group's creation), for members' new devices
+  // and members that lost sync to join by external Commit. group_info_epoch says which epoch it is of: a Commit that
+  // carries none leaves an older one behind, which is never served.
+  `
+  ALTER TABLE groups ADD COLUMN group_info BLOB;
+  ALTER TABLE groups ADD COLUMN group_info_epoch INTEGER;
+  `,
 ]

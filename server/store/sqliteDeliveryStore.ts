@@ -4,6 +4,7 @@
  */
 import { parseMlsClientId } from "../../rpc-schema/common.js"
 import { AppError } from "../../rpc-schema/errors.js"
+import { sameBytes } from "../../shared/bytes.js"
 import type { Db } from "./database.js"
 import { InboxWriter } from "./inboxWriter.js"
 import { KeySpender } from "./keySpending.js"
@@ -19,6 +20,7 @@ import type {
   LogPage,
   StoredEntry,
   StoredGroup,
+  StoredGroupInfo,
   StoredMembership,
 } from "./types.js"
 import type { WriteBatcher } from "./writeBatcher.js"
@@ -83,8 +85,21 @@ export class SqliteDeliveryStore implements DeliveryStore {
     this.s = {
       group: db.prepare<[string], GroupRow>("SELECT epoch, last_seq FROM groups WHERE id = ?"),
       insertGroup: db.prepare(
-        "INSERT INTO groups (id, epoch, last_seq, created_by, created_at) VALUES (?, 0, 0, ?, ?)",
+        `INSERT INTO groups (id, epoch, last_seq, created_by, created_at, group_info, group_info_epoch)
+         VALUES (?, 0, 0, ?, ?, ?, 0)`,
       ),
+      groupInfo: db.prepare<[string], { group_info: Buffer }>(
+        "SELECT group_info FROM groups WHERE id = ? AND group_info IS NOT NULL AND group_info_epoch = epoch",
+      ),
+      joinable: db.prepare<[string, string], { group_id: string; epoch: number }>(
+        `SELECT DISTINCT g.id AS group_id, g.epoch FROM group_members m
+         JOIN devices d ON d.id = m.device JOIN groups g ON g.id = m.group_id
+         WHERE d.user_id = ? AND m.removed_seq IS NULL AND NOT EXISTS (
+           SELECT 1 FROM group_members o WHERE o.group_id = g.id AND o.device = ? AND o.removed_seq IS NULL)
+         ORDER BY g.id`,
+      ),
+      mlsKey: db.prepare<[string], { mls_key: Buffer | null }>("SELECT mls_key FROM devices WHERE id = ?"),
+      setGroupInfo: db.prepare("UPDATE groups SET group_info = ?, group_info_epoch = ? WHERE id = ?"),
       advance: db.prepare("UPDATE groups SET epoch = ?, last_seq = ? WHERE id = ?"),
       roster: db.prepare<[string], RefRow>(
         `SELECT ${refColumns} FROM group_members m ${refJoin("m.device")}
@@ -150,10 +165,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
     }
   }
 
-  createGroup(groupId: string, creator: DeviceRef, now: number): Promise<StoredGroup> {
+  createGroup(groupId: string, creator: DeviceRef, now: number, groupInfo?: Uint8Array): Promise<StoredGroup> {
     return this.writes.run((): StoredGroup => {
       if (this.s.group.get(groupId)) throw new AppError("group_exists", "a group with that id exists already")
-      this.s.insertGroup.run(groupId, creator.deviceId, now)
+      this.s.insertGroup.run(groupId, creator.deviceId, now, groupInfo ?? null)
       this.s.join.run(groupId, creator.deviceId, 0)
       return { groupId, epoch: 0, lastSeq: 0, members: [creator] }
     })
@@ -164,6 +179,17 @@ export class SqliteDeliveryStore implements DeliveryStore {
     if (!g) return undefined
     const members = this.s.roster.all(groupId).map(toRef)
     return { groupId, epoch: g.epoch, lastSeq: g.last_seq, members }
+  }
+
+  async joinableGroups(device: DeviceRef): Promise<{ groupId: string; epoch: number }[]> {
+    return this.s.joinable.all(device.userId, device.deviceId).map((r) => ({ groupId: r.group_id, epoch: r.epoch }))
+  }
+
+  async groupInfo(groupId: string): Promise<StoredGroupInfo | undefined> {
+    // One synchronous run: the epoch and the GroupInfo are of the same instant.
+    const g = this.s.group.get(groupId)
+    const info = g && this.s.groupInfo.get(groupId)
+    return g && info ? { epoch: g.epoch, data: info.group_info } : undefined
   }
 
   async membership(groupId: string, device: string): Promise<StoredMembership | undefined> {
@@ -211,15 +237,46 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return devices
   }
 
+  /**
+   * The group, with the sender of an external Commit checked to be entitled to join it: a device of an account that
+   * has a device on the roster (a member's new device, or a member that lost sync), never a stranger. Whether it is
+   * on the roster itself must match `resync` (a resync removes its own old leaf; a new device has none).
+   */
+  private joinable(
+    groupId: string,
+    sender: DeviceRef,
+    { resync, signatureKey }: NonNullable<CommitInput["external"]>,
+  ): { g: GroupRow; onRoster: boolean } {
+    const g = this.s.group.get(groupId)
+    if (!g) throw new AppError("group_not_found", "no group with that id")
+    // No one joins as another device: the leaf's key is the one the device bound with its first KeyPackage.
+    const bound = this.s.mlsKey.get(sender.deviceId)?.mls_key
+    if (!bound || !sameBytes(bound, signatureKey))
+      throw new AppError("forbidden", `the joiner's signature key is not the MLS key bound to ${sender.clientId}`)
+    if (this.s.rosterOfAccount.all(groupId, sender.handle, sender.userId).length === 0)
+      throw new AppError("not_member", `${sender.handle} has no device in that group`)
+    const m = this.s.member.get(groupId, sender.deviceId)
+    const onRoster = m !== undefined && m.removed_seq === null
+    if (resync && !onRoster) throw new AppError("conflict", `${sender.clientId} is not on the roster to resync`)
+    if (!resync && onRoster)
+      throw new AppError("conflict", `${sender.clientId} is a member: it rejoins with a Remove of its old leaf`)
+    return { g, onRoster }
+  }
+
   commit(c: CommitInput): Promise<CommitOutcome> {
     return this.writes.run((): CommitOutcome => {
-      const g = this.postable(c.groupId, c.sender)
+      const { g, onRoster } = c.external
+        ? this.joinable(c.groupId, c.sender, c.external)
+        : { g: this.postable(c.groupId, c.sender), onRoster: true }
       if (c.epoch !== g.epoch) {
         throw new AppError("epoch_conflict", `the group is at epoch ${g.epoch}, not ${c.epoch}`, {
           currentEpoch: g.epoch,
         })
       }
       const seq = g.last_seq + 1
+      // An external joiner reads from the entry after its Commit, as a device added by a Welcome does.
+      const joinedExternally = onRoster ? undefined : c.sender.deviceId
+      if (joinedExternally !== undefined) this.s.join.run(c.groupId, joinedExternally, seq)
       // Every consumed key under the committing device's own unexpired reservation, or the whole Commit is refused.
       const spent = c.consumed.map((k) => {
         const s = this.spender.spend(k.ref, k.reservationId, c.sender, c.now)
@@ -244,6 +301,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
 
       this.s.insertEntry.run(c.groupId, seq, c.epoch, "commit", c.sender.deviceId, c.data, c.now, null)
       this.s.advance.run(c.epoch + 1, seq, c.groupId)
+      // Without one, no GroupInfo is served for the new epoch (the stored one is of an older epoch).
+      this.s.setGroupInfo.run(c.groupInfo ?? null, c.epoch + 1, c.groupId)
       const by = { by: c.sender.handle, byClientId: c.sender.clientId }
       const welcome = c.welcome ?? ""
       for (const device of added) {
@@ -261,7 +320,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
         data: c.data,
         receivedAt: c.now,
       }
-      return { entry, spent, added, removed }
+      return { entry, spent, added, removed, ...(joinedExternally !== undefined && { joinedExternally }) }
     })
   }
 

@@ -255,6 +255,16 @@ export interface CommitInput {
   removes: string[]
   /** The Welcome MLSMessage, base64url, for each added device's inbox. */
   welcome: string | undefined
+  /** The GroupInfo MLSMessage of the epoch the Commit starts, kept with the group for external joins. */
+  groupInfo: Uint8Array | undefined
+  /**
+   * Set for an external Commit (RFC 9420 §12.4.3.2): the sender joins by it instead of being on the roster, so the
+   * store checks that it is a device of an account with a device on the roster. `resync`: the Commit removes the
+   * sender's own old leaf (checked by the service against this epoch's stored ratchet tree), so the device is on the
+   * roster and stays; otherwise it must not be, and joins. `signatureKey` (the joiner's leaf key) must be the MLS key
+   * bound to the sending device.
+   */
+  external?: { resync: boolean; signatureKey: Uint8Array }
   now: number
 }
 
@@ -264,6 +274,14 @@ export interface CommitOutcome {
   /** Device ids added and removed. */
   added: string[]
   removed: string[]
+  /** The device an external Commit put on the roster (it joined by the Commit, without a Welcome). */
+  joinedExternally?: string
+}
+
+/** A group's GroupInfo for external joins, and the epoch it is of. */
+export interface StoredGroupInfo {
+  epoch: number
+  data: Uint8Array
 }
 
 /** An inbox item; `item` is the wire InboxItem as JSON text, stored and sent as is. */
@@ -315,8 +333,13 @@ export interface AppendItem {
  * device return only what that device may read, so access control lives in one place.
  */
 export interface DeliveryStore {
-  createGroup(groupId: string, creator: DeviceRef, now: number): Promise<StoredGroup>
+  /** A group at epoch 0 with its creator on the roster, and (optionally) the GroupInfo of epoch 0. */
+  createGroup(groupId: string, creator: DeviceRef, now: number, groupInfo?: Uint8Array): Promise<StoredGroup>
   group(groupId: string): Promise<StoredGroup | undefined>
+  /** Groups where a device of `device`'s account is on the roster and `device` is not, sorted by id. */
+  joinableGroups(device: DeviceRef): Promise<{ groupId: string; epoch: number }[]>
+  /** The GroupInfo of the group's current epoch, if the Commit that started it (or the creation) gave one. */
+  groupInfo(groupId: string): Promise<StoredGroupInfo | undefined>
   membership(groupId: string, device: string): Promise<StoredMembership | undefined>
   memberships(device: string): Promise<StoredMembership[]>
   /** The whole Commit transaction of DESIGN §2; throws (changing nothing) to refuse. */

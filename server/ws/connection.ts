@@ -128,6 +128,11 @@ export class StreamConnection {
     if (this.greeted) this.subscribe(groupId, 0)
   }
 
+  /** The device joined the group by an external Commit at `seq`: stream it from the entry after that Commit. */
+  joined(groupId: string, seq: number): void {
+    if (this.greeted) this.subscribe(groupId, seq)
+  }
+
   /** Something new may be in the store for this connection (inbox items, a missed entry). */
   changed(): void {
     this.dirty = true

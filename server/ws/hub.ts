@@ -62,6 +62,9 @@ export class StreamHub implements SubscriptionIndex, SessionListener {
     for (const device of o.removed)
       for (const conn of this.byDevice.get(device) ?? []) conn.ended(o.entry.groupId, o.entry.seq)
     for (const device of [...o.added, ...o.removed]) this.inbox(device)
+    // Joined by the Commit itself (no Welcome to wait for): streamed from the entry after it.
+    if (o.joinedExternally !== undefined)
+      for (const conn of this.byDevice.get(o.joinedExternally) ?? []) conn.joined(o.entry.groupId, o.entry.seq)
   }
 
   /** The inbox of device `device` has new items. */

@@ -30,7 +30,8 @@ describe("devices", () => {
     await alice1.client.call("group.invite", { group: "team", user: "bob" })
     await bobJoined
 
-    // A second laptop: linked with a one-time code, its own keys. alice1 watches for it and adds it to "team".
+    // A second laptop: linked with a one-time code, its own keys. alice1 watches for it and adds it to "team", unless
+    // the laptop joins it by external Commit first (test/daemon/externalJoin.test.ts): whichever Commit comes first.
     const bobSeesDevice = bob.client.next("device.added", (p) => p.username === "alice", 30_000)
     const alice2 = await linkedDevice(t, s, alice1, "alice-laptop")
     const a2 = await alice2.client.call("identity.get")

@@ -1,21 +1,10 @@
 import assert from "node:assert/strict"
 import { describe, it } from "node:test"
-import Database from "better-sqlite3"
 import { groupWith, registered } from "../helpers/chat.js"
 import { secretsInFile } from "../helpers/pool.js"
 import { startServer } from "../helpers/server.js"
-import { deserializeState, type ChatGroup } from "../../daemon/mls/groupState.js"
-import { GroupStore } from "../../daemon/store/groupStore.js"
-
-/** A group's MLS state as a daemon stored it (read-only, closed at once). */
-function storedState(dbPath: string, groupId: string): ChatGroup {
-  const db = new Database(dbPath, { readonly: true })
-  try {
-    return deserializeState(new GroupStore(db).get(groupId)!.state)
-  } finally {
-    db.close()
-  }
-}
+import type { ChatGroup } from "../../daemon/mls/groupState.js"
+import { storedGroupState as storedState } from "../helpers/groupState.js"
 
 /** The leaf of `leafIndex` in a state's ratchet tree (leaves sit at even node indexes, RFC 9420 §4.1). */
 function leafOf(state: ChatGroup, leafIndex: number) {

@@ -99,6 +99,7 @@ describe("daemon: retention", () => {
         epoch: 1,
         groupEpoch: 2,
         status: "out_of_sync",
+        rejoined: false,
       },
     )
     const listed = (await bob2.client.call("group.list")).groups.find((x) => x.groupId === g.groupId)!

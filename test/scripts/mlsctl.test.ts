@@ -115,6 +115,10 @@ describe("mlsctl", () => {
 
     assert.equal(json(await B("--json", "rotate", "team")).epoch, 2)
     assert.equal(ok(await A("rotate", "team")), `new keys in ${id}: epoch 3\n`)
+    // A group in sync has nothing to rejoin (test/daemon/externalJoin.test.ts rejoins one that lost sync).
+    const inSync = await A("rejoin", "team")
+    assert.equal(inSync.code, 1)
+    assert.match(inSync.stderr, /^mlsctl: conflict: group "team" is in sync: nothing to rejoin\n$/)
     assert.match(
       ok(await A("groups")),
       new RegExp(`^NAME +MEMBERS +EPOCH +STATUS +ID\nteam +alice,bob +3 +active +${id}\n$`),

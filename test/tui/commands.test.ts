@@ -16,6 +16,8 @@ const cases: [string, Command][] = [
   ["/members", { kind: "members" }],
   ["/leave", { kind: "leave" }],
   ["/rotate", { kind: "rotate" }],
+  ["/rejoin", { kind: "rejoin" }],
+  ["/rejoin now", { kind: "error", message: "/rejoin takes no arguments" }],
   ["/accept", { kind: "accept", name: undefined }],
   ["/accept my team", { kind: "accept", name: "my team" }],
   ["/decline ops", { kind: "decline", name: "ops" }],

@@ -217,6 +217,32 @@ describe("tui state reducer", () => {
     assert.equal(s.scroll, 0)
   })
 
+  it("marks a group out of sync on lost history, and active again when it was rejoined", () => {
+    const lost = (eventId: number, status: "active" | "out_of_sync", rejoined: boolean): Action => ({
+      type: "notification",
+      name: "group.historyLost",
+      params: {
+        eventId,
+        groupId: "id-team",
+        group: "team",
+        after: 3,
+        prunedThrough: 7,
+        lost: 4,
+        canContinue: status === "active",
+        epoch: 2,
+        groupEpoch: 3,
+        status,
+        rejoined,
+      },
+    })
+    let s = reducer(run(linkUp([group("team")])), lost(11, "out_of_sync", false))
+    assert.equal(s.groups[0]!.status, "out_of_sync")
+    assert.match(s.notices.at(-1)!.text, /out of sync: \/rejoin brings it back$/)
+    s = reducer(s, lost(12, "active", true))
+    assert.equal(s.groups[0]!.status, "active")
+    assert.equal(s.notices.at(-1)!.text, "team: rejoined; 4 log entries from while you were out of sync are missing")
+  })
+
   it("keeps the three newest notices", () => {
     const s = run(...["a", "b", "c", "d"].map((text): Action => ({ type: "notice", kind: "info", text })))
     assert.deepEqual(

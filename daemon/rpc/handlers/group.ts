@@ -2,6 +2,7 @@ import { createGroup } from "../../groups/create.js"
 import { inviteMember } from "../../groups/invite.js"
 import { groupMembers, listGroups } from "../../groups/queries.js"
 import { leaveGroup, removeMember } from "../../groups/removal.js"
+import { rejoinGroup } from "../../groups/rejoin.js"
 import { updateOwnKeys } from "../../groups/selfUpdate.js"
 import { acceptInvitation, declineInvitation } from "../../groups/welcome.js"
 import { invitationView } from "../../store/invitationStore.js"
@@ -20,6 +21,7 @@ export const groupHandlers = ({
   | "group.remove"
   | "group.leave"
   | "group.selfUpdate"
+  | "group.rejoin"
   | "group.invites"
   | "group.accept"
   | "group.decline"
@@ -33,6 +35,7 @@ export const groupHandlers = ({
   "group.remove": (p) => daemon.groups().run((g) => removeMember(g.ctx, g.commits, p.group, p.user)),
   "group.leave": (p) => daemon.groups().run((g) => leaveGroup(g.ctx, g.sender, p.group)),
   "group.selfUpdate": (p) => daemon.groups().run((g) => updateOwnKeys(g.ctx, g.commits, p.group)),
+  "group.rejoin": (p) => daemon.groups().run((g) => rejoinGroup(g.ctx, p.group)),
   "group.invites": () => ({ invitations: daemon.invitations.all().map(invitationView) }),
   "group.accept": (p) =>
     daemon.groups().run((g) => acceptInvitation(g.ctx, p.groupId, (id) => g.incoming.catchUp(id), g.ctx.onKeyConsumed)),

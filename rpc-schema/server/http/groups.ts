@@ -68,7 +68,18 @@ export type LogEntry = Static<typeof LogEntry>
 export const GroupParams = Strict({ groupId: GroupId })
 export type GroupParams = Static<typeof GroupParams>
 
-export const CreateGroupBody = Strict({ groupId: GroupId })
+/**
+ * A GroupInfo MLSMessage (RFC 9420 §12.4.3) for external joins: signed by the committer, with the `external_pub`
+ * extension and the `ratchet_tree` extension (the server serves no trees), of the epoch the Commit (or the creation)
+ * starts.
+ */
+export const EncodedGroupInfo = Base64Url({ minLength: 4, description: "MLSMessage GroupInfo, base64url" })
+
+export const CreateGroupBody = Strict({
+  groupId: GroupId,
+  /** The GroupInfo of epoch 0, so that the creator's other devices can join before the first Commit. */
+  groupInfo: Type.Optional(EncodedGroupInfo),
+})
 export type CreateGroupBody = Static<typeof CreateGroupBody>
 
 /** A group as its members see it. */
@@ -160,6 +171,11 @@ export const CommitBody = Strict({
   removes: Type.Array(UserOrClientRef, { maxItems: 256 }),
   /** The Welcome for the added devices (an MLSMessage); required when keyPackages is not empty. */
   welcome: Type.Optional(EncodedMlsMessage),
+  /**
+   * The GroupInfo of the new epoch, kept with the group for external joins. Without it no GroupInfo is served until
+   * a later Commit brings one (mls-chat's daemons always send it).
+   */
+  groupInfo: Type.Optional(EncodedGroupInfo),
 })
 export type CommitBody = Static<typeof CommitBody>
 
@@ -205,6 +221,93 @@ export const commit = route({
     "already_spent",
     "reservation_invalid",
     "reservation_expired",
+    "forbidden",
+    "conflict",
+    "rate_limited",
+  ],
+})
+
+export const JoinInfoResult = Type.Object({
+  groupId: GroupId,
+  /** The group's current epoch, which the GroupInfo is of: an external Commit is made at it. */
+  epoch: Epoch,
+  /** The GroupInfo MLSMessage, with `external_pub` and the ratchet tree. */
+  groupInfo: EncodedGroupInfo,
+})
+export type JoinInfoResult = Static<typeof JoinInfoResult>
+
+/**
+ * The GroupInfo of the group's current epoch, for an external join. Readable by the devices on the roster and by
+ * every device of an account that has a device on the roster (a member's new device, a member that lost sync): the
+ * GroupInfo names every member device, which all of these see (or whose account sees) already; strangers get
+ * not_member. group_info_unavailable when the Commit that started the epoch carried none.
+ */
+export const getGroupInfo = route({
+  method: "GET",
+  path: "/v1/groups/:groupId/group-info",
+  auth: true,
+  params: GroupParams,
+  body: undefined,
+  status: 200,
+  response: JoinInfoResult,
+  errors: ["group_not_found", "not_member", "group_info_unavailable"],
+})
+
+export const JoinableGroupsResult = Type.Object({
+  /** Sorted by group id. */
+  groups: Type.Array(Type.Object({ groupId: GroupId, epoch: Epoch })),
+})
+export type JoinableGroupsResult = Static<typeof JoinableGroupsResult>
+
+/**
+ * The groups the calling device may join by external Commit without being on their roster: those where another
+ * device of its account is (a new device finds its account's groups here, with no other device online).
+ */
+export const joinableGroups = route({
+  method: "GET",
+  path: "/v1/joinable-groups",
+  auth: true,
+  params: undefined,
+  body: undefined,
+  status: 200,
+  response: JoinableGroupsResult,
+  errors: [],
+})
+
+export const ExternalCommitBody = Strict({
+  /**
+   * The external Commit (RFC 9420 §12.4.3.2): a PublicMessage from a `new_member_commit` sender at the group's
+   * current epoch, whose path leaf's credential is the calling device's client id with its bound MLS key; one
+   * ExternalInit and at most one Remove, which must remove the caller's own old leaf (a resync).
+   */
+  commit: EncodedMlsMessage,
+  /** The GroupInfo of the new epoch (as for any Commit). */
+  groupInfo: Type.Optional(EncodedGroupInfo),
+})
+export type ExternalCommitBody = Static<typeof ExternalCommitBody>
+
+/**
+ * Joins (or rejoins) a group by external Commit, as the calling device. Accepted only from a device of an account
+ * with a device on the roster: a member's new device (it must not be on the roster; it joins it, reading from the
+ * entry after the Commit), or a member that lost sync (on the roster; its Commit removes its own old leaf, checked
+ * against the ratchet tree of the stored GroupInfo). In one transaction as any Commit: epoch check (first wins),
+ * roster, log, epoch, GroupInfo.
+ */
+export const externalCommit = route({
+  method: "POST",
+  path: "/v1/groups/:groupId/external-commits",
+  auth: true,
+  params: GroupParams,
+  body: ExternalCommitBody,
+  status: 201,
+  response: CommitResult,
+  errors: [
+    "epoch_conflict",
+    "not_member",
+    "group_not_found",
+    "group_info_unavailable",
+    "malformed_message",
+    "message_too_large",
     "forbidden",
     "conflict",
     "rate_limited",
