@@ -26,7 +26,7 @@ export const commandHelp = [
   ["/remove USER", "remove a member from the selected group"],
   ["/leave", "leave the selected group"],
   ["/rotate", "rotate your keys in the selected group"],
-  ["/rejoin", "rejoin the selected group after it went out of sync (messages meanwhile are missing)"],
+  ["/rejoin", "rejoin a group that is out of sync (messages meanwhile stay missing)"],
   ["/accept [NAME]", "join the group of a pending invitation (the oldest one without NAME)"],
   ["/decline [NAME]", "refuse a pending invitation (the oldest one without NAME)"],
   ["/pool", "your KeyPackage pool and who reserved keys"],

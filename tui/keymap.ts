@@ -3,12 +3,10 @@ import type { Key } from "ink"
 
 export type KeyAction = "nextGroup" | "prevGroup" | "pageUp" | "pageDown" | "closePanel"
 
-/** The keys `/help` lists beside the commands. */
+/** The keys `/help` lists beside the commands (Esc, which closes a panel, is named in every panel's last line). */
 export const keyHelp = [
-  ["Tab, Ctrl-N", "next group"],
-  ["Shift-Tab, Ctrl-P", "previous group"],
+  ["Tab, Shift-Tab", "next / previous group (also Ctrl-N, Ctrl-P)"],
   ["PgUp, PgDn", "scroll (older messages load)"],
-  ["Esc", "close a panel"],
   ["Ctrl-C", "quit (the daemon keeps running)"],
 ] as const
 

@@ -3,10 +3,12 @@ import assert from "node:assert/strict"
 import { describe, it } from "node:test"
 import { render } from "ink-testing-library"
 import { GroupList } from "../../tui/components/GroupList.js"
+import { InfoPanel } from "../../tui/components/InfoPanel.js"
 import { InputLine } from "../../tui/components/InputLine.js"
 import { maxScroll, MessagePane } from "../../tui/components/MessagePane.js"
 import { PoolPanel } from "../../tui/components/PoolPanel.js"
 import { StatusBar } from "../../tui/components/StatusBar.js"
+import { helpRows } from "../../tui/execute.js"
 import type { ChatMessage, GroupView } from "../../tui/state.js"
 import { key, poolStatus, t0 } from "./fixtures.js"
 
@@ -200,6 +202,31 @@ describe("PoolPanel", () => {
     assert.ok(carol > 0 && bob > carol, "newest reservation first")
     assert.match(f, /14:04\s+carol\s+key BBB/)
     assert.match(f, /now spent/)
+    r.unmount()
+  })
+})
+
+describe("InfoPanel", () => {
+  it("shows every command and key of /help in the pane of an 80x24 terminal", () => {
+    // 24 rows less the input line, the notices and the status bar: the pane App gives the panel.
+    const r = render(<InfoPanel title="commands and keys" rows={helpRows} height={20} />)
+    const f = frame(r)
+    for (const [label] of helpRows) assert.ok(f.includes(label), `${label} shown`)
+    assert.match(f, /commands and keys/)
+    assert.match(f, /Esc closes/)
+    assert.doesNotMatch(f, /more \(a taller terminal/)
+    r.unmount()
+  })
+
+  it("counts the rows that do not fit instead of drawing past its border", () => {
+    const rows = Array.from({ length: 30 }, (_, i) => [`member${i}`, "1 device"] as const)
+    const r = render(<InfoPanel title="members of club" rows={rows} height={10} />)
+    const lines = frame(r).split("\n")
+    assert.equal(lines.length, 10)
+    assert.match(lines[1]!, /members of club/)
+    assert.match(lines[6]!, /member4 /)
+    assert.match(lines[7]!, /… 25 more/)
+    assert.match(lines[8]!, /Esc closes/)
     r.unmount()
   })
 })
