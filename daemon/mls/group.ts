@@ -21,7 +21,7 @@ import {
   joinGroupWithExtensions,
 } from "ts-mls"
 import { ratchetTreeFromExtension } from "ts-mls/groupInfo.js"
-import type { CiphersuiteImpl, KeyPackage, PrivateKeyPackage, Proposal } from "ts-mls"
+import type { CiphersuiteImpl, KeyPackage, MLSMessage, PrivateKeyPackage, Proposal } from "ts-mls"
 import { sameBytes } from "../../shared/bytes.js"
 import type { SignatureKeyPair } from "./identity.js"
 import { basicCredential } from "./credentialCheck.js"
@@ -95,6 +95,18 @@ export interface Joined {
   members: Member[]
 }
 
+/** The one MLSMessage `bytes` holds, nothing after it, of `wireformat` if given; else malformed_message. */
+export function decodeWhole<W extends MLSMessage["wireformat"]>(
+  bytes: Uint8Array,
+  wireformat?: W,
+  what = "an MLSMessage",
+): Extract<MLSMessage, { wireformat: W }> {
+  const decoded = decodeMlsMessage(bytes, 0)
+  if (decoded === undefined || decoded[1] !== bytes.length || (wireformat && decoded[0].wireformat !== wireformat))
+    throw new GroupError("malformed_message", `not ${what}`)
+  return decoded[0] as Extract<MLSMessage, { wireformat: W }>
+}
+
 /**
  * Joins from a Welcome carrying the ratchet tree (NOTES.md interop), with the private parts of the
  * KeyPackage it was made for. Every leaf's credential goes through `check` (RFC 9420 §12.4.3.1).
@@ -106,10 +118,7 @@ export async function joinFromWelcome(
   cs: CiphersuiteImpl,
   check: CredentialCheck,
 ): Promise<Joined> {
-  const decoded = decodeMlsMessage(welcomeBytes, 0)
-  if (decoded === undefined || decoded[1] !== welcomeBytes.length || decoded[0].wireformat !== "mls_welcome")
-    throw new GroupError("malformed_message", "not a Welcome")
-  const welcome = decoded[0].welcome
+  const { welcome } = decodeWhole(welcomeBytes, "mls_welcome", "a Welcome")
   return guarded(async () => {
     const [mls, extensions] = await joinGroupWithExtensions(
       welcome,
@@ -320,10 +329,7 @@ export async function joinByExternalCommit(
   cs: CiphersuiteImpl,
   check: CredentialCheck,
 ): Promise<ExternalJoin> {
-  const decoded = decodeMlsMessage(groupInfoBytes, 0)
-  if (decoded === undefined || decoded[1] !== groupInfoBytes.length || decoded[0].wireformat !== "mls_group_info")
-    throw new GroupError("malformed_message", "not a GroupInfo")
-  const groupInfo = decoded[0].groupInfo
+  const { groupInfo } = decodeWhole(groupInfoBytes, "mls_group_info", "a GroupInfo")
   return guarded(async () => {
     const tree = ratchetTreeFromExtension(groupInfo)
     if (tree === undefined) throw new GroupError("malformed_message", "the GroupInfo carries no ratchet tree")

@@ -2,18 +2,11 @@
  * Application messages and everything a member receives: encrypting text, and processing an
  * incoming MLSMessage into a new state plus what happened (text, commit, proposal).
  */
-import {
-  acceptAll,
-  createApplicationMessage,
-  decodeMlsMessage,
-  encodeMlsMessage,
-  makePskIndex,
-  processMessage,
-} from "ts-mls"
+import { acceptAll, createApplicationMessage, encodeMlsMessage, makePskIndex, processMessage } from "ts-mls"
 import type { CiphersuiteImpl, MLSMessage, PrivateMessage, Proposal } from "ts-mls"
 import { decryptSenderData } from "ts-mls/privateMessage.js"
 import { identityOf, type CredentialCheck } from "./credentialCheck.js"
-import { memberChangesOfStates } from "./group.js"
+import { decodeWhole, memberChangesOfStates } from "./group.js"
 import { GroupError, guarded } from "./groupError.js"
 import { epoch, groupId, isActive, memberAt, members, withCheck } from "./groupState.js"
 import type { ChatGroup, Member } from "./groupState.js"
@@ -84,13 +77,6 @@ function externalJoiner(group: ChatGroup, message: MLSMessage): { joiner: Member
   return { joiner, removed }
 }
 
-function decodeMessage(bytes: Uint8Array): MLSMessage {
-  const decoded = decodeMlsMessage(bytes, 0)
-  if (decoded === undefined || decoded[1] !== bytes.length)
-    throw new GroupError("malformed_message", "not an MLSMessage")
-  return decoded[0]
-}
-
 /** The sender's member entry of a PrivateMessage, from its sender data (RFC 9420 §6.3.2) and the epoch's tree. */
 async function privateSender(group: ChatGroup, pm: PrivateMessage, cs: CiphersuiteImpl): Promise<Member> {
   const historical = group.mls.historicalReceiverData.get(pm.epoch)
@@ -125,7 +111,7 @@ export async function processIncoming(
   externalCheck: ExternalJoinCheck = () => "external joins are not accepted here",
 ): Promise<Incoming> {
   if (!isActive(group)) throw new GroupError("not_member", "not a member of this group")
-  const message = decodeMessage(bytes)
+  const message = decodeWhole(bytes)
   if (message.wireformat !== "mls_public_message" && message.wireformat !== "mls_private_message")
     throw new GroupError("malformed_message", `unexpected ${message.wireformat}`)
   const [msgGroupId, msgEpoch, contentType] =
