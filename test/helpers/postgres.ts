@@ -116,3 +116,8 @@ export async function freshDatabase(): Promise<string> {
 
 /** Whether the suite runs on PostgreSQL (MLS_TEST_STORE=postgres) rather than SQLite files. */
 export const onPostgres = (): boolean => process.env.MLS_TEST_STORE === "postgres"
+
+/** The --db of a test server: a SQLite file in `dir`, or with MLS_TEST_STORE=postgres a fresh PostgreSQL database. */
+export async function serverDb(dir: string): Promise<string> {
+  return onPostgres() ? freshDatabase() : join(dir, "server.db")
+}

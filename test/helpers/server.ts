@@ -9,7 +9,7 @@ import { join } from "node:path"
 import type { TestContext } from "node:test"
 import { toBase64Url } from "../../rpc-schema/common.js"
 import { sql } from "./db.js"
-import { freshDatabase, onPostgres } from "./postgres.js"
+import { serverDb } from "./postgres.js"
 import { buildApp, type ServerApp } from "../../server/app.js"
 import { ManualClock } from "../../server/clock.js"
 import { defaultConfig, type ServerConfig } from "../../server/config.js"
@@ -46,7 +46,7 @@ export async function startServer(t: TestContext, overrides: Partial<ServerConfi
   const clock = new ManualClock()
   const config: ServerConfig = {
     ...defaultConfig,
-    dbPath: overrides.dbPath ?? (onPostgres() ? await freshDatabase() : join(dir, "server.db")),
+    dbPath: overrides.dbPath ?? (await serverDb(dir)),
     logLevel: "silent",
     gcIntervalMs: 0,
     clock,
