@@ -27,7 +27,7 @@ const files = [
 
 /** Runs one test file in a child node:test process on PostgreSQL; answers its exit code and output. */
 async function runOnPostgres(file: string): Promise<{ code: number | null; output: string }> {
-  const env = { ...process.env, MLS_TEST_STORE: "postgres", MLS_TEST_PG_URL: await testCluster() }
+  const env: NodeJS.ProcessEnv = { ...process.env, MLS_TEST_STORE: "postgres", MLS_TEST_PG_URL: await testCluster() }
   // Set by the runner that runs this file: the child would report to it in its protocol instead of running its tests.
   delete env.NODE_TEST_CONTEXT
   const path = join(import.meta.dirname, `${file}.test.ts`)
