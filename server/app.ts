@@ -18,7 +18,6 @@ import { PgDeliveryStore } from "./store/postgres/pgDeliveryStore.js"
 import { PgStore } from "./store/postgres/pgStore.js"
 import { SqliteDeliveryStore } from "./store/sqliteDeliveryStore.js"
 import { SqliteStore } from "./store/sqliteStore.js"
-import type { DeliveryStore } from "./store/types.js"
 import { StreamHub } from "./ws/hub.js"
 import { attachStream } from "./ws/stream.js"
 
@@ -48,7 +47,11 @@ async function openStores(config: ServerConfig, hub: StreamHub, log: (err: unkno
     const store = new SqliteStore(config.dbPath, config.domain)
     // The delivery store shares the database and its one WriteBatcher: a Commit spends keys and
     // appends itself in one transaction.
-    return { store, deliveryStore: new SqliteDeliveryStore(store.db, store.writes), close: () => store.close() }
+    return {
+      store,
+      deliveryStore: new SqliteDeliveryStore(store.db, store.writes, store.buckets),
+      close: () => store.close(),
+    }
   }
   const store = await PgStore.open(config.dbPath)
   try {
@@ -57,7 +60,7 @@ async function openStores(config: ServerConfig, hub: StreamHub, log: (err: unkno
       await doorbell.close()
       await store.close()
     }
-    return { store, deliveryStore: new PgDeliveryStore(store.db) as DeliveryStore, close }
+    return { store, deliveryStore: new PgDeliveryStore(store.db), close }
   } catch (err) {
     await store.close()
     throw err
@@ -128,11 +131,11 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
   const gc =
     config.gcIntervalMs > 0
       ? setInterval(() => {
-          auth.pruneLimits()
-          devices.pruneLimits()
-          Promise.all([directory.collectGarbage(), delivery.collectGarbage()]).catch((err: unknown) =>
-            http.log.error({ err }, "garbage collection failed"),
-          )
+          Promise.all([
+            directory.collectGarbage(),
+            delivery.collectGarbage(),
+            store.pruneBuckets(config.clock.now()),
+          ]).catch((err: unknown) => http.log.error({ err }, "garbage collection failed"))
         }, config.gcIntervalMs).unref()
       : undefined
 

@@ -22,6 +22,7 @@ import type {
   StoredMembership,
 } from "./types.js"
 import type { WriteBatcher } from "./writeBatcher.js"
+import type { BucketRequest, TokenBuckets } from "../services/rateLimiter.js"
 
 /** An item's refusal, naming the item (details.index) so the sender knows which one. */
 export function atIndex(err: unknown, index: number): unknown {
@@ -99,6 +100,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
   constructor(
     db: Db,
     private readonly writes: WriteBatcher,
+    private readonly buckets: TokenBuckets,
   ) {
     this.spender = new KeySpender(db)
     this.inbox = new InboxWriter(db)
@@ -170,6 +172,14 @@ export class SqliteDeliveryStore implements DeliveryStore {
       ),
       oldInbox: db.prepare("DELETE FROM inbox WHERE created_at <= ?"),
     }
+  }
+
+  takeTokens(buckets: readonly BucketRequest[], n: number, now: number): Promise<number[]> {
+    return this.buckets.takeTokens(buckets, n, now)
+  }
+
+  pruneBuckets(now: number): Promise<void> {
+    return this.buckets.pruneBuckets(now)
   }
 
   createGroup(groupId: string, creator: DeviceRef, now: number): Promise<StoredGroup> {

@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto"
 import { once } from "node:events"
 import { describe, it, type TestContext } from "node:test"
 import { toBase64Url } from "../../rpc-schema/common.js"
+import type { ServerConfig } from "../../server/config.js"
 import { registered } from "../helpers/chat.js"
 import { createGroup, postCommit, readLog, reserve, type TestGroup } from "../helpers/groups.js"
 import { http } from "../helpers/http.js"
@@ -17,12 +18,12 @@ import { freshDatabase } from "../helpers/postgres.js"
 import { startServer, type TestServer } from "../helpers/server.js"
 import { spawnServer, type ServerProcess } from "../helpers/spawnServer.js"
 import { StreamClient } from "../helpers/stream.js"
-import { makeEncodedKeyPackages, newUser, uploadKeyPackages, type TestUser } from "../helpers/users.js"
+import { makeEncodedKeyPackages, newUser, register, uploadKeyPackages, type TestUser } from "../helpers/users.js"
 
 /** Two in-process instances on one fresh database. */
-async function twoInstances(t: TestContext): Promise<[TestServer, TestServer]> {
+async function twoInstances(t: TestContext, overrides: Partial<ServerConfig> = {}): Promise<[TestServer, TestServer]> {
   const dbPath = await freshDatabase()
-  return [await startServer(t, { dbPath }), await startServer(t, { dbPath })]
+  return [await startServer(t, { ...overrides, dbPath }), await startServer(t, { ...overrides, dbPath })]
 }
 
 const post = (base: string, user: TestUser, g: TestGroup, message: string, clientId?: string) =>
@@ -102,6 +103,22 @@ describe("several instances on one PostgreSQL", () => {
     )
     const messages = (await wholeLog(a.url, bob, g)).filter((e) => e.kind === "application").map((e) => e.message)
     assert.deepEqual(new Set(messages), new Set(sent))
+  })
+
+  it("holds a rate limit across instances: one budget however the requests are spread", async (t) => {
+    const [a, b] = await twoInstances(t, { registerIpBurst: 3, registerIpPerMinute: 1 })
+    await newUser(a.url, "u1")
+    await newUser(b.url, "u2")
+    await newUser(a.url, "u3")
+    for (const s of [a, b]) {
+      const r = await register(s.url, "u4")
+      assert.equal(r.status, 429, JSON.stringify(r.body))
+      assert.equal(r.body.error.code, "rate_limited")
+    }
+    // The clocks move on together: a minute later the shared bucket has one token again, on either instance.
+    a.clock.advance(60_000)
+    b.clock.advance(60_000)
+    await newUser(b.url, "u4")
   })
 
   it("closes a stream on one instance when its session is revoked on the other", async (t) => {

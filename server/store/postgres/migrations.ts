@@ -158,5 +158,16 @@ export const pgMigrations: readonly string[] = [
     count   BIGINT NOT NULL,
     through BIGINT NOT NULL
   );
+
+  -- rate-limit token buckets, shared by every instance (rateBuckets.ts); a full bucket is deleted
+  CREATE TABLE rate_buckets (
+    name       TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    tokens     DOUBLE PRECISION NOT NULL,
+    at         BIGINT NOT NULL,
+    burst      DOUBLE PRECISION NOT NULL,
+    per_minute DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (name, key)
+  );
   `,
 ]

@@ -26,6 +26,8 @@ import type {
 } from "../types.js"
 import { bytes, PgDatabase, type Tx } from "./database.js"
 import { audit, releaseLapses, spendKey } from "./keys.js"
+import { PgBuckets } from "./rateBuckets.js"
+import type { BucketRequest } from "../../services/rateLimiter.js"
 
 interface DeviceRow {
   id: string
@@ -59,10 +61,22 @@ interface AccountRow {
 }
 
 export class PgStore implements ServerStore {
-  private constructor(readonly db: PgDatabase) {}
+  private readonly buckets: PgBuckets
+
+  private constructor(readonly db: PgDatabase) {
+    this.buckets = new PgBuckets(db)
+  }
 
   static async open(url: string): Promise<PgStore> {
     return new PgStore(await PgDatabase.open(url))
+  }
+
+  takeTokens(buckets: readonly BucketRequest[], n: number, now: number): Promise<number[]> {
+    return this.buckets.takeTokens(buckets, n, now)
+  }
+
+  pruneBuckets(now: number): Promise<void> {
+    return this.buckets.pruneBuckets(now)
   }
 
   createAccount(userId: string, handle: string, device: NewDevice, now: number): Promise<void> {
