@@ -11,6 +11,7 @@ import type { InboxItem } from "../../../rpc-schema/server/http/inbox.js"
 import { SchemaTooNew } from "../../../shared/migrate.js"
 import { doorbellChannel, encodeRings, type Ring } from "./doorbell.js"
 import { pgMigrations } from "./migrations.js"
+import { PgBuckets } from "./rateBuckets.js"
 
 /** Whether a --db value names a PostgreSQL database rather than a SQLite file. */
 export const isPostgresUrl = (db: string): boolean => /^postgres(ql)?:\/\//.test(db)
@@ -111,7 +112,11 @@ export class PgDatabase extends Queries {
   /** Names this process in its rings, so that it skips its own (it tells its own hub directly). */
   readonly instance = randomUUID()
 
-  private constructor(readonly pool: pg.Pool) {
+  private constructor(
+    readonly pool: pg.Pool,
+    /** Rate-limit buckets, on connections of their own (rateBuckets.ts). */
+    readonly buckets: PgBuckets,
+  ) {
     super(pool)
   }
 
@@ -120,11 +125,11 @@ export class PgDatabase extends Queries {
     const pool = new pg.Pool({ connectionString: url, max, types })
     // An idle connection the server dropped (restart, admin): the pool discards it; the next query opens another.
     pool.on("error", () => {})
-    const db = new PgDatabase(pool)
+    const db = new PgDatabase(pool, new PgBuckets(url))
     try {
       await db.migrate()
     } catch (err) {
-      await pool.end()
+      await db.close()
       throw err
     }
     return db
@@ -178,6 +183,7 @@ export class PgDatabase extends Queries {
   }
 
   async close(): Promise<void> {
+    await this.buckets.close()
     await this.pool.end()
   }
 }

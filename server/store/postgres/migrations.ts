@@ -169,5 +169,46 @@ export const pgMigrations: readonly string[] = [
     per_minute DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (name, key)
   );
+
+  -- services/rateLimiter.ts's takeTokens in one round trip: refills the buckets (locked in (name, key) order), takes
+  -- n of each if all have them; answers each bucket's wait in ms (0: it had them). The refill is rateLimiter.ts's
+  -- refill(), in SQL.
+  CREATE FUNCTION take_tokens(names TEXT[], keys TEXT[], bursts DOUBLE PRECISION[], per_minutes DOUBLE PRECISION[],
+                              n DOUBLE PRECISION, now_ms BIGINT) RETURNS DOUBLE PRECISION[] LANGUAGE plpgsql AS $$
+  DECLARE
+    i INT;
+    b RECORD;
+    held DOUBLE PRECISION[] := '{}';
+    waits DOUBLE PRECISION[] := '{}';
+    cost DOUBLE PRECISION;
+    per_ms DOUBLE PRECISION;
+    ok BOOLEAN := true;
+    ord INT[];
+  BEGIN
+    SELECT array_agg(x ORDER BY names[x] COLLATE "C", keys[x] COLLATE "C") INTO ord FROM generate_subscripts(names, 1) AS x;
+    FOREACH i IN ARRAY ord LOOP
+      INSERT INTO rate_buckets AS r (name, key, tokens, at, burst, per_minute)
+        VALUES (names[i], keys[i], bursts[i], now_ms, bursts[i], per_minutes[i])
+        ON CONFLICT (name, key) DO UPDATE SET name = excluded.name
+        RETURNING r.tokens, r.at INTO b;
+      cost := least(n, bursts[i]);
+      per_ms := per_minutes[i] / 60000;
+      held[i] := least(bursts[i], b.tokens + greatest(0, now_ms - b.at) * per_ms);
+      IF held[i] >= cost THEN
+        waits[i] := 0;
+      ELSE
+        ok := false;
+        waits[i] := CASE WHEN per_ms > 0 THEN ceil((cost - held[i]) / per_ms) ELSE 'Infinity' END;
+      END IF;
+    END LOOP;
+    IF ok THEN
+      FOREACH i IN ARRAY ord LOOP
+        UPDATE rate_buckets SET tokens = held[i] - least(n, bursts[i]), at = now_ms, burst = bursts[i],
+                                per_minute = per_minutes[i]
+          WHERE name = names[i] AND key = keys[i];
+      END LOOP;
+    END IF;
+    RETURN waits;
+  END $$;
   `,
 ]

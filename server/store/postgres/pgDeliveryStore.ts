@@ -37,7 +37,6 @@ import type {
 } from "../types.js"
 import { bytes, type PgDatabase, type Tx } from "./database.js"
 import { spendKey } from "./keys.js"
-import { PgBuckets } from "./rateBuckets.js"
 import type { BucketRequest } from "../../services/rateLimiter.js"
 
 interface GroupRow {
@@ -60,18 +59,14 @@ const ringEntry = (tx: Tx, e: StoredEntry) =>
   tx.ring({ k: "entry", groupId: e.groupId, seq: e.seq, frame: entryFrame(e) })
 
 export class PgDeliveryStore implements DeliveryStore {
-  private readonly buckets: PgBuckets
-
-  constructor(private readonly db: PgDatabase) {
-    this.buckets = new PgBuckets(db)
-  }
+  constructor(private readonly db: PgDatabase) {}
 
   takeTokens(buckets: readonly BucketRequest[], n: number, now: number): Promise<number[]> {
-    return this.buckets.takeTokens(buckets, n, now)
+    return this.db.buckets.takeTokens(buckets, n, now)
   }
 
   pruneBuckets(now: number): Promise<void> {
-    return this.buckets.pruneBuckets(now)
+    return this.db.buckets.pruneBuckets(now)
   }
 
   createGroup(groupId: string, creator: DeviceRef, now: number): Promise<StoredGroup> {

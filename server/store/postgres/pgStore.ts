@@ -26,7 +26,6 @@ import type {
 } from "../types.js"
 import { bytes, PgDatabase, type Tx } from "./database.js"
 import { audit, releaseLapses, spendKey } from "./keys.js"
-import { PgBuckets } from "./rateBuckets.js"
 import type { BucketRequest } from "../../services/rateLimiter.js"
 
 interface DeviceRow {
@@ -61,22 +60,18 @@ interface AccountRow {
 }
 
 export class PgStore implements ServerStore {
-  private readonly buckets: PgBuckets
-
-  private constructor(readonly db: PgDatabase) {
-    this.buckets = new PgBuckets(db)
-  }
+  private constructor(readonly db: PgDatabase) {}
 
   static async open(url: string): Promise<PgStore> {
     return new PgStore(await PgDatabase.open(url))
   }
 
   takeTokens(buckets: readonly BucketRequest[], n: number, now: number): Promise<number[]> {
-    return this.buckets.takeTokens(buckets, n, now)
+    return this.db.buckets.takeTokens(buckets, n, now)
   }
 
   pruneBuckets(now: number): Promise<void> {
-    return this.buckets.pruneBuckets(now)
+    return this.db.buckets.pruneBuckets(now)
   }
 
   createAccount(userId: string, handle: string, device: NewDevice, now: number): Promise<void> {
