@@ -82,6 +82,17 @@ export class Tx extends Queries {
     this.rings.push(r)
   }
 
+  /** Where this transaction's pending inbox items and rings stand, to undo an operation's on its savepoint. */
+  mark(): { items: number; rings: number } {
+    return { items: this.items.length, rings: this.rings.length }
+  }
+
+  /** Forgets the inbox items and rings added since `m` (their operation was rolled back to its savepoint). */
+  undoTo(m: { items: number; rings: number }): void {
+    this.items.length = m.items
+    this.rings.length = m.rings
+  }
+
   /**
    * Writes the inbox items added, last in the transaction: it locks the inbox head of each device (in one order, so
    * two transactions never wait on each other's heads) and only then draws the items' ids, so that a device's ids
@@ -101,8 +112,8 @@ export class Tx extends Queries {
   }
 }
 
-/** SQLSTATEs after which a transaction is simply run again: deadlock, serialisation failure. */
-const retryable = new Set(["40P01", "40001"])
+/** SQLSTATEs after which a transaction is simply run again: deadlock, serialisation failure, unique-key race. */
+export const retryable = new Set(["40P01", "40001", "23505"])
 /** unique_violation: a concurrent insert of the same key won. */
 export const uniqueViolation = "23505"
 export const sqlState = (err: unknown): string | undefined =>

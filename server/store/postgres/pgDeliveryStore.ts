@@ -36,6 +36,7 @@ import type {
   StoredMembership,
 } from "../types.js"
 import { bytes, type PgDatabase, type Tx } from "./database.js"
+import { GroupBatcher } from "./groupBatcher.js"
 import { spendKey } from "./keys.js"
 import type { BucketRequest } from "../../services/rateLimiter.js"
 
@@ -59,7 +60,12 @@ const ringEntry = (tx: Tx, e: StoredEntry) =>
   tx.ring({ k: "entry", groupId: e.groupId, seq: e.seq, frame: entryFrame(e) })
 
 export class PgDeliveryStore implements DeliveryStore {
-  constructor(private readonly db: PgDatabase) {}
+  /** Posts and Commits of one group arriving together share a transaction (groupBatcher.ts). */
+  private readonly posts: GroupBatcher
+
+  constructor(private readonly db: PgDatabase) {
+    this.posts = new GroupBatcher(db)
+  }
 
   takeTokens(buckets: readonly BucketRequest[], n: number, now: number): Promise<number[]> {
     return this.db.buckets.takeTokens(buckets, n, now)
@@ -161,7 +167,7 @@ export class PgDeliveryStore implements DeliveryStore {
   }
 
   commit(c: CommitInput): Promise<CommitOutcome> {
-    return this.db.transaction(async (tx): Promise<CommitOutcome> => {
+    return this.posts.run(c.groupId, async (tx): Promise<CommitOutcome> => {
       const g = await this.postable(tx, c.groupId, c.sender)
       // Compare-and-set under the group's lock: only a Commit of the current epoch advances it.
       if (c.epoch !== g.epoch) {
@@ -231,7 +237,7 @@ export class PgDeliveryStore implements DeliveryStore {
     now: number,
     clientId?: Uint8Array,
   ): Promise<{ entry: StoredEntry; duplicate: boolean }> {
-    return this.db.transaction((tx) => this.appendOne(tx, groupId, sender, { epoch, kind, data, clientId }, now))
+    return this.posts.run(groupId, (tx) => this.appendOne(tx, groupId, sender, { epoch, kind, data, clientId }, now))
   }
 
   appendBatch(
@@ -240,7 +246,8 @@ export class PgDeliveryStore implements DeliveryStore {
     items: readonly AppendItem[],
     now: number,
   ): Promise<{ entry: StoredEntry; duplicate: boolean }[]> {
-    return this.db.transaction(async (tx) => {
+    // One operation of the batcher, hence one savepoint: an item that throws rolls the whole batch back.
+    return this.posts.run(groupId, async (tx) => {
       const outcomes = []
       for (const [index, item] of items.entries()) {
         try {
