@@ -114,8 +114,6 @@ export class Tx extends Queries {
 
 /** SQLSTATEs after which a transaction is simply run again: deadlock, serialisation failure, unique-key race. */
 export const retryable = new Set(["40P01", "40001", "23505"])
-/** unique_violation: a concurrent insert of the same key won. */
-export const uniqueViolation = "23505"
 export const sqlState = (err: unknown): string | undefined =>
   typeof err === "object" && err !== null && "code" in err && typeof err.code === "string" ? err.code : undefined
 
