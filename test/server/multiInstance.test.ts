@@ -105,6 +105,27 @@ describe("several instances on one PostgreSQL", () => {
     assert.deepEqual(new Set(messages), new Set(sent))
   })
 
+  it("stores a post retried on both instances at once once, and answers every try with its seq", async (t) => {
+    const [a, b] = await twoInstances(t)
+    const alice = await newUser(a.url, "alice")
+    const g = await createGroup(a.url, alice)
+    for (let i = 0; i < 5; i++) {
+      const message = fakeMessage(g.bytes, g.epoch)
+      const clientId = toBase64Url(randomBytes(16))
+      const answers = await Promise.all(
+        Array.from({ length: 6 }, (_, j) => post(j % 2 === 0 ? a.url : b.url, alice, g, message, clientId)),
+      )
+      for (const r of answers) assert.equal(r.status, 201, JSON.stringify(r.body))
+      assert.equal(new Set(answers.map((r) => r.body.seq)).size, 1, "one seq for every try")
+    }
+    const log = await wholeLog(b.url, alice, g)
+    assert.deepEqual(
+      log.map((e) => e.seq),
+      [1, 2, 3, 4, 5],
+      "each post stored once",
+    )
+  })
+
   it("holds a rate limit across instances: one budget however the requests are spread", async (t) => {
     const [a, b] = await twoInstances(t, { registerIpBurst: 3, registerIpPerMinute: 1 })
     await newUser(a.url, "u1")
