@@ -1,8 +1,9 @@
 /**
  * The server's PostgreSQL database: a connection pool, the migrations, and `transaction`, the one way every change
  * is made. A transaction runs at READ COMMITTED; what must not interleave is serialised by row locks (`SELECT … FOR
- * UPDATE` on the group, the device, the key) taken inside it, and a deadlock or serialisation failure runs it again
- * from the start. After COMMIT it rings the doorbell (./doorbell.ts) with what it changed, so that the other
+ * UPDATE` on the group, the device, the key) taken inside it, and a deadlock, a serialisation failure or a
+ * unique-key race (two concurrent inserts of one key: the loser then finds the winner's row) runs it again from the
+ * start. After COMMIT it rings the doorbell (./doorbell.ts) with what it changed, so that the other
  * instances on this database wake their streams.
  */
 import { randomUUID } from "node:crypto"
