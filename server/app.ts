@@ -12,6 +12,10 @@ import { DeliveryService } from "./services/delivery.js"
 import { DeviceService } from "./services/devices.js"
 import { DirectoryService } from "./services/directory.js"
 import { DirectoryEvents } from "./services/events.js"
+import { isPostgresUrl } from "./store/postgres/database.js"
+import { DoorbellListener } from "./store/postgres/doorbell.js"
+import { PgDeliveryStore } from "./store/postgres/pgDeliveryStore.js"
+import { PgStore } from "./store/postgres/pgStore.js"
 import { SqliteDeliveryStore } from "./store/sqliteDeliveryStore.js"
 import { SqliteStore } from "./store/sqliteStore.js"
 import { StreamHub } from "./ws/hub.js"
@@ -22,7 +26,8 @@ export const bodyLimit = 1024 * 1024
 
 export interface ServerApp {
   http: FastifyInstance
-  store: SqliteStore
+  /** SQLite for a file path, PostgreSQL for a postgres:// URL. */
+  store: SqliteStore | PgStore
   auth: AuthService
   devices: DeviceService
   directory: DirectoryService
@@ -33,11 +38,58 @@ export interface ServerApp {
   close(): Promise<void>
 }
 
+/**
+ * The stores of `config.dbPath`. On PostgreSQL the hub also hears, through the doorbell, what the other instances on
+ * the same database stored; SQLite has one instance per file, whose services tell the hub themselves.
+ */
+async function openStores(config: ServerConfig, hub: StreamHub, log: (err: unknown) => void) {
+  if (!isPostgresUrl(config.dbPath)) {
+    const store = new SqliteStore(config.dbPath, config.domain)
+    // The delivery store shares the database and its one WriteBatcher: a Commit spends keys and
+    // appends itself in one transaction.
+    return {
+      store,
+      deliveryStore: new SqliteDeliveryStore(store.db, store.writes, store.buckets),
+      close: () => store.close(),
+    }
+  }
+  const store = await PgStore.open(config.dbPath)
+  try {
+    const doorbell = await DoorbellListener.start(config.dbPath, store.db.instance, hub, log)
+    const close = async () => {
+      await doorbell.close()
+      await store.close()
+    }
+    return { store, deliveryStore: new PgDeliveryStore(store.db), close }
+  } catch (err) {
+    await store.close()
+    throw err
+  }
+}
+
 export async function buildApp(config: ServerConfig): Promise<ServerApp> {
-  const store = new SqliteStore(config.dbPath, config.domain)
-  const events = new DirectoryEvents()
   // The hub hears of revoked sessions from the auth service and ends their streams.
   const hub = new StreamHub(config.wsPingIntervalMs)
+  const options = {
+    bodyLimit,
+    logController: new LogController({ disableRequestLogging: !["debug", "trace"].includes(config.logLevel) }),
+    logger: {
+      level: config.logLevel,
+      // Tokens and key material never reach the log; request bodies are never logged at all.
+      redact: ["req.headers.authorization", "*.token", "*.nonce", "*.signature", "*.proof"],
+      // stderr: stdout carries only main.ts's "listening on" line.
+      stream: logDestination(config.logFormat),
+    },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
+  } satisfies FastifyServerOptions
+  // With a certificate the same routes and the stream's upgrade run over TLS (HTTPS, WSS). Fastify types an HTTPS
+  // instance apart; the routes and the stream use only what both kinds of server have.
+  const http = config.tls
+    ? (Fastify({ ...options, https: config.tls }) as unknown as FastifyInstance)
+    : Fastify(options)
+  const stores = await openStores(config, hub, (err) => http.log.warn({ err }, "doorbell connection lost"))
+  const store = stores.store
+  const events = new DirectoryEvents()
   const auth = new AuthService(
     store,
     config.domain,
@@ -56,23 +108,6 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
   })
   const directory = new DirectoryService(store, config.clock, events, config)
 
-  const options = {
-    bodyLimit,
-    logController: new LogController({ disableRequestLogging: !["debug", "trace"].includes(config.logLevel) }),
-    logger: {
-      level: config.logLevel,
-      // Tokens and key material never reach the log; request bodies are never logged at all.
-      redact: ["req.headers.authorization", "*.token", "*.nonce", "*.signature", "*.proof"],
-      // stderr: stdout carries only main.ts's "listening on" line.
-      stream: logDestination(config.logFormat),
-    },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
-  } satisfies FastifyServerOptions
-  // With a certificate the same routes and the stream's upgrade run over TLS (HTTPS, WSS). Fastify types an HTTPS
-  // instance apart; the routes and the stream use only what both kinds of server have.
-  const http = config.tls
-    ? (Fastify({ ...options, https: config.tls }) as unknown as FastifyInstance)
-    : Fastify(options)
   http.decorateRequest("session", undefined)
   http.removeContentTypeParser("text/plain") // JSON only: anything else is 415
   http.setErrorHandler(errorHandler)
@@ -82,9 +117,7 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
   authRoutes(http, auth, devices)
   keyRoutes(http, auth, directory)
 
-  // The delivery store shares the database and its one WriteBatcher: a Commit spends keys and
-  // appends itself in one transaction.
-  const deliveryStore = new SqliteDeliveryStore(store.db, store.writes)
+  const deliveryStore = stores.deliveryStore
   const delivery = new DeliveryService(deliveryStore, config.clock, hub, events, config)
   deliveryRoutes(http, auth, delivery)
   const stream = attachStream(http, auth, deliveryStore, hub, config.clock, {
@@ -98,14 +131,15 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
   const gc =
     config.gcIntervalMs > 0
       ? setInterval(() => {
-          auth.pruneLimits()
-          devices.pruneLimits()
-          Promise.all([directory.collectGarbage(), delivery.collectGarbage()]).catch((err: unknown) =>
-            http.log.error({ err }, "garbage collection failed"),
-          )
+          Promise.all([
+            directory.collectGarbage(),
+            delivery.collectGarbage(),
+            store.pruneBuckets(config.clock.now()),
+          ]).catch((err: unknown) => http.log.error({ err }, "garbage collection failed"))
         }, config.gcIntervalMs).unref()
       : undefined
 
+  const app = http
   return {
     http,
     store,
@@ -118,8 +152,8 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
     async close() {
       clearInterval(gc)
       stream.close()
-      await http.close()
-      store.close()
+      await app.close()
+      await stores.close()
     },
   }
 }

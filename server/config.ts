@@ -3,7 +3,7 @@ import type { LogFormat, LogLevel } from "../logging/logging.js"
 import { systemClock, type Clock } from "./clock.js"
 
 export interface ServerConfig {
-  /** SQLite database file. */
+  /** SQLite database file, or a `postgres://` URL (store/postgres/). */
   dbPath: string
   /**
    * The domain of the client ids of new devices (`<user-id>:<device-id>@<domain>`): `--domain`, by default the host

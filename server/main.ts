@@ -6,6 +6,7 @@ import { isClientIdDomain } from "../rpc-schema/common.js"
 import { tsMlsPatchProblem } from "../crypto/tsMlsPatch.js"
 import { defaultLogFormat, isLogFormat, isLogLevel, logFormats, logLevels } from "../logging/logging.js"
 import { SchemaTooNew } from "../shared/migrate.js"
+import { isPostgresUrl } from "./store/postgres/database.js"
 import { buildApp, type ServerApp } from "./app.js"
 import { defaultConfig, type ServerConfig } from "./config.js"
 import { version } from "./routes/auth.js"
@@ -14,7 +15,8 @@ const usage = `usage: mls-server [options]
 
   --host HOST               address to listen on (default 127.0.0.1)
   --port PORT               port to listen on; 0 picks a free one (default 4000)
-  --db PATH                 SQLite database file (default ./data/server.db)
+  --db PATH|URL             SQLite database file (default ./data/server.db), or a PostgreSQL database
+                            postgres://USER:PASSWORD@HOST:PORT/DB: any number of instances may share one
   --domain NAME             the domain of new devices' client ids <user-id>:<device-id>@NAME, a lower-case DNS
                             name or IPv4 address; keep it once clients exist (default: --host)
   --reservation-ttl SECS    how long a reserved KeyPackage is held (default ${defaultConfig.reservationTtlMs / 1000})
@@ -217,10 +219,14 @@ const host = flags.host!
 const code = (err: unknown) => (err as NodeJS.ErrnoException).code ?? ""
 const reason = (err: unknown) => (err as Error).message.split("\n")[0] ?? ""
 
-try {
-  mkdirSync(dirname(config.dbPath), { recursive: true, mode: 0o700 })
-} catch (err) {
-  cannotStart(`--db ${config.dbPath}: cannot create its directory (${reason(err)}); choose another path with --db`)
+// The database named in messages: a URL without its password.
+const dbName = isPostgresUrl(config.dbPath) ? config.dbPath.replace(/:[^:@/]*@/, ":***@") : config.dbPath
+if (!isPostgresUrl(config.dbPath)) {
+  try {
+    mkdirSync(dirname(config.dbPath), { recursive: true, mode: 0o700 })
+  } catch (err) {
+    cannotStart(`--db ${dbName}: cannot create its directory (${reason(err)}); choose another path with --db`)
+  }
 }
 
 let app: ServerApp
@@ -229,7 +235,10 @@ try {
 } catch (err) {
   if (err instanceof SchemaTooNew) cannotStart(err.message)
   if (code(err).startsWith("SQLITE_")) {
-    cannotStart(`--db ${config.dbPath}: cannot open the database (${reason(err)}); choose another path with --db`)
+    cannotStart(`--db ${dbName}: cannot open the database (${reason(err)}); choose another path with --db`)
+  }
+  if (isPostgresUrl(config.dbPath)) {
+    cannotStart(`--db ${dbName}: cannot use the PostgreSQL database (${reason(err)}); check the URL and the server`)
   }
   if (config.tls && (code(err).startsWith("ERR_OSSL") || /PEM|key values mismatch|certificate/i.test(reason(err)))) {
     cannotStart(`--tls-cert/--tls-key: not a usable PEM certificate and matching private key (${reason(err)})`)

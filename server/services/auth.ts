@@ -91,13 +91,15 @@ export class AuthService {
     private readonly listener: SessionListener,
     private readonly limits: AuthLimits,
   ) {
-    this.registerLimiter = new RateLimiter(clock, limits.registerPerIp)
-    this.challengeLimiter = new RateLimiter(clock, limits.challengePerIp)
+    this.registerLimiter = new RateLimiter("register-ip", limits.registerPerIp)
+    this.challengeLimiter = new RateLimiter("challenge-ip", limits.challengePerIp)
   }
 
   /** `ip` is the client's address: registrations per address are limited. */
   async register(body: RegisterBody, ip: string): Promise<RegisterResult> {
-    takeAll([{ limiter: this.registerLimiter, key: ip, what: "too many registrations from this address" }])
+    await takeAll(this.store, this.clock, [
+      { limiter: this.registerLimiter, key: ip, what: "too many registrations from this address" },
+    ])
     const key = fromBase64Url(body.signatureKey)
     if (!verifyEd25519(key, registrationMessage(body.username, body.signatureKey), fromBase64Url(body.proof))) {
       throw new AppError("bad_signature", "the proof of possession does not verify with that key")
@@ -114,7 +116,9 @@ export class AuthService {
    * and to a few outstanding ones per device.
    */
   async challenge(body: ChallengeBody, ip: string): Promise<ChallengeResult> {
-    takeAll([{ limiter: this.challengeLimiter, key: ip, what: "too many login challenges from this address" }])
+    await takeAll(this.store, this.clock, [
+      { limiter: this.challengeLimiter, key: ip, what: "too many login challenges from this address" },
+    ])
     const account = await accountOf(this.store, body.username)
     const device =
       body.deviceId === undefined
@@ -132,12 +136,6 @@ export class AuthService {
       throw rateLimited(full - now, `device ${device.deviceId} of ${account.handle} has ${max} unanswered challenges`)
     }
     return { challengeId: id, nonce: toBase64Url(nonce), expiresAt, handle: account.handle, deviceId: device.deviceId }
-  }
-
-  /** Forgets rate-limit buckets that have refilled (the GC timer calls it). */
-  pruneLimits(): void {
-    this.registerLimiter.prune()
-    this.challengeLimiter.prune()
   }
 
   async login(body: LoginBody): Promise<LoginResult> {

@@ -71,7 +71,7 @@ export class DeliveryService {
     private readonly events: DirectoryEvents,
     private readonly config: DeliveryConfig,
   ) {
-    this.postLimiter = new RateLimiter(clock, { burst: config.postBurst, perMinute: config.postPerMinute })
+    this.postLimiter = new RateLimiter("post", { burst: config.postBurst, perMinute: config.postPerMinute })
     // The directory stored the owner's inbox items with the change itself; its events (raised after
     // that commit) only wake the owner's stream connections.
     const wake = (e: { owner: string }) => hub.inbox(e.owner)
@@ -79,8 +79,13 @@ export class DeliveryService {
   }
 
   /** Takes `n` posts of the account's budget (a batch counts each message; an account's devices share it). */
-  private limitPosts(device: DeviceRef, n = 1): void {
-    takeAll([{ limiter: this.postLimiter, key: device.userId, what: "too many messages" }], n)
+  private limitPosts(device: DeviceRef, n = 1): Promise<void> {
+    return takeAll(
+      this.store,
+      this.clock,
+      [{ limiter: this.postLimiter, key: device.userId, what: "too many messages" }],
+      n,
+    )
   }
 
   private decodeMessage(text: string): Uint8Array {
@@ -112,7 +117,7 @@ export class DeliveryService {
   }
 
   async createGroup(device: DeviceRef, groupIdText: string, groupInfoText?: string): Promise<GroupInfoResult> {
-    this.limitPosts(device)
+    await this.limitPosts(device)
     const groupId = canonicalGroupId(groupIdText)
     const info = this.groupInfo(groupId, 0, groupInfoText)
     const g = await this.store.createGroup(groupId, device, this.clock.now(), info)
@@ -140,7 +145,7 @@ export class DeliveryService {
   }
 
   async commit(device: DeviceRef, groupIdText: string, body: CommitBody): Promise<CommitResult> {
-    this.limitPosts(device)
+    await this.limitPosts(device)
     const groupId = canonicalGroupId(groupIdText)
     const data = this.decodeMessage(body.commit)
     const f = this.framing(groupId, data)
@@ -192,7 +197,7 @@ export class DeliveryService {
    * (a resync). Who may join at all (a device of an account on the roster) is checked in the store's transaction.
    */
   async externalCommit(device: DeviceRef, groupIdText: string, body: ExternalCommitBody): Promise<CommitResult> {
-    this.limitPosts(device)
+    await this.limitPosts(device)
     const groupId = canonicalGroupId(groupIdText)
     const data = this.decodeMessage(body.commit)
     const f = this.framing(groupId, data)
@@ -232,7 +237,7 @@ export class DeliveryService {
   }
 
   async post(device: DeviceRef, groupIdText: string, message: string, clientId?: string): Promise<PostResult> {
-    this.limitPosts(device)
+    await this.limitPosts(device)
     const groupId = canonicalGroupId(groupIdText)
     const data = this.decodeMessage(message)
     const f = this.framing(groupId, data)
@@ -254,7 +259,7 @@ export class DeliveryService {
 
   /** Several messages of one sender, appended in order in one transaction; any refused item refuses them all. */
   async postBatch(device: DeviceRef, groupIdText: string, items: readonly BatchItem[]): Promise<MessageBatchResult> {
-    this.limitPosts(device, items.length)
+    await this.limitPosts(device, items.length)
     const groupId = canonicalGroupId(groupIdText)
     const decoded = items.map((item, index) => {
       try {
@@ -304,7 +309,6 @@ export class DeliveryService {
 
   /** Retention; the stream connections of devices whose unacknowledged inbox items were deleted are told after the commit. */
   async collectGarbage() {
-    this.postLimiter.prune()
     const report = await this.store.collectGarbage(this.clock.now(), this.config.deliveryRetentionMs)
     for (const device of report.expiredDevices) this.hub.inbox(device)
     return report

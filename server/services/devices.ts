@@ -64,12 +64,7 @@ export class DeviceService {
     /** Redemption attempts per client address (a code is a secret worth guessing): the login-challenge budget. */
     attemptsPerIp: Limit,
   ) {
-    this.attemptsPerIp = new RateLimiter(clock, attemptsPerIp)
-  }
-
-  /** Forgets rate-limit buckets that have refilled (the GC timer calls it). */
-  pruneLimits(): void {
-    this.attemptsPerIp.prune()
+    this.attemptsPerIp = new RateLimiter("link-ip", attemptsPerIp)
   }
 
   async createLinkCode(by: DeviceRef): Promise<LinkCodeResult> {
@@ -90,7 +85,9 @@ export class DeviceService {
 
   /** `ip` is the client's address: attempts per address are limited. */
   async link(body: LinkDeviceBody, ip: string): Promise<DeviceIdentity> {
-    takeAll([{ limiter: this.attemptsPerIp, key: ip, what: "too many device links from this address" }])
+    await takeAll(this.store, this.clock, [
+      { limiter: this.attemptsPerIp, key: ip, what: "too many device links from this address" },
+    ])
     const key = fromBase64Url(body.loginKey)
     // Checked before the code is touched: a proof that does not verify does not use the code up.
     if (!verifyEd25519(key, linkMessage(body.code, body.loginKey), fromBase64Url(body.proof))) {

@@ -50,12 +50,12 @@ export class DirectoryService {
     private readonly config: Pick<ServerConfig, "reservationTtlMs" | "lowWatermark" | "retentionMs"> &
       Pick<ServerConfig, ReserveLimits | MoreReserveLimits>,
   ) {
-    const bucket = (burst: number, perMinute: number) => new RateLimiter(clock, { burst, perMinute })
+    const bucket = (name: string, burst: number, perMinute: number) => new RateLimiter(name, { burst, perMinute })
     this.limits = {
-      pair: bucket(config.reserveBurst, config.reservePerMinute),
-      target: bucket(config.reserveTargetBurst, config.reserveTargetPerMinute),
-      stranger: bucket(config.reserveStrangerBurst, config.reserveStrangerPerMinute),
-      ip: bucket(config.reserveIpBurst, config.reserveIpPerMinute),
+      pair: bucket("reserve-pair", config.reserveBurst, config.reservePerMinute),
+      target: bucket("reserve-target", config.reserveTargetBurst, config.reserveTargetPerMinute),
+      stranger: bucket("reserve-stranger", config.reserveStrangerBurst, config.reserveStrangerPerMinute),
+      ip: bucket("reserve-ip", config.reserveIpBurst, config.reserveIpPerMinute),
     }
   }
 
@@ -68,12 +68,14 @@ export class DirectoryService {
     const mate = requester.userId === target.userId || (await this.store.sharesGroup(requester.userId, target.userId))
     const { pair, target: perTarget, stranger, ip: perIp } = this.limits
     const name = target.handle
-    takeAll(
+    await takeAll(
+      this.store,
+      this.clock,
       [
         { limiter: perIp, key: ip, what: "too many reservations from this address" },
         {
           limiter: pair,
-          key: `${requester.userId}\0${target.userId}`,
+          key: `${requester.userId}:${target.userId}`,
           what: `too many reservations of ${name}'s keys by you`,
         },
         ...(mate
@@ -216,7 +218,6 @@ export class DirectoryService {
   }
 
   async collectGarbage() {
-    for (const limiter of Object.values(this.limits)) limiter.prune()
     const report = await this.store.collectGarbage(this.clock.now(), this.config.retentionMs)
     for (const l of report.lapsedReservations)
       this.events.emit("released", { owner: l.owner, ref: l.ref, by: l.requester })

@@ -32,23 +32,47 @@ export class KeySpender {
   /** Spends `ref` under `reservationId` for the `requester` device; call inside a transaction. */
   spend(ref: string, reservationId: string, requester: DeviceRef, now: number): StoredSpend {
     const key = this.s.key.get(ref)
-    if (!key) throw new AppError("keypackage_not_found", "no KeyPackage with that ref")
-    // Whose reservation it is comes first: anyone else learns nothing about the key's state (no spend oracle).
     const r = this.s.reservation.get(reservationId)
-    if (!r || r.ref !== ref) throw new AppError("reservation_invalid", "that reservation is not one of this KeyPackage")
-    if (r.requester !== requester.deviceId) throw new AppError("forbidden", "the reservation belongs to another device")
-    if (key.state === "spent") throw new AppError("already_spent", "that KeyPackage was spent already")
-    if (r.spent_at !== null) throw new AppError("already_spent", "that reservation was spent already")
-    const lastResort = key.last_resort === 1
-    if (r.expires_at <= now || (!lastResort && key.reservation_id !== reservationId)) {
-      throw new AppError("reservation_expired", "the reservation expired; reserve again")
-    }
+    const lastResort = key?.last_resort === 1
+    checkSpend(
+      key && { state: key.state, lastResort, reservationId: key.reservation_id },
+      r && { ref: r.ref, requester: r.requester, expiresAt: r.expires_at, spentAt: r.spent_at },
+      ref,
+      reservationId,
+      requester,
+      now,
+    )
     // A last-resort key is never consumed (RFC 9750 practice): only its reservation is.
     if (!lastResort) this.s.spendKey.run(now, ref)
     this.s.spendReservation.run(now, reservationId)
-    this.s.audit.run(now, "spend", key.owner, ref, requester.deviceId, reservationId)
-    const by = { by: requester.handle, byClientId: requester.clientId }
-    this.inbox.add(key.owner, { kind: "keySpent", ref, ...by, lastResort }, now)
-    return { ref, owner: key.owner, spentAt: now, lastResort }
+    this.s.audit.run(now, "spend", key!.owner, ref, requester.deviceId, reservationId)
+    this.inbox.add(key!.owner, keySpentItem(ref, requester, lastResort), now)
+    return { ref, owner: key!.owner, spentAt: now, lastResort }
   }
 }
+
+/**
+ * The spend rule's checks, for both stores: throws the refusal, in an order that tells a device that does not hold
+ * the reservation nothing about the key's state (no spend oracle).
+ */
+export function checkSpend(
+  key: { state: string; lastResort: boolean; reservationId: string | null } | undefined,
+  r: { ref: string; requester: string; expiresAt: number; spentAt: number | null } | undefined,
+  ref: string,
+  reservationId: string,
+  requester: DeviceRef,
+  now: number,
+): void {
+  if (!key) throw new AppError("keypackage_not_found", "no KeyPackage with that ref")
+  if (!r || r.ref !== ref) throw new AppError("reservation_invalid", "that reservation is not one of this KeyPackage")
+  if (r.requester !== requester.deviceId) throw new AppError("forbidden", "the reservation belongs to another device")
+  if (key.state === "spent") throw new AppError("already_spent", "that KeyPackage was spent already")
+  if (r.spentAt !== null) throw new AppError("already_spent", "that reservation was spent already")
+  if (r.expiresAt <= now || (!key.lastResort && key.reservationId !== reservationId)) {
+    throw new AppError("reservation_expired", "the reservation expired; reserve again")
+  }
+}
+
+/** The owner's inbox item for a spend of its key. */
+export const keySpentItem = (ref: string, requester: DeviceRef, lastResort: boolean) =>
+  ({ kind: "keySpent", ref, by: requester.handle, byClientId: requester.clientId, lastResort }) as const

@@ -24,9 +24,10 @@ import type {
   StoredMembership,
 } from "./types.js"
 import type { WriteBatcher } from "./writeBatcher.js"
+import type { BucketRequest, TokenBuckets } from "../services/rateLimiter.js"
 
 /** An item's refusal, naming the item (details.index) so the sender knows which one. */
-function atIndex(err: unknown, index: number): unknown {
+export function atIndex(err: unknown, index: number): unknown {
   if (!(err instanceof AppError)) return err
   return new AppError(err.code, `message ${index}: ${err.message}`, { ...err.details, index })
 }
@@ -39,29 +40,34 @@ interface MemberRow {
   joined_seq: number
   removed_seq: number | null
 }
-interface RefRow {
+export interface RefRow {
   id: string
   user_id: string
   client_id: string
   handle: string
 }
-const toRef = (r: RefRow): DeviceRef => ({ deviceId: r.id, userId: r.user_id, handle: r.handle, clientId: r.client_id })
+export const toRef = (r: RefRow): DeviceRef => ({
+  deviceId: r.id,
+  userId: r.user_id,
+  handle: r.handle,
+  clientId: r.client_id,
+})
 /** A device's names: `d` joined with its account `a`. */
-const refColumns = "d.id, d.user_id, d.client_id, a.handle"
-const accountJoin = "JOIN accounts a ON a.user_id = d.user_id"
+export const refColumns = "d.id, d.user_id, d.client_id, a.handle"
+export const accountJoin = "JOIN accounts a ON a.user_id = d.user_id"
 /** Joins the device named by `column`, and its account. */
-const refJoin = (column: string) => `JOIN devices d ON d.id = ${column} ${accountJoin}`
+export const refJoin = (column: string) => `JOIN devices d ON d.id = ${column} ${accountJoin}`
 
-interface EntryRow extends RefRow {
+export interface EntryRow extends RefRow {
   seq: number
   epoch: number
   kind: StoredEntry["kind"]
   data: Buffer
   received_at: number
 }
-const entryColumns = `l.seq, l.epoch, l.kind, l.data, l.received_at, ${refColumns} FROM group_log l ${refJoin("l.sender")}`
+export const entryColumns = `l.seq, l.epoch, l.kind, l.data, l.received_at, ${refColumns} FROM group_log l ${refJoin("l.sender")}`
 
-const toEntry = (groupId: string, r: EntryRow): StoredEntry => ({
+export const toEntry = (groupId: string, r: EntryRow): StoredEntry => ({
   groupId,
   seq: r.seq,
   epoch: r.epoch,
@@ -71,6 +77,23 @@ const toEntry = (groupId: string, r: EntryRow): StoredEntry => ({
   receivedAt: r.received_at,
 })
 
+/** A consumed key's `user`, when given, must name the device that owns the key: its client id, handle or user id. */
+export function checkKeyOwner(user: string | undefined, owner: RefRow | undefined): void {
+  if (user === undefined) return
+  const d = owner && toRef(owner)
+  if (!(d && (user === d.clientId || user === d.handle || user === d.userId))) {
+    throw new AppError("reservation_invalid", `that KeyPackage is not ${user}'s`)
+  }
+}
+
+/** The devices a Commit adds and removes: each named once, and never its sender among the removed. */
+export function checkRosterChange(sender: DeviceRef, added: string[], removed: string[]): void {
+  const all = [...added, ...removed]
+  if (new Set(all).size !== all.length) throw new AppError("conflict", "a device is named twice in the Commit")
+  // RFC 9420 §12.4.2: a Commit cannot remove its own sender.
+  if (removed.includes(sender.deviceId)) throw new AppError("conflict", "a Commit cannot remove its sender")
+}
+
 export class SqliteDeliveryStore implements DeliveryStore {
   private readonly spender: KeySpender
   private readonly inbox: InboxWriter
@@ -79,6 +102,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
   constructor(
     db: Db,
     private readonly writes: WriteBatcher,
+    private readonly buckets: TokenBuckets,
   ) {
     this.spender = new KeySpender(db)
     this.inbox = new InboxWriter(db)
@@ -165,6 +189,14 @@ export class SqliteDeliveryStore implements DeliveryStore {
     }
   }
 
+  takeTokens(buckets: readonly BucketRequest[], n: number, now: number): Promise<number[]> {
+    return this.buckets.takeTokens(buckets, n, now)
+  }
+
+  pruneBuckets(now: number): Promise<void> {
+    return this.buckets.pruneBuckets(now)
+  }
+
   createGroup(groupId: string, creator: DeviceRef, now: number, groupInfo?: Uint8Array): Promise<StoredGroup> {
     return this.writes.run((): StoredGroup => {
       if (this.s.group.get(groupId)) throw new AppError("group_exists", "a group with that id exists already")
@@ -217,11 +249,6 @@ export class SqliteDeliveryStore implements DeliveryStore {
     if (!m || m.removed_seq !== null)
       throw new AppError("not_member", `${sender.clientId} is not a member of that group`)
     return g
-  }
-
-  /** Whether `name` (a client id, a handle or a user id) names the device `d`. */
-  private static names(name: string, d: DeviceRef): boolean {
-    return name === d.clientId || name === d.handle || name === d.userId
   }
 
   /** The devices on the roster that `name` names: a client id one device, a handle or user id all of an account's. */
@@ -280,18 +307,12 @@ export class SqliteDeliveryStore implements DeliveryStore {
       // Every consumed key under the committing device's own unexpired reservation, or the whole Commit is refused.
       const spent = c.consumed.map((k) => {
         const s = this.spender.spend(k.ref, k.reservationId, c.sender, c.now)
-        const owner = this.s.deviceRef.get(s.owner)
-        if (k.user !== undefined && !(owner && SqliteDeliveryStore.names(k.user, toRef(owner)))) {
-          throw new AppError("reservation_invalid", `that KeyPackage is not ${k.user}'s`)
-        }
+        checkKeyOwner(k.user, this.s.deviceRef.get(s.owner))
         return s
       })
       const added = spent.map((s) => s.owner)
       const removed = c.removes.flatMap((name) => this.rosterDevices(c.groupId, name))
-      const all = [...added, ...removed]
-      if (new Set(all).size !== all.length) throw new AppError("conflict", "a device is named twice in the Commit")
-      // RFC 9420 §12.4.2: a Commit cannot remove its own sender.
-      if (removed.includes(c.sender.deviceId)) throw new AppError("conflict", "a Commit cannot remove its sender")
+      checkRosterChange(c.sender, added, removed)
       for (const device of added) {
         const m = this.s.member.get(c.groupId, device)
         if (m && m.removed_seq === null) throw new AppError("conflict", `device ${device} is a member already`)

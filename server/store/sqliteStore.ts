@@ -21,6 +21,7 @@ import type {
 } from "./types.js"
 import { sameBytes } from "../../shared/bytes.js"
 import { WriteBatcher } from "./writeBatcher.js"
+import { MemoryBuckets, type BucketRequest } from "../services/rateLimiter.js"
 
 interface DeviceRow {
   id: string
@@ -65,6 +66,8 @@ export class SqliteStore implements ServerStore {
   private readonly spender: KeySpender
   private readonly lapses: LapseReleaser
   private readonly inbox: InboxWriter
+  /** Rate-limit buckets: in memory, since one instance at a time serves a SQLite file. Shared with the delivery store. */
+  readonly buckets = new MemoryBuckets()
   private readonly s
 
   /** `domain` names the devices a migration from before devices left without a client id (server migration 6). */
@@ -494,6 +497,14 @@ export class SqliteStore implements ServerStore {
       this.s.deleteOldSessions.run(now)
       return { expiredKeys: expired.length, lapsedReservations: lapsed, spentKeys: spent.length }
     })
+  }
+
+  takeTokens(buckets: readonly BucketRequest[], n: number, now: number): Promise<number[]> {
+    return this.buckets.takeTokens(buckets, n, now)
+  }
+
+  pruneBuckets(now: number): Promise<void> {
+    return this.buckets.pruneBuckets(now)
   }
 
   close(): void {

@@ -9,6 +9,7 @@
  * the item can name its handle and client id.
  */
 import type { KeyPackageRejection } from "../../rpc-schema/errors.js"
+import type { TokenBuckets } from "../services/rateLimiter.js"
 import type { Lapse } from "./lapses.js"
 
 /** A device with its account's names: what a session acts as, and how entries and inbox items name an actor. */
@@ -114,7 +115,8 @@ export interface GcReport {
   spentKeys: number
 }
 
-export interface ServerStore {
+/** Rate-limit buckets live with the store (services/rateLimiter.ts): one set for every instance on the database. */
+export interface ServerStore extends TokenBuckets {
   /** Creates an account with its first device; username_taken when the handle is. */
   createAccount(userId: string, handle: string, device: NewDevice, now: number): Promise<void>
   /** The account named by `ref` (its handle or its user id) with all its devices. */
@@ -332,7 +334,7 @@ export interface AppendItem {
  * Storage of the delivery service: groups, rosters, logs, inboxes, all per device (device ids). Reads that take a
  * device return only what that device may read, so access control lives in one place.
  */
-export interface DeliveryStore {
+export interface DeliveryStore extends TokenBuckets {
   /** A group at epoch 0 with its creator on the roster, and (optionally) the GroupInfo of epoch 0. */
   createGroup(groupId: string, creator: DeviceRef, now: number, groupInfo?: Uint8Array): Promise<StoredGroup>
   group(groupId: string): Promise<StoredGroup | undefined>

@@ -5,11 +5,12 @@
  */
 import type { Session, SessionListener } from "../services/auth.js"
 import { closeReasons } from "../../rpc-schema/server/ws.js"
+import type { Ring, RingHandler } from "../store/postgres/doorbell.js"
 import type { CommitOutcome, StoredEntry } from "../store/types.js"
 import type { StreamConnection, SubscriptionIndex } from "./connection.js"
 import { entryFrame } from "./frames.js"
 
-export class StreamHub implements SubscriptionIndex, SessionListener {
+export class StreamHub implements SubscriptionIndex, SessionListener, RingHandler {
   /** Connections by device id. */
   private readonly byDevice = new Map<string, Set<StreamConnection>>()
   private readonly byGroup = new Map<string, Set<StreamConnection>>()
@@ -49,22 +50,68 @@ export class StreamHub implements SubscriptionIndex, SessionListener {
 
   /** A stored application or proposal message (or a Commit, through `commit`). */
   entry(e: StoredEntry): void {
-    const subs = this.byGroup.get(e.groupId)
-    if (!subs) return
     // Serialised once; every subscriber gets the same bytes.
-    const frame = Buffer.from(entryFrame(e))
-    for (const conn of subs) conn.entry(e.groupId, e.seq, frame)
+    this.entryFrame(e.groupId, e.seq, entryFrame(e))
+  }
+
+  private entryFrame(groupId: string, seq: number, frame: string | undefined): void {
+    const subs = this.byGroup.get(groupId)
+    if (!subs) return
+    if (frame === undefined) {
+      for (const conn of subs) conn.changed()
+      return
+    }
+    const bytes = Buffer.from(frame)
+    for (const conn of subs) conn.entry(groupId, seq, bytes)
   }
 
   /** A stored Commit: its entry first, then the roster changes and their inbox items. */
   commit(o: CommitOutcome): void {
     this.entry(o.entry)
-    for (const device of o.removed)
-      for (const conn of this.byDevice.get(device) ?? []) conn.ended(o.entry.groupId, o.entry.seq)
+    this.ended(o.entry.groupId, o.entry.seq, o.removed)
     for (const device of [...o.added, ...o.removed]) this.inbox(device)
-    // Joined by the Commit itself (no Welcome to wait for): streamed from the entry after it.
-    if (o.joinedExternally !== undefined)
-      for (const conn of this.byDevice.get(o.joinedExternally) ?? []) conn.joined(o.entry.groupId, o.entry.seq)
+    if (o.joinedExternally !== undefined) this.joined(o.entry.groupId, o.entry.seq, o.joinedExternally)
+  }
+
+  /** `device` joined by its external Commit at `seq` (no Welcome to wait for): streamed from the entry after it. */
+  private joined(groupId: string, seq: number, device: string): void {
+    for (const conn of this.byDevice.get(device) ?? []) conn.joined(groupId, seq)
+  }
+
+  private ended(groupId: string, seq: number, devices: readonly string[]): void {
+    for (const device of devices) for (const conn of this.byDevice.get(device) ?? []) conn.ended(groupId, seq)
+  }
+
+  /**
+   * What another instance on the same PostgreSQL database stored (store/postgres/doorbell.ts): the same calls as
+   * this instance's own services make after their commits. A ring without the entry's frame (too large to carry)
+   * sends the group's subscribers to the store.
+   */
+  ring(r: Ring): void {
+    switch (r.k) {
+      case "entry":
+        return this.entryFrame(r.groupId, r.seq, r.frame)
+      case "ended":
+        return this.ended(r.groupId, r.seq, r.devices)
+      case "inbox":
+        for (const device of r.devices) this.inbox(device)
+        return
+      case "joined":
+        return this.joined(r.groupId, r.seq, r.device)
+      case "created":
+        return this.groupCreated(r.groupId, r.device)
+      case "session":
+        for (const conn of this.byDevice.get(r.device) ?? [])
+          if (conn.session.id === r.session) conn.revoked(closeReasons.sessionRevoked)
+        return
+      case "device":
+        return this.deviceRemoved(r.device)
+    }
+  }
+
+  /** Rings may have been missed: every connection reads the store from its cursors. */
+  wakeAll(): void {
+    for (const conn of this.sockets.keys()) conn.changed()
   }
 
   /** The inbox of device `device` has new items. */
@@ -77,8 +124,7 @@ export class StreamHub implements SubscriptionIndex, SessionListener {
   }
 
   sessionRevoked(session: Session): void {
-    for (const conn of this.byDevice.get(session.device.deviceId) ?? [])
-      if (conn.session.id === session.id) conn.revoked(closeReasons.sessionRevoked)
+    this.ring({ k: "session", device: session.device.deviceId, session: session.id })
   }
 
   deviceRemoved(deviceId: string): void {

@@ -1,6 +1,7 @@
 /**
  * Clients of the fanout benchmark, run in their own process: one WebSocket per member, and one
- * member posting application messages over an undici Pool. Reads its job as JSON on stdin; prints
+ * member posting application messages over an undici Pool. With several server instances, member i streams from
+ * instance i mod N and post j goes to instance j mod N. Reads its job as JSON on stdin; prints
  * per-message post times and per-delivery receive times as JSON on stdout.
  */
 import { Pool } from "undici"
@@ -9,7 +10,7 @@ import { fromBase64Url } from "../../rpc-schema/common.js"
 import { fakeMessage } from "../helpers/mls.js"
 
 interface Job {
-  url: string
+  urls: string[]
   groupId: string
   /** One token per member; the first one posts. */
   tokens: string[]
@@ -36,7 +37,7 @@ const sockets = await Promise.all(
   job.tokens.map(
     (token, i) =>
       new Promise<WebSocket>((resolve, reject) => {
-        const ws = new WebSocket(job.url.replace(/^http/, "ws") + "/v1/stream", {
+        const ws = new WebSocket(job.urls[i % job.urls.length]!.replace(/^http/, "ws") + "/v1/stream", {
           headers: { authorization: `Bearer ${token}` },
           perMessageDeflate: false,
         })
@@ -60,14 +61,17 @@ const sockets = await Promise.all(
 )
 while (caughtUp < sockets.length) await new Promise((resolve) => setTimeout(resolve, 10))
 
-const pool = new Pool(job.url, { connections: job.inFlight, pipelining: 1 })
+const pools = job.urls.map(
+  (url) => new Pool(url, { connections: Math.ceil(job.inFlight / job.urls.length), pipelining: 1 }),
+)
 const groupBytes = fromBase64Url(job.groupId)
 const sentAt: Record<number, number> = {}
 let next = 0
 let errors = 0
 const started = now()
 await Promise.all(
-  Array.from({ length: job.inFlight }, async () => {
+  Array.from({ length: job.inFlight }, async (_, worker) => {
+    const pool = pools[worker % pools.length]!
     while (next < job.messages) {
       next++
       const message = fakeMessage(groupBytes, job.epoch, "application", job.bytes)
@@ -90,5 +94,5 @@ if (deliveries < expected) await done
 clearTimeout(timeout)
 const finished = Math.max(...received.map((r) => r.at(-1)?.[1] ?? 0))
 for (const ws of sockets) ws.terminate()
-await pool.close()
+await Promise.all(pools.map((p) => p.close()))
 process.stdout.write(JSON.stringify({ sentAt, received, started, finished, errors }))

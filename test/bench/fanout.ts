@@ -2,25 +2,26 @@
  * fanout: one group of 50 members, each on its own WebSocket; one member posts 5,000 application
  * messages of 200 bytes. Measures deliveries per second and post-to-delivery latency, and counts
  * lost and duplicated deliveries. Server and clients run in separate processes.
+ * `--db postgres --instances N`: N servers on one PostgreSQL database; member i streams from instance i mod N and the
+ * posts are spread over all of them (results/fanout-pg.json).
  */
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { createGroup, postCommit, reserve } from "../helpers/groups.js"
 import { fakeWelcome } from "../helpers/mls.js"
-import { runChild, spawnBenchServer } from "../helpers/spawnServer.js"
+import { runChild } from "../helpers/spawnServer.js"
 import { makeEncodedKeyPackages, newUser, uploadKeyPackages } from "../helpers/users.js"
 import { quantile, report } from "./report.js"
+import { startBenchServers } from "./_servers.js"
 
 const members = Number(process.env.FANOUT_MEMBERS ?? 50)
 const messages = Number(process.env.FANOUT_MESSAGES ?? 5000)
 const bytes = 200
 const inFlight = 32
 
-export default async function fanout(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "bench-fanout-"))
-  const server = await spawnBenchServer(join(dir, "server.db"))
+export default async function fanout(flags: string[]): Promise<void> {
+  const servers = await startBenchServers(flags, "fanout")
+  const server = { url: servers.urls[0]! }
   try {
     const users = await Promise.all(Array.from({ length: members }, (_, i) => newUser(server.url, `m${i}`)))
     const [owner, ...others] = users
@@ -37,7 +38,7 @@ export default async function fanout(): Promise<void> {
       finished: number
       errors: number
     }>(join(dirname(fileURLToPath(import.meta.url)), "_fanoutLoad.ts"), {
-      url: server.url,
+      urls: servers.urls,
       groupId: g.id,
       tokens: users.map((u) => u.token),
       epoch: g.epoch,
@@ -76,11 +77,11 @@ export default async function fanout(): Promise<void> {
       post_errors: load.errors,
       message_bytes: bytes,
       elapsed_s: Number(elapsedS.toFixed(2)),
-      synchronous: "FULL",
+      instances: servers.instances,
+      durability: servers.durability,
     }
-    report("fanout", [result], result)
+    report(servers.postgres ? "fanout-pg" : "fanout", [result], result)
   } finally {
-    await server.stop()
-    rmSync(dir, { recursive: true, force: true })
+    await servers.stop()
   }
 }

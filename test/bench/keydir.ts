@@ -1,24 +1,23 @@
 /**
  * keydir: reserve+spend pairs over HTTP against a server in its own process, with the load from a
  * third process. Enough users with full pools (64 keys each) that the keys outlast the run.
+ * `--db postgres --instances N`: N servers on one PostgreSQL database, the clients spread over them
+ * (results/keydir-pg.json).
  */
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import Database from "better-sqlite3"
 import { makeEncodedKeyPackages, newUser, uploadKeyPackages } from "../helpers/users.js"
 import { quantile, report } from "./report.js"
-import { runChild, spawnBenchServer } from "../helpers/spawnServer.js"
+import { runChild } from "../helpers/spawnServer.js"
+import { startBenchServers } from "./_servers.js"
 
 const users = Number(process.env.KEYDIR_USERS ?? 800)
 const clients = 64
 const durationMs = Number(process.env.KEYDIR_SECONDS ?? 10) * 1000
 
-export default async function keydir(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "bench-keydir-"))
-  const dbPath = join(dir, "server.db")
-  const server = await spawnBenchServer(dbPath)
+export default async function keydir(flags: string[]): Promise<void> {
+  const servers = await startBenchServers(flags, "keydir")
+  const server = { url: servers.urls[0]! }
   try {
     const t0 = performance.now()
     const all = []
@@ -43,16 +42,12 @@ export default async function keydir(): Promise<void> {
       errors: number
       exhausted: number
     }>(join(dirname(fileURLToPath(import.meta.url)), "_keydirLoad.ts"), {
-      url: server.url,
+      urls: servers.urls,
       tokens: all.slice(0, clients).map((u) => u.token),
       targets: all.map((u) => u.name),
       durationMs,
     })
-    await server.stop()
-    const db = new Database(dbPath, { readonly: true })
-    const spentInDb = (db.prepare("SELECT count(*) AS n FROM keypackages WHERE state = 'spent'").get() as { n: number })
-      .n
-    db.close()
+    const spentInDb = await servers.count("SELECT count(*) AS n FROM keypackages WHERE state = 'spent'")
 
     const pairs = load.latencies.length
     const result = {
@@ -66,13 +61,13 @@ export default async function keydir(): Promise<void> {
       elapsed_s: load.elapsedMs / 1000,
       users,
       clients,
-      synchronous: "FULL",
+      instances: servers.instances,
+      durability: servers.durability,
     }
-    report("keydir", [result], result)
+    report(servers.postgres ? "keydir-pg" : "keydir", [result], result)
     if (spentInDb !== pairs)
       console.log(`WARNING: ${pairs} pairs acknowledged but ${spentInDb} keys spent in the database`)
   } finally {
-    await server.stop()
-    rmSync(dir, { recursive: true, force: true })
+    await servers.stop()
   }
 }

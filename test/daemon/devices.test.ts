@@ -2,6 +2,7 @@ import assert from "node:assert/strict"
 import { randomBytes } from "node:crypto"
 import { describe, it } from "node:test"
 import { registered } from "../helpers/chat.js"
+import { sql } from "../helpers/db.js"
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js"
 import { startServer, type TestServer } from "../helpers/server.js"
 
@@ -133,7 +134,7 @@ describe("devices", () => {
     const bobId = await bob.client.call("identity.get")
 
     // The directory now lists another MLS key for bob's device (a server that lies, or a changed key).
-    s.app.store.db.prepare("UPDATE devices SET mls_key = ? WHERE id = ?").run(randomBytes(32), bobId.deviceId)
+    await sql(s.app.store, "UPDATE devices SET mls_key = ? WHERE id = ?", randomBytes(32), bobId.deviceId)
     await alice.client.call("group.create", { name: "second" })
     const refused = alice.client.next("credential.refused", (p) => p.clientId === bobId.clientId, 20_000)
     await assert.rejects(alice.client.call("group.invite", { group: "second", user: "bob" }), code("forbidden"))

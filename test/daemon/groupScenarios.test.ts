@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs"
 import { describe, it } from "node:test"
 import type { TestDaemon } from "../helpers/daemon.js"
 import { groupWith, history, registered } from "../helpers/chat.js"
+import { sql } from "../helpers/db.js"
 import { http } from "../helpers/http.js"
 import { startServer } from "../helpers/server.js"
 import { newIdentity, newUser } from "../helpers/users.js"
@@ -177,12 +178,13 @@ describe("group scenarios", () => {
     // alice pins carol's key by sharing a group with her.
     const g = await groupWith(alice, "pinned", { carol })
     const swapped = newIdentity().publicKey
-    s.app.store.db
-      .prepare(
-        `UPDATE devices SET login_key = ?, mls_key = ?
-         WHERE user_id = (SELECT user_id FROM accounts WHERE handle = ?)`,
-      )
-      .run(swapped, swapped, "carol")
+    await sql(
+      s.app.store,
+      `UPDATE devices SET login_key = ?, mls_key = ? WHERE user_id = (SELECT user_id FROM accounts WHERE handle = ?)`,
+      swapped,
+      swapped,
+      "carol",
+    )
 
     // alice saw carol's key before: the directory's new one is refused before anything is reserved.
     const aliceRefused = alice.client.next("credential.refused", (p) => p.username === "carol")

@@ -164,7 +164,7 @@ describe("daemon: retention", () => {
     const g = await alice.client.call("group.create", { name: "g" })
     await alice.client.call("group.invite", { group: g.groupId, user: "carol" })
     await expireEverything(s)
-    const report = inboxExpiredReport(s, "carol")
+    const report = await inboxExpiredReport(s, "carol")
     // The Welcome, and the reservation and spend of carol's KeyPackage.
     assert.equal(report?.count, 3)
 
@@ -174,7 +174,7 @@ describe("daemon: retention", () => {
     assert.deepEqual((await carol2.client.call("group.list")).groups, [])
     // The acknowledgement clears the report on the server (it has no event of its own: polled, bounded).
     const deadline = Date.now() + 10_000
-    while (inboxExpiredReport(s, "carol") !== undefined) {
+    while ((await inboxExpiredReport(s, "carol")) !== undefined) {
       assert.ok(Date.now() < deadline, "the report is still on the server")
       await new Promise((resolve) => setTimeout(resolve, 20))
     }

@@ -1,9 +1,15 @@
-/** Starts a real server in this process on 127.0.0.1:0 with a temp SQLite file and a ManualClock. */
+/**
+ * Starts a real server in this process on 127.0.0.1:0 with a temp SQLite file and a ManualClock; with
+ * MLS_TEST_STORE=postgres on a fresh database of the test PostgreSQL instead (helpers/postgres.ts), unless the test
+ * names its own database.
+ */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { TestContext } from "node:test"
 import { toBase64Url } from "../../rpc-schema/common.js"
+import { sql } from "./db.js"
+import { serverDb } from "./postgres.js"
 import { buildApp, type ServerApp } from "../../server/app.js"
 import { ManualClock } from "../../server/clock.js"
 import { defaultConfig, type ServerConfig } from "../../server/config.js"
@@ -12,6 +18,7 @@ export interface TestServer {
   url: string
   app: ServerApp
   clock: ManualClock
+  /** The SQLite file or the PostgreSQL URL. */
   dbPath: string
   /** Closes the server and opens a new one on the same database file and port-free address. */
   restart(): Promise<void>
@@ -39,7 +46,7 @@ export async function startServer(t: TestContext, overrides: Partial<ServerConfi
   const clock = new ManualClock()
   const config: ServerConfig = {
     ...defaultConfig,
-    dbPath: join(dir, "server.db"),
+    dbPath: overrides.dbPath ?? (await serverDb(dir)),
     logLevel: "silent",
     gcIntervalMs: 0,
     clock,
@@ -96,11 +103,11 @@ export async function revokeSessions(s: TestServer, username: string): Promise<n
   const account = await s.app.store.account(username)
   let revoked = 0
   for (const d of account?.devices ?? []) {
-    const rows = s.app.store.db
-      .prepare<[string], { token_hash: Buffer; expires_at: number }>(
-        "SELECT token_hash, expires_at FROM sessions WHERE device = ?",
-      )
-      .all(d.deviceId)
+    const rows = await sql<{ token_hash: Buffer; expires_at: number }>(
+      s.app.store,
+      "SELECT token_hash, expires_at FROM sessions WHERE device = ?",
+      d.deviceId,
+    )
     const device = { deviceId: d.deviceId, userId: d.userId, handle: d.handle, clientId: d.clientId }
     for (const r of rows) await s.app.auth.logout({ device, id: toBase64Url(r.token_hash), expiresAt: r.expires_at })
     revoked += rows.length
@@ -109,11 +116,15 @@ export async function revokeSessions(s: TestServer, username: string): Promise<n
 }
 
 /** The server's report of inbox items of `username`'s first device deleted by retention and not acknowledged past. */
-export function inboxExpiredReport(s: TestServer, username: string): { count: number; through: number } | undefined {
-  return s.app.store.db
-    .prepare<[string], { count: number; through: number }>(
-      `SELECT e.count, e.through FROM inbox_expired e JOIN devices d ON d.id = e.device
-       JOIN accounts a ON a.user_id = d.user_id WHERE a.handle = ? ORDER BY d.n LIMIT 1`,
-    )
-    .get(username)
+export async function inboxExpiredReport(
+  s: TestServer,
+  username: string,
+): Promise<{ count: number; through: number } | undefined> {
+  const rows = await sql<{ count: number; through: number }>(
+    s.app.store,
+    `SELECT e.count, e.through FROM inbox_expired e JOIN devices d ON d.id = e.device
+     JOIN accounts a ON a.user_id = d.user_id WHERE a.handle = ? ORDER BY d.n LIMIT 1`,
+    username,
+  )
+  return rows[0]
 }

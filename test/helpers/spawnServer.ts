@@ -43,7 +43,8 @@ export async function spawnServer(args: string[]): Promise<ServerProcess> {
     output,
     log,
     async stop() {
-      if (child.exitCode !== null) return
+      // Exited already (by itself, or killed: a signal leaves exitCode null).
+      if (child.exitCode !== null || child.signalCode !== null) return
       child.kill("SIGTERM")
       await once(child, "close") // exited, and its stdout and stderr read to the end
     },

@@ -16,7 +16,7 @@ describe("bad input", () => {
       token: bob.token,
       json: { target: "alice" },
     })
-    const before = rowCounts(s.app.store.db)
+    const before = await rowCounts(s.app.store)
 
     const upload = `/v1/users/alice/keypackages`
     const cases: Array<[string, "POST" | "PUT" | "GET", string, HttpOptions, number, string]> = [
@@ -73,7 +73,7 @@ describe("bad input", () => {
       assert.equal(typeof r.body.error.message, "string", what)
       assert.deepEqual(Object.keys(r.body), ["error"], what)
     }
-    assert.deepEqual(rowCounts(s.app.store.db), before)
+    assert.deepEqual(await rowCounts(s.app.store), before)
     const health = await http(s.url, "GET", "/v1/health")
     assert.equal(health.status, 200, "the server keeps serving")
     const ok = await uploadKeyPackages(s.url, alice, [kps[1]!])

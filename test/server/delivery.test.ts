@@ -72,7 +72,7 @@ describe("delivery: Commits", () => {
     s.clock.advance(61_000) // carol's reservation lapses
     const bobKey = await reserve(s.url, alice!, "bob")
     const davesCarolKey = await reserve(s.url, dave!, "carol")
-    const before = rowCounts(s.app.store.db)
+    const before = await rowCounts(s.app.store)
 
     const cases: [string, (typeof bobKey)[], number, string][] = [
       ["expired", [bobKey, carolKey], 410, "reservation_expired"],
@@ -84,7 +84,7 @@ describe("delivery: Commits", () => {
       assert.equal(r.status, status, `${what}: ${JSON.stringify(r.body)}`)
       assert.equal(r.body.error.code, code, what)
     }
-    assert.deepEqual(rowCounts(s.app.store.db), before, "nothing spent, no roster change, no Welcome, no log entry")
+    assert.deepEqual(await rowCounts(s.app.store), before, "nothing spent, no roster change, no Welcome, no log entry")
     const info = await http(s.url, "GET", `/v1/groups/${g.id}`, { token: alice!.token })
     assert.deepEqual([info.body.epoch, info.body.members], [0, ["alice"]])
 
@@ -364,7 +364,7 @@ describe("delivery: batch posts", () => {
     const item = (message = fakeMessage(g.bytes, g.epoch)) => ({ message, clientId: toBase64Url(randomBytes(16)) })
     const batch = (user: TestUser, messages: { message: string; clientId: string }[]) =>
       http(s.url, "POST", `/v1/groups/${g.id}/messages/batch`, { token: user.token, json: { messages } })
-    const before = rowCounts(s.app.store.db)
+    const before = await rowCounts(s.app.store)
     const cases: [string, TestUser, { message: string; clientId: string }[], number, string, number?][] = [
       ["a Commit inside", alice!, [item(), item(), item(fakeCommit(g.bytes, 0))], 400, "malformed_message", 2],
       ["another group's message", alice!, [item(fakeMessage(other.bytes, 0)), item()], 400, "malformed_message", 0],
@@ -380,7 +380,7 @@ describe("delivery: batch posts", () => {
       assert.equal(r.body.error.code, code, what)
       if (index !== undefined) assert.equal(r.body.error.details?.index, index, what)
     }
-    assert.deepEqual(rowCounts(s.app.store.db), before, "nothing stored")
+    assert.deepEqual(await rowCounts(s.app.store), before, "nothing stored")
     assert.equal((await readLog(s.url, alice!, g)).body.lastSeq, 0)
     // The good items of a refused batch go through on their own.
     const ok = await batch(alice!, [item(), item()])
@@ -403,7 +403,7 @@ describe("delivery: bad input", () => {
     const bobStream = await StreamClient.connect(s.url, bob.token)
     t.after(() => bobStream.close())
     await bobStream.until(() => bobStream.caughtUp(), "caughtUp")
-    const before = rowCounts(s.app.store.db)
+    const before = await rowCounts(s.app.store)
     const other = newGroupId()
     const messages = `/v1/groups/${g.id}/messages`
     const commits = `/v1/groups/${g.id}/commits`
@@ -485,7 +485,7 @@ describe("delivery: bad input", () => {
     })
     assert.deepEqual([wrongToken.status, wrongToken.body.error.code], [401, "unauthenticated"])
     await assert.rejects(StreamClient.connect(s.url, "y".repeat(43)), /upgrade refused: 401/)
-    assert.deepEqual(rowCounts(s.app.store.db), before)
+    assert.deepEqual(await rowCounts(s.app.store), before)
 
     const ok = await postMessage(s.url, alice, g)
     assert.equal(ok.status, 201)

@@ -8,7 +8,7 @@ import { toBase64Url } from "../../rpc-schema/common.js"
 import { loginMessage } from "../../rpc-schema/server/http/auth.js"
 import { linkMessage } from "../../rpc-schema/server/http/devices.js"
 import { closeCodes, closeReasons } from "../../rpc-schema/server/ws.js"
-import { rowCounts } from "../helpers/db.js"
+import { count, rowCounts } from "../helpers/db.js"
 import { createGroup, postCommit, postMessage, readInbox, readLog } from "../helpers/groups.js"
 import { http } from "../helpers/http.js"
 import { fakeWelcome } from "../helpers/mls.js"
@@ -80,11 +80,11 @@ describe("accounts and devices", () => {
     const code = (await linkCode(s, alice)).body.code as string
     assert.match(code, /^[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$/)
 
-    const before = rowCounts(s.app.store.db)
+    const before = await rowCounts(s.app.store)
     const forged = await redeem(s, code, newIdentity(), "AAAA-AAAA-AAAA-AAAA")
     assert.equal(forged.status, 400)
     assert.equal(forged.body.error.code, "bad_signature")
-    assert.deepEqual(rowCounts(s.app.store.db), before, "a refused link changes nothing")
+    assert.deepEqual(await rowCounts(s.app.store), before, "a refused link changes nothing")
 
     const id = newIdentity()
     const linked = await redeem(s, code, id)
@@ -352,8 +352,8 @@ describe("accounts and devices", () => {
 
     const gone = await http(s.url, "GET", "/v1/users/alice/keypackages/status", { token: laptop.token })
     assert.equal(gone.body.error.code, "unauthenticated", "its session is revoked")
-    const keys = s.app.store.db.prepare("SELECT count(*) AS n FROM keypackages WHERE owner = ?").get(laptop.deviceId)
-    assert.deepEqual(keys, { n: 0 }, "its KeyPackages are deleted, the reserved one too")
+    const keys = await count(s.app.store, "SELECT count(*) AS n FROM keypackages WHERE owner = ?", laptop.deviceId)
+    assert.equal(keys, 0, "its KeyPackages are deleted, the reserved one too")
     const spend = await http(s.url, "POST", "/v1/keypackages/spend", {
       token: bob.token,
       json: { ref: held.body.ref, reservationId: held.body.reservationId },
@@ -411,7 +411,7 @@ describe("accounts and devices", () => {
     const s = await startServer(t)
     const alice = await newUser(s.url, "alice")
     const g = await createGroup(s.url, alice)
-    const before = rowCounts(s.app.store.db)
+    const before = await rowCounts(s.app.store)
     const cases: [string, Promise<{ status: number; body: { error: { code: string } } }>, number, string][] = [
       ["malformed link code", redeem(s, "not-a-code"), 400, "invalid_request"],
       ["unknown link code", redeem(s, "0000-0000-0000-0000"), 401, "invalid_link_code"],
@@ -473,7 +473,7 @@ describe("accounts and devices", () => {
       assert.equal(r.status, status, what)
       assert.equal(r.body.error.code, code, what)
     }
-    assert.deepEqual(rowCounts(s.app.store.db), before)
+    assert.deepEqual(await rowCounts(s.app.store), before)
     // The login message names the handle, whichever name the challenge was asked with.
     const c = await http(s.url, "POST", "/v1/sessions/challenge", { json: { username: alice.userId } })
     assert.equal(c.body.handle, "alice")

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict"
 import { describe, it } from "node:test"
+import { count, sql } from "../helpers/db.js"
 import { startServer } from "../helpers/server.js"
 import { http } from "../helpers/http.js"
 import {
@@ -314,17 +315,12 @@ describe("key directory spend", () => {
     const gc = await s.app.directory.collectGarbage()
     assert.equal(gc.expiredKeys, 3)
     assert.equal((await status(s.url, alice)).expired, 0)
-    const rows = s.app.store.db
-      .prepare(
-        "SELECT count(*) AS n FROM keypackages k JOIN devices d ON d.id = k.owner JOIN accounts a ON a.user_id = d.user_id WHERE a.handle = 'alice'",
-      )
-      .get() as {
-      n: number
-    }
-    assert.equal(rows.n, 1)
-    const audit = s.app.store.db
-      .prepare("SELECT action, count(*) AS n FROM audit GROUP BY action ORDER BY action")
-      .all()
+    const held = await count(
+      s.app.store,
+      "SELECT count(*) AS n FROM keypackages k JOIN devices d ON d.id = k.owner JOIN accounts a ON a.user_id = d.user_id WHERE a.handle = 'alice'",
+    )
+    assert.equal(held, 1)
+    const audit = await sql(s.app.store, "SELECT action, count(*) AS n FROM audit GROUP BY action ORDER BY action")
     assert.deepEqual(audit, [
       { action: "expire", n: 3 },
       { action: "reserve", n: 1 },

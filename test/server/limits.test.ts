@@ -8,6 +8,7 @@ import { describe, it } from "node:test"
 import { defaultConfig, type ServerConfig } from "../../server/config.js"
 import { createGroup, postCommit, readInbox, reserve as reserveKey } from "../helpers/groups.js"
 import { http, type HttpResult } from "../helpers/http.js"
+import { count } from "../helpers/db.js"
 import { fakeWelcome } from "../helpers/mls.js"
 import { startServer, type TestServer } from "../helpers/server.js"
 import { runServer } from "../helpers/spawnServer.js"
@@ -26,7 +27,7 @@ const reserve = (s: TestServer, by: TestUser, target: string) =>
 const challenge = (s: TestServer, username: string) =>
   http(s.url, "POST", "/v1/sessions/challenge", { json: { username } })
 
-const count = (s: TestServer, sql: string) => (s.app.store.db.prepare(sql).get() as { n: number }).n
+const rows = (s: TestServer, query: string) => count(s.app.store, query)
 
 /** A refusal of a limit: 429 rate_limited with a positive retryAfterS in the body and the Retry-After header. */
 function assertLimited(r: HttpResult, what: RegExp): void {
@@ -109,7 +110,7 @@ describe("drain resistance", () => {
     const limited = await reserve(s, requesters[3]!, "alice")
     assertLimited(limited, /too many reservations of alice's keys;/)
     assert.equal(limited.body.error.details.retryAfterS, 10)
-    assert.equal(count(s, "SELECT count(*) AS n FROM reservations"), 3, "a refusal reserves nothing")
+    assert.equal(await rows(s, "SELECT count(*) AS n FROM reservations"), 3, "a refusal reserves nothing")
     s.clock.advance(10_000)
     assert.equal((await reserve(s, requesters[3]!, "alice")).status, 201)
   })
@@ -155,7 +156,7 @@ describe("unauthenticated routes", () => {
     for (let i = 0; i < 3; i++) assert.equal((await register(s.url, `u${i}`)).status, 201)
     const limited = await register(s.url, "u3", newIdentity())
     assertLimited(limited, /registrations from this address/)
-    assert.equal(count(s, "SELECT count(*) AS n FROM accounts"), 3)
+    assert.equal(await rows(s, "SELECT count(*) AS n FROM accounts"), 3)
     s.clock.advance(60_000)
     assert.equal((await register(s.url, "u3")).status, 201)
   })
@@ -168,7 +169,7 @@ describe("unauthenticated routes", () => {
     const refused = answers.filter((a) => a.status !== 201)
     assert.equal(refused.length, 192)
     for (const r of refused) assertLimited(r, /alice has 8 unanswered challenges/)
-    assert.equal(count(s, "SELECT count(*) AS n FROM challenges"), 8)
+    assert.equal(await rows(s, "SELECT count(*) AS n FROM challenges"), 8)
     // Expired ones stop counting at once (GC deletes them later).
     s.clock.advance(60_000)
     assert.equal((await challenge(s, "alice")).status, 201)
@@ -183,7 +184,7 @@ describe("unauthenticated routes", () => {
     const limited = await challenge(s, "c")
     assertLimited(limited, /challenges from this address/)
     assert.equal(limited.body.error.details.retryAfterS, 12)
-    assert.equal(count(s, "SELECT count(*) AS n FROM challenges"), 2)
+    assert.equal(await rows(s, "SELECT count(*) AS n FROM challenges"), 2)
     // Unknown names count too: the limit runs before the lookup.
     assertLimited(await challenge(s, "nobody"), /from this address/)
   })

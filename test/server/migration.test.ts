@@ -14,6 +14,7 @@ import { fromBase64Url, toBase64Url } from "../../rpc-schema/common.js"
 import { validateKeyPackage } from "../../server/services/keyPackageValidation.js"
 import { suiteImpl } from "../../server/mls.js"
 import { migrations } from "../../server/store/migrations.js"
+import { SqliteStore } from "../../server/store/sqliteStore.js"
 import { readInbox, readLog } from "../helpers/groups.js"
 import { http } from "../helpers/http.js"
 import { fakeCommit, fakeMessage, fakeWelcome, newGroupId } from "../helpers/mls.js"
@@ -115,6 +116,7 @@ describe("server migration 6: users become accounts with one device", () => {
     })
 
     const s = await startServer(t, { dbPath, domain: "chat.example.org" })
+    assert.ok(s.app.store instanceof SqliteStore)
     const db = s.app.store.db
     assert.equal(db.pragma("user_version", { simple: true }), migrations.length)
     assert.deepEqual(db.pragma("foreign_key_check"), [])

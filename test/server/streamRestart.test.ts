@@ -6,6 +6,7 @@ import { join } from "node:path"
 import { describe, it } from "node:test"
 import { createGroup, postCommit, postMessage, readLog, reserve, type TestGroup } from "../helpers/groups.js"
 import { fakeMessage, fakeWelcome } from "../helpers/mls.js"
+import { serverDb } from "../helpers/postgres.js"
 import { spawnServer, type ServerProcess } from "../helpers/spawnServer.js"
 import { StreamClient } from "../helpers/stream.js"
 import { makeEncodedKeyPackages, newUser, uploadKeyPackages } from "../helpers/users.js"
@@ -13,7 +14,7 @@ import { makeEncodedKeyPackages, newUser, uploadKeyPackages } from "../helpers/u
 describe("stream across server restarts", () => {
   it("loses nothing acknowledged to a sender when the server is stopped by SIGTERM or SIGKILL mid-stream", async (t) => {
     const dir = mkdtempSync(join(tmpdir(), "mls-restart-"))
-    const args = ["--db", join(dir, "server.db"), "--log-level", "error", "--post-burst", "1e9", "--post-rate", "1e9"]
+    const args = ["--db", await serverDb(dir), "--log-level", "error", "--post-burst", "1e9", "--post-rate", "1e9"]
     let server: ServerProcess = await spawnServer(args)
     t.after(async () => {
       await server.stop()

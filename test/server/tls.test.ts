@@ -7,6 +7,7 @@ import { join } from "node:path"
 import { describe, it } from "node:test"
 import { Agent, request } from "undici"
 import { groupWith, registered } from "../helpers/chat.js"
+import { serverDb } from "../helpers/postgres.js"
 import { spawnServer, runServer } from "../helpers/spawnServer.js"
 
 const fixtures = join(import.meta.dirname, "..", "fixtures", "tls")
@@ -18,7 +19,7 @@ describe("server over TLS", () => {
     const dir = mkdtempSync(join(tmpdir(), "mls-tls-"))
     const server = await spawnServer([
       "--db",
-      join(dir, "server.db"),
+      await serverDb(dir),
       "--log-level",
       "error",
       "--tls-cert",

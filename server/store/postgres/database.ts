@@ -1,0 +1,199 @@
+/**
+ * The server's PostgreSQL database: a connection pool, the migrations, and `transaction`, the one way every change
+ * is made. A transaction runs at READ COMMITTED; what must not interleave is serialised by row locks (`SELECT … FOR
+ * UPDATE` on the group, the device, the key) taken inside it, and a deadlock, a serialisation failure or a
+ * unique-key race (two concurrent inserts of one key: the loser then finds the winner's row) runs it again from the
+ * start. After COMMIT it rings the doorbell (./doorbell.ts) with what it changed, so that the other
+ * instances on this database wake their streams.
+ */
+import { randomUUID } from "node:crypto"
+import pg from "pg"
+import type { InboxItem } from "../../../rpc-schema/server/http/inbox.js"
+import { SchemaTooNew } from "../../../shared/migrate.js"
+import { doorbellChannel, encodeRings, type Ring } from "./doorbell.js"
+import { pgMigrations } from "./migrations.js"
+import { PgBuckets } from "./rateBuckets.js"
+
+/** Whether a --db value names a PostgreSQL database rather than a SQLite file. */
+export const isPostgresUrl = (db: string): boolean => /^postgres(ql)?:\/\//.test(db)
+
+// BIGINT (times in ms, seqs, counts) as JS numbers: every value the server stores is below 2^53.
+const int8 = 20
+const types = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === int8 && format !== "binary"
+      ? Number
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+}
+
+/** Statement names by text: pg prepares a named statement once per connection and reuses it. */
+const statementNames = new Map<string, string>()
+function statement(text: string, values: readonly unknown[]): pg.QueryConfig {
+  let name = statementNames.get(text)
+  if (name === undefined) statementNames.set(text, (name = `s${statementNames.size}`))
+  return { name, text, values: values as unknown[] }
+}
+
+/** Bytes as pg sends them (a Buffer over the same memory). */
+export const bytes = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.length))
+
+/** Runs queries on one connection. */
+export class Queries {
+  constructor(protected readonly client: pg.ClientBase | pg.Pool) {}
+
+  async rows<T>(text: string, values: readonly unknown[] = []): Promise<T[]> {
+    return (await this.client.query<T & pg.QueryResultRow>(statement(text, values))).rows
+  }
+
+  async row<T>(text: string, values: readonly unknown[] = []): Promise<T | undefined> {
+    return (await this.rows<T>(text, values))[0]
+  }
+
+  /** Runs SQL text of several statements, without parameters (migrations). */
+  async exec(text: string): Promise<void> {
+    await this.client.query(text)
+  }
+
+  /** Runs a statement; answers how many rows it changed. */
+  async run(text: string, values: readonly unknown[] = []): Promise<number> {
+    return (await this.client.query(statement(text, values))).rowCount ?? 0
+  }
+}
+
+interface PendingItem {
+  device: string
+  kind: string
+  groupId: string | null
+  item: string
+  createdAt: number
+}
+
+/** One transaction: its queries, the inbox items it adds, and the rings it sends after COMMIT. */
+export class Tx extends Queries {
+  readonly rings: Ring[] = []
+  private readonly items: PendingItem[] = []
+
+  /** Adds `item` to the inbox of `device`: written at the end of the transaction (`writeInbox`). */
+  addInbox(device: string, item: InboxItem, now: number): void {
+    const groupId = "groupId" in item ? item.groupId : null
+    this.items.push({ device, kind: item.kind, groupId, item: JSON.stringify(item), createdAt: now })
+  }
+
+  ring(r: Ring): void {
+    this.rings.push(r)
+  }
+
+  /** Where this transaction's pending inbox items and rings stand, to undo an operation's on its savepoint. */
+  mark(): { items: number; rings: number } {
+    return { items: this.items.length, rings: this.rings.length }
+  }
+
+  /** Forgets the inbox items and rings added since `m` (their operation was rolled back to its savepoint). */
+  undoTo(m: { items: number; rings: number }): void {
+    this.items.length = m.items
+    this.rings.length = m.rings
+  }
+
+  /**
+   * Writes the inbox items added, last in the transaction: it locks the inbox head of each device (in one order, so
+   * two transactions never wait on each other's heads) and only then draws the items' ids, so that a device's ids
+   * grow in commit order and a stream past id N never misses a smaller one committed after it.
+   */
+  async writeInbox(): Promise<void> {
+    if (this.items.length === 0) return
+    const devices = [...new Set(this.items.map((i) => i.device))].sort()
+    await this.rows("SELECT device FROM inbox_heads WHERE device = ANY($1) ORDER BY device FOR UPDATE", [devices])
+    const col = <K extends keyof PendingItem>(k: K) => this.items.map((i) => i[k])
+    await this.run(
+      `INSERT INTO inbox (id, device, kind, group_id, item, created_at)
+       SELECT nextval('inbox_ids'), * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])`,
+      [col("device"), col("kind"), col("groupId"), col("item"), col("createdAt")],
+    )
+    this.ring({ k: "inbox", devices })
+  }
+}
+
+/** SQLSTATEs after which a transaction is simply run again: deadlock, serialisation failure, unique-key race. */
+export const retryable = new Set(["40P01", "40001", "23505"])
+export const sqlState = (err: unknown): string | undefined =>
+  typeof err === "object" && err !== null && "code" in err && typeof err.code === "string" ? err.code : undefined
+
+export class PgDatabase extends Queries {
+  /** Names this process in its rings, so that it skips its own (it tells its own hub directly). */
+  readonly instance = randomUUID()
+
+  private constructor(
+    readonly pool: pg.Pool,
+    /** Rate-limit buckets, on connections of their own (rateBuckets.ts). */
+    readonly buckets: PgBuckets,
+  ) {
+    super(pool)
+  }
+
+  /** Connects (a pool of `max` connections) and applies the pending migrations. */
+  static async open(url: string, max = 16): Promise<PgDatabase> {
+    const pool = new pg.Pool({ connectionString: url, max, types })
+    // An idle connection the server dropped (restart, admin): the pool discards it; the next query opens another.
+    pool.on("error", () => {})
+    const db = new PgDatabase(pool, new PgBuckets(url))
+    try {
+      await db.migrate()
+    } catch (err) {
+      await db.close()
+      throw err
+    }
+    return db
+  }
+
+  /** Applies the pending migrations under an advisory lock: instances starting together migrate once. */
+  private async migrate(): Promise<void> {
+    await this.transaction(async (tx) => {
+      await tx.run("SELECT pg_advisory_xact_lock(7183)")
+      await tx.run("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+      const current = (await tx.row<{ version: number }>("SELECT version FROM schema_version"))?.version ?? 0
+      if (current > pgMigrations.length) {
+        throw new SchemaTooNew(
+          `the database has schema version ${current}, newer than this mls-server knows (${pgMigrations.length}): ` +
+            "run a newer mls-server",
+        )
+      }
+      for (let v = current; v < pgMigrations.length; v++) await tx.exec(pgMigrations[v]!)
+      await tx.run("DELETE FROM schema_version")
+      await tx.run("INSERT INTO schema_version (version) VALUES ($1)", [pgMigrations.length])
+    })
+  }
+
+  /**
+   * Runs `fn` in one transaction and answers what it answered once COMMIT returned (durable: synchronous_commit is
+   * left on). A throw rolls everything back. Rings the doorbell after COMMIT, on the same connection.
+   */
+  async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect()
+    let broken = false
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const tx = new Tx(client)
+        await client.query("BEGIN")
+        try {
+          const value = await fn(tx)
+          await tx.writeInbox()
+          await client.query("COMMIT")
+          // A crash between COMMIT and here loses only this wake-up; see server/store/postgres/README.md.
+          for (const payload of encodeRings(this.instance, tx.rings))
+            await client.query("SELECT pg_notify($1, $2)", [doorbellChannel, payload])
+          return value
+        } catch (err) {
+          await client.query("ROLLBACK").catch(() => (broken = true))
+          if (broken || attempt >= 5 || !retryable.has(sqlState(err) ?? "")) throw err
+        }
+      }
+    } finally {
+      client.release(broken)
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.buckets.close()
+    await this.pool.end()
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The key rules that both PostgreSQL stores apply inside their transactions: spending a reserved key (the checks are
+ * ../keySpending.ts's `checkSpend`, shared with SQLite) and releasing reservations that lapsed (as ../lapses.ts does
+ * for SQLite: key back to the pool, audit, the owner's `keyReleased` item, each lapse once).
+ */
+import type { Lapse } from "../lapses.js"
+import { checkSpend, keySpentItem } from "../keySpending.js"
+import type { DeviceRef, StoredSpend } from "../types.js"
+import type { Tx } from "./database.js"
+
+export async function audit(
+  tx: Tx,
+  now: number,
+  action: string,
+  owner: string,
+  ref: string | null,
+  actor: string | null,
+  reservationId: string | null,
+): Promise<void> {
+  await tx.run("INSERT INTO audit (at, action, owner, ref, actor, reservation_id) VALUES ($1, $2, $3, $4, $5, $6)", [
+    now,
+    action,
+    owner,
+    ref,
+    actor,
+    reservationId,
+  ])
+}
+
+/** Spends `ref` under `reservationId` for `requester`, with the owner's keySpent item; throws to refuse. */
+export async function spendKey(
+  tx: Tx,
+  ref: string,
+  reservationId: string,
+  requester: DeviceRef,
+  now: number,
+): Promise<StoredSpend> {
+  // Locked: a concurrent spend of the same key or reservation waits, then sees it spent.
+  const key = await tx.row<{ owner: string; last_resort: boolean; state: string; reservation_id: string | null }>(
+    "SELECT owner, last_resort, state, reservation_id FROM keypackages WHERE ref = $1 FOR UPDATE",
+    [ref],
+  )
+  const r = await tx.row<{ ref: string; requester: string; expires_at: number; spent_at: number | null }>(
+    "SELECT ref, requester, expires_at, spent_at FROM reservations WHERE id = $1 FOR UPDATE",
+    [reservationId],
+  )
+  const lastResort = key?.last_resort === true
+  checkSpend(
+    key && { state: key.state, lastResort, reservationId: key.reservation_id },
+    r && { ref: r.ref, requester: r.requester, expiresAt: r.expires_at, spentAt: r.spent_at },
+    ref,
+    reservationId,
+    requester,
+    now,
+  )
+  const owner = key!.owner
+  // A last-resort key is never consumed (RFC 9750 practice): only its reservation is.
+  if (!lastResort) await tx.run("UPDATE keypackages SET state = 'spent', spent_at = $1 WHERE ref = $2", [now, ref])
+  await tx.run("UPDATE reservations SET spent_at = $1 WHERE id = $2", [now, reservationId])
+  await audit(tx, now, "spend", owner, ref, requester.deviceId, reservationId)
+  tx.addInbox(owner, keySpentItem(ref, requester, lastResort), now)
+  return { ref, owner, spentAt: now, lastResort }
+}
+
+/** Releases the lapsed reservations of `owner`'s keys, or of everyone's. */
+export async function releaseLapses(tx: Tx, now: number, owner?: string): Promise<Lapse[]> {
+  const open = "expires_at <= $2 AND spent_at IS NULL AND lapsed_at IS NULL"
+  const columns = "RETURNING id, ref, owner, requester, created_at"
+  type Row = { id: string; ref: string; owner: string; requester: string; created_at: number }
+  // The row lock of the UPDATE makes a concurrent release of the same reservation wait, then skip it: reported once.
+  const rows =
+    owner === undefined
+      ? await tx.rows<Row>(`UPDATE reservations SET lapsed_at = $1 WHERE ${open} ${columns}`, [now, now])
+      : await tx.rows<Row>(`UPDATE reservations SET lapsed_at = $1 WHERE owner = $3 AND ${open} ${columns}`, [
+          now,
+          now,
+          owner,
+        ])
+  const lapses: Lapse[] = []
+  for (const r of rows) {
+    // A last-resort key is never marked reserved: only ordinary keys go back to the pool.
+    await tx.run(
+      `UPDATE keypackages SET state = 'available', reservation_id = NULL, reserved_by = NULL, reserved_until = NULL
+       WHERE ref = $1 AND state = 'reserved' AND reservation_id = $2`,
+      [r.ref, r.id],
+    )
+    const key = await tx.row<{ last_resort: boolean }>("SELECT last_resort FROM keypackages WHERE ref = $1", [r.ref])
+    await audit(tx, now, "reservation_expire", r.owner, r.ref, null, r.id)
+    const names = await tx.row<{ handle: string; client_id: string }>(
+      "SELECT a.handle, d.client_id FROM devices d JOIN accounts a ON a.user_id = d.user_id WHERE d.id = $1",
+      [r.requester],
+    )
+    const by = names ? { by: names.handle, byClientId: names.client_id } : { by: r.requester }
+    const lastResort = key?.last_resort === true
+    tx.addInbox(r.owner, { kind: "keyReleased", ref: r.ref, ...by, lastResort, reservedAt: r.created_at }, now)
+    lapses.push({ owner: r.owner, ref: r.ref, requester: r.requester })
+  }
+  return lapses
+}

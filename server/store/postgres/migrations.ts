@@ -1,0 +1,218 @@
+/**
+ * Versioned schema of the server's PostgreSQL database, as for SQLite (../migrations.ts): each entry runs once, in
+ * order, in one transaction, and `schema_version` counts those applied. Never edit a shipped migration: append one.
+ * Migration 1 is the schema SQLite reached at its migration 6 (accounts and devices): PostgreSQL has no older
+ * databases to carry. Times are milliseconds (BIGINT), ids and refs TEXT, keys and messages BYTEA.
+ */
+export const pgMigrations: readonly string[] = [
+  // 1: accounts and devices, authentication, key directory, delivery service
+  `
+  CREATE TABLE accounts (
+    user_id    TEXT PRIMARY KEY,
+    handle     TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL
+  );
+
+  -- n: creation order ("oldest device first"). removed_at NULL: active.
+  CREATE TABLE devices (
+    n          BIGSERIAL PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
+    user_id    TEXT NOT NULL REFERENCES accounts(user_id),
+    client_id  TEXT NOT NULL UNIQUE,
+    login_key  BYTEA NOT NULL,
+    mls_key    BYTEA,
+    created_at BIGINT NOT NULL,
+    removed_at BIGINT
+  );
+  CREATE INDEX devices_user ON devices(user_id, n);
+  CREATE INDEX devices_login_key ON devices(login_key);
+
+  CREATE TABLE link_codes (
+    code_hash  BYTEA PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES accounts(user_id),
+    created_by TEXT NOT NULL REFERENCES devices(id),
+    expires_at BIGINT NOT NULL
+  );
+  CREATE INDEX link_codes_user ON link_codes(user_id, expires_at);
+
+  CREATE TABLE challenges (
+    id         TEXT PRIMARY KEY,
+    device     TEXT NOT NULL REFERENCES devices(id),
+    nonce      BYTEA NOT NULL,
+    expires_at BIGINT NOT NULL
+  );
+  CREATE INDEX challenges_device ON challenges(device, expires_at);
+
+  CREATE TABLE sessions (
+    token_hash BYTEA PRIMARY KEY,
+    device     TEXT NOT NULL REFERENCES devices(id),
+    expires_at BIGINT NOT NULL
+  );
+  CREATE INDEX sessions_device ON sessions(device);
+
+  -- state: available | reserved | spent | retired (a replaced last-resort key); seq: upload order
+  CREATE TABLE keypackages (
+    ref            TEXT PRIMARY KEY,
+    owner          TEXT NOT NULL REFERENCES devices(id),
+    cipher_suite   INTEGER NOT NULL,
+    data           BYTEA NOT NULL,
+    not_after      BIGINT NOT NULL,
+    last_resort    BOOLEAN NOT NULL,
+    state          TEXT NOT NULL,
+    uploaded_at    BIGINT NOT NULL,
+    seq            BIGSERIAL NOT NULL,
+    reservation_id TEXT,
+    reserved_by    TEXT,
+    reserved_until BIGINT,
+    spent_at       BIGINT
+  );
+  CREATE INDEX keypackages_pick ON keypackages(owner, cipher_suite, state, last_resort, seq);
+  CREATE INDEX keypackages_expiry ON keypackages(not_after);
+
+  -- every HPKE init key ever accepted, so that none is accepted twice (RFC 9420 §16.8)
+  CREATE TABLE init_keys (
+    init_key BYTEA PRIMARY KEY,
+    ref      TEXT NOT NULL
+  );
+
+  CREATE TABLE reservations (
+    id         TEXT PRIMARY KEY,
+    ref        TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    requester  TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    spent_at   BIGINT,
+    lapsed_at  BIGINT
+  );
+  CREATE INDEX reservations_expiry ON reservations(expires_at);
+  CREATE INDEX reservations_open ON reservations(owner, expires_at) WHERE spent_at IS NULL AND lapsed_at IS NULL;
+  CREATE INDEX reservations_open_expiry ON reservations(expires_at) WHERE spent_at IS NULL AND lapsed_at IS NULL;
+
+  CREATE TABLE audit (
+    id             BIGSERIAL PRIMARY KEY,
+    at             BIGINT NOT NULL,
+    action         TEXT NOT NULL,
+    owner          TEXT NOT NULL,
+    ref            TEXT,
+    actor          TEXT,
+    reservation_id TEXT
+  );
+  CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN RAISE EXCEPTION 'audit log is append-only'; END $$;
+  CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+
+  CREATE TABLE groups (
+    id         TEXT PRIMARY KEY,           -- MLS group id, canonical base64url
+    epoch      BIGINT NOT NULL,
+    last_seq   BIGINT NOT NULL,            -- kept here so that seqs never repeat after retention deletes entries
+    created_by TEXT NOT NULL REFERENCES devices(id),
+    created_at BIGINT NOT NULL,
+    pruned_seq BIGINT NOT NULL DEFAULT 0,  -- every entry with seq <= pruned_seq was deleted by retention
+    -- The GroupInfo of the current epoch for external joins, written by the Commit that started it (or the creation);
+    -- one of an older epoch (a Commit that carried none) is never served.
+    group_info       BYTEA,
+    group_info_epoch BIGINT
+  );
+
+  -- removed_seq NULL: on the roster. Otherwise the device may still read entries up to the removing Commit.
+  CREATE TABLE group_members (
+    group_id    TEXT NOT NULL REFERENCES groups(id),
+    device      TEXT NOT NULL REFERENCES devices(id),
+    joined_seq  BIGINT NOT NULL,
+    removed_seq BIGINT,
+    PRIMARY KEY (group_id, device)
+  );
+  CREATE INDEX group_members_device ON group_members(device);
+
+  CREATE TABLE group_log (
+    group_id    TEXT NOT NULL REFERENCES groups(id),
+    seq         BIGINT NOT NULL,
+    epoch       BIGINT NOT NULL,
+    kind        TEXT NOT NULL,             -- commit | proposal | application
+    sender      TEXT NOT NULL,             -- the device
+    data        BYTEA NOT NULL,
+    received_at BIGINT NOT NULL,
+    client_id   BYTEA,
+    PRIMARY KEY (group_id, seq)
+  );
+  CREATE INDEX group_log_age ON group_log(received_at);
+  CREATE UNIQUE INDEX group_log_client_id ON group_log(group_id, sender, client_id) WHERE client_id IS NOT NULL;
+
+  -- Inbox ids come from one sequence, drawn only while holding the device's inbox_heads row (inboxWriter.ts): a
+  -- device's ids then grow in commit order, so a reader past id N never finds a smaller id committed later.
+  CREATE SEQUENCE inbox_ids;
+  CREATE TABLE inbox_heads (
+    device TEXT PRIMARY KEY REFERENCES devices(id)
+  );
+  CREATE TABLE inbox (
+    id         BIGINT PRIMARY KEY,
+    device     TEXT NOT NULL REFERENCES devices(id),
+    kind       TEXT NOT NULL,
+    group_id   TEXT,                       -- welcome and removed items
+    item       TEXT NOT NULL,              -- the InboxItem as JSON, sent as is
+    created_at BIGINT NOT NULL
+  );
+  CREATE INDEX inbox_device ON inbox(device, id);
+  CREATE INDEX inbox_age ON inbox(created_at);
+
+  CREATE TABLE inbox_expired (
+    device  TEXT PRIMARY KEY REFERENCES devices(id),
+    count   BIGINT NOT NULL,
+    through BIGINT NOT NULL
+  );
+
+  -- rate-limit token buckets, shared by every instance (rateBuckets.ts); a full bucket is deleted
+  CREATE TABLE rate_buckets (
+    name       TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    tokens     DOUBLE PRECISION NOT NULL,
+    at         BIGINT NOT NULL,
+    burst      DOUBLE PRECISION NOT NULL,
+    per_minute DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (name, key)
+  );
+
+  -- services/rateLimiter.ts's takeTokens in one round trip: refills the buckets (locked in (name, key) order), takes
+  -- n of each if all have them; answers each bucket's wait in ms (0: it had them). The refill is rateLimiter.ts's
+  -- refill(), in SQL.
+  CREATE FUNCTION take_tokens(names TEXT[], keys TEXT[], bursts DOUBLE PRECISION[], per_minutes DOUBLE PRECISION[],
+                              n DOUBLE PRECISION, now_ms BIGINT) RETURNS DOUBLE PRECISION[] LANGUAGE plpgsql AS $$
+  DECLARE
+    i INT;
+    b RECORD;
+    held DOUBLE PRECISION[] := '{}';
+    waits DOUBLE PRECISION[] := '{}';
+    cost DOUBLE PRECISION;
+    per_ms DOUBLE PRECISION;
+    ok BOOLEAN := true;
+    ord INT[];
+  BEGIN
+    SELECT array_agg(x ORDER BY names[x] COLLATE "C", keys[x] COLLATE "C") INTO ord FROM generate_subscripts(names, 1) AS x;
+    FOREACH i IN ARRAY ord LOOP
+      INSERT INTO rate_buckets AS r (name, key, tokens, at, burst, per_minute)
+        VALUES (names[i], keys[i], bursts[i], now_ms, bursts[i], per_minutes[i])
+        ON CONFLICT (name, key) DO UPDATE SET name = excluded.name
+        RETURNING r.tokens, r.at INTO b;
+      cost := least(n, bursts[i]);
+      per_ms := per_minutes[i] / 60000;
+      held[i] := least(bursts[i], b.tokens + greatest(0, now_ms - b.at) * per_ms);
+      IF held[i] >= cost THEN
+        waits[i] := 0;
+      ELSE
+        ok := false;
+        waits[i] := CASE WHEN per_ms > 0 THEN ceil((cost - held[i]) / per_ms) ELSE 'Infinity' END;
+      END IF;
+    END LOOP;
+    IF ok THEN
+      FOREACH i IN ARRAY ord LOOP
+        UPDATE rate_buckets SET tokens = held[i] - least(n, bursts[i]), at = now_ms, burst = bursts[i],
+                                per_minute = per_minutes[i]
+          WHERE name = names[i] AND key = keys[i];
+      END LOOP;
+    END IF;
+    RETURN waits;
+  END $$;
+  `,
+]
