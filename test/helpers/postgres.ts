@@ -60,18 +60,23 @@ async function startCluster(): Promise<string> {
   // its own copy of the binaries and their libraries in the open temp dir.
   const binaries = user ? reachableCopy(installed, dir) : installed
   const asUser = user ?? {}
+  // The postgres user may not be able to reach node_modules (CI clones into a 0700 temp dir): it runs a copy of the
+  // binaries (bin, lib and share, as laid out in the package) from the cluster's dir.
+  const native = dirname(dirname(binaries.postgres))
+  const bin = user ? join(dir, "pg", "bin") : join(native, "bin")
+  if (user) cpSync(native, join(dir, "pg"), { recursive: true, verbatimSymlinks: true })
   mkdirSync(dataDir)
   if (user) chownSync(dataDir, user.uid, user.gid)
   // Trust on loopback only: a throw-away cluster of this process. --no-sync spares initdb's final flush; the server
   // then runs with fsync and synchronous_commit on, as in production.
-  execFileSync(binaries.initdb, ["-D", dataDir, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync"], {
+  execFileSync(join(bin, "initdb"), ["-D", dataDir, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync"], {
     ...asUser,
     cwd: dir,
     stdio: "ignore",
   })
   const port = await freePort()
   const flags = ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=400"]
-  const server = spawn(binaries.postgres, ["-D", dataDir, "-p", String(port), ...flags], {
+  const server = spawn(join(bin, "postgres"), ["-D", dataDir, "-p", String(port), ...flags], {
     ...asUser,
     cwd: dir,
     stdio: "ignore",
