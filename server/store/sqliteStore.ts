@@ -23,7 +23,8 @@ import { sameBytes } from "../../shared/bytes.js"
 import { WriteBatcher } from "./writeBatcher.js"
 import { MemoryBuckets, type BucketRequest } from "../services/rateLimiter.js"
 
-interface DeviceRow {
+/** A device row with its account's handle, as both stores read it (postgres/pgStore.ts too). */
+export interface DeviceRow {
   id: string
   user_id: string
   client_id: string
@@ -35,10 +36,11 @@ interface DeviceRow {
 }
 
 /** DeviceRow's columns of `devices d` joined with its account `a` (`deviceFrom`). */
-const deviceColumns = "d.id, d.user_id, d.client_id, a.handle, d.login_key, d.mls_key, d.created_at, d.removed_at"
-const deviceFrom = "FROM devices d JOIN accounts a ON a.user_id = d.user_id"
+export const deviceColumns =
+  "d.id, d.user_id, d.client_id, a.handle, d.login_key, d.mls_key, d.created_at, d.removed_at"
+export const deviceFrom = "FROM devices d JOIN accounts a ON a.user_id = d.user_id"
 
-const toDevice = (r: DeviceRow): StoredDevice => ({
+export const toDevice = (r: DeviceRow): StoredDevice => ({
   deviceId: r.id,
   userId: r.user_id,
   handle: r.handle,

@@ -24,34 +24,10 @@ import type {
   StoredSpend,
   ValidKeyPackage,
 } from "../types.js"
+import { deviceColumns, deviceFrom, toDevice, type DeviceRow } from "../sqliteStore.js"
 import { bytes, PgDatabase, type Tx } from "./database.js"
 import { audit, releaseLapses, spendKey } from "./keys.js"
 import type { BucketRequest } from "../../services/rateLimiter.js"
-
-interface DeviceRow {
-  id: string
-  user_id: string
-  client_id: string
-  handle: string
-  login_key: Buffer
-  mls_key: Buffer | null
-  created_at: number
-  removed_at: number | null
-}
-
-const deviceColumns = "d.id, d.user_id, d.client_id, a.handle, d.login_key, d.mls_key, d.created_at, d.removed_at"
-const deviceFrom = "FROM devices d JOIN accounts a ON a.user_id = d.user_id"
-
-const toDevice = (r: DeviceRow): StoredDevice => ({
-  deviceId: r.id,
-  userId: r.user_id,
-  handle: r.handle,
-  clientId: r.client_id,
-  loginKey: new Uint8Array(r.login_key),
-  mlsKey: r.mls_key && new Uint8Array(r.mls_key),
-  createdAt: r.created_at,
-  removedAt: r.removed_at,
-})
 
 interface AccountRow {
   user_id: string
