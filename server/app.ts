@@ -42,7 +42,11 @@ export interface ServerApp {
  * The stores of `config.dbPath`. On PostgreSQL the hub also hears, through the doorbell, what the other instances on
  * the same database stored; SQLite has one instance per file, whose services tell the hub themselves.
  */
-async function openStores(config: ServerConfig, hub: StreamHub, log: (err: unknown) => void) {
+async function openStores(
+  config: ServerConfig,
+  hub: StreamHub,
+  log: { listenerLost: (err: unknown) => void; ringLost: (err: unknown) => void },
+) {
   if (!isPostgresUrl(config.dbPath)) {
     const store = new SqliteStore(config.dbPath, config.domain)
     // The delivery store shares the database and its one WriteBatcher: a Commit spends keys and
@@ -54,8 +58,9 @@ async function openStores(config: ServerConfig, hub: StreamHub, log: (err: unkno
     }
   }
   const store = await PgStore.open(config.dbPath)
+  store.db.doorbell.onError = log.ringLost
   try {
-    const doorbell = await DoorbellListener.start(config.dbPath, store.db.instance, hub, log)
+    const doorbell = await DoorbellListener.start(config.dbPath, store.db.instance, hub, log.listenerLost)
     const close = async () => {
       await doorbell.close()
       await store.close()
@@ -87,7 +92,10 @@ export async function buildApp(config: ServerConfig): Promise<ServerApp> {
   const http = config.tls
     ? (Fastify({ ...options, https: config.tls }) as unknown as FastifyInstance)
     : Fastify(options)
-  const stores = await openStores(config, hub, (err) => http.log.warn({ err }, "doorbell connection lost"))
+  const stores = await openStores(config, hub, {
+    listenerLost: (err) => http.log.warn({ err }, "doorbell connection lost"),
+    ringLost: (err) => http.log.warn({ err }, "doorbell ring not sent: other instances wake at the next one"),
+  })
   const store = stores.store
   const events = new DirectoryEvents()
   const auth = new AuthService(

@@ -10,7 +10,7 @@ import { randomUUID } from "node:crypto"
 import pg from "pg"
 import type { InboxItem } from "../../../rpc-schema/server/http/inbox.js"
 import { SchemaTooNew } from "../../../shared/migrate.js"
-import { doorbellChannel, encodeRings, type Ring } from "./doorbell.js"
+import { DoorbellSender, type Ring } from "./doorbell.js"
 import { pgMigrations } from "./migrations.js"
 import { PgBuckets } from "./rateBuckets.js"
 
@@ -119,13 +119,14 @@ export const sqlState = (err: unknown): string | undefined =>
   typeof err === "object" && err !== null && "code" in err && typeof err.code === "string" ? err.code : undefined
 
 export class PgDatabase extends Queries {
-  /** Names this process in its rings, so that it skips its own (it tells its own hub directly). */
-  readonly instance = randomUUID()
-
   private constructor(
+    /** Names this process in its rings, so that it skips its own (it tells its own hub directly). */
+    readonly instance: string,
     readonly pool: pg.Pool,
     /** Rate-limit buckets, on connections of their own (rateBuckets.ts). */
     readonly buckets: PgBuckets,
+    /** Rings the other instances after each COMMIT. */
+    readonly doorbell: DoorbellSender,
   ) {
     super(pool)
   }
@@ -135,7 +136,8 @@ export class PgDatabase extends Queries {
     const pool = new pg.Pool({ connectionString: url, max, types })
     // An idle connection the server dropped (restart, admin): the pool discards it; the next query opens another.
     pool.on("error", () => {})
-    const db = new PgDatabase(pool, new PgBuckets(url))
+    const instance = randomUUID()
+    const db = new PgDatabase(instance, pool, new PgBuckets(url), new DoorbellSender(url, instance))
     try {
       await db.migrate()
     } catch (err) {
@@ -170,6 +172,7 @@ export class PgDatabase extends Queries {
   async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     const client = await this.pool.connect()
     let broken = false
+    let released = false
     try {
       for (let attempt = 1; ; attempt++) {
         const tx = new Tx(client)
@@ -178,9 +181,10 @@ export class PgDatabase extends Queries {
           const value = await fn(tx)
           await tx.writeInbox()
           await client.query("COMMIT")
+          client.release()
+          released = true
           // A crash between COMMIT and here loses only this wake-up; see server/store/postgres/README.md.
-          for (const payload of encodeRings(this.instance, tx.rings))
-            await client.query("SELECT pg_notify($1, $2)", [doorbellChannel, payload])
+          await this.doorbell.send(tx.rings)
           return value
         } catch (err) {
           await client.query("ROLLBACK").catch(() => (broken = true))
@@ -188,12 +192,13 @@ export class PgDatabase extends Queries {
         }
       }
     } finally {
-      client.release(broken)
+      if (!released) client.release(broken)
     }
   }
 
   async close(): Promise<void> {
     await this.buckets.close()
+    await this.doorbell.close()
     await this.pool.end()
   }
 }

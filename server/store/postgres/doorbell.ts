@@ -70,6 +70,56 @@ export function encodeRings(instance: string, rings: readonly Ring[]): string[] 
   return payloads
 }
 
+/**
+ * Sends this instance's rings, on a connection of its own whose commits do not wait for the WAL flush. A NOTIFY is a
+ * transaction of its own after the COMMIT it reports, and PostgreSQL serialises notifying transactions through their
+ * commit: waiting for a flush there would queue every write of every instance behind the disk, one flush per ring.
+ * A ring is a wake-up, not data (see the module comment), so its durability is not needed. Rings handed in while one
+ * NOTIFY is in flight go together in the next one.
+ */
+export class DoorbellSender {
+  private readonly client: pg.Pool
+  private queued: Ring[] = []
+  private next: Promise<void> | undefined
+  /** Told of a ring that could not be sent (the connection failed): the change is stored, one wake-up lost. */
+  onError: (err: unknown) => void = () => {}
+
+  constructor(
+    url: string,
+    private readonly instance: string,
+  ) {
+    this.client = new pg.Pool({ connectionString: url, max: 1, options: "-c synchronous_commit=off" })
+    this.client.on("error", () => {})
+  }
+
+  /** Sends `rings` with whatever else is queued; resolves once PostgreSQL took them (or failed to: never rejects). */
+  send(rings: readonly Ring[]): Promise<void> {
+    if (rings.length === 0) return Promise.resolve()
+    this.queued.push(...rings)
+    this.next ??= this.flushSoon()
+    return this.next
+  }
+
+  private async flushSoon(): Promise<void> {
+    // Let the transactions that commit in this turn of the event loop join the batch.
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    const rings = this.queued
+    this.queued = []
+    this.next = undefined
+    try {
+      for (const payload of encodeRings(this.instance, rings)) {
+        await this.client.query({ name: "ring", text: "SELECT pg_notify($1, $2)", values: [doorbellChannel, payload] })
+      }
+    } catch (err) {
+      this.onError(err)
+    }
+  }
+
+  close(): Promise<void> {
+    return this.client.end()
+  }
+}
+
 /** Listens on its own connection (not the pool's) and hands other instances' rings to `handler`. */
 export class DoorbellListener {
   private client: pg.Client | undefined
