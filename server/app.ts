@@ -13,7 +13,7 @@ import { DeviceService } from "./services/devices.js"
 import { DirectoryService } from "./services/directory.js"
 import { DirectoryEvents } from "./services/events.js"
 import { isPostgresUrl } from "./store/postgres/database.js"
-import { DoorbellListener } from "./store/postgres/doorbell.js"
+import { DoorbellListener, type Ring } from "./store/postgres/doorbell.js"
 import { PgDeliveryStore } from "./store/postgres/pgDeliveryStore.js"
 import { PgStore } from "./store/postgres/pgStore.js"
 import { SqliteDeliveryStore } from "./store/sqliteDeliveryStore.js"
@@ -60,7 +60,18 @@ async function openStores(
   const store = await PgStore.open(config.dbPath)
   store.db.doorbell.onError = log.ringLost
   try {
-    const doorbell = await DoorbellListener.start(config.dbPath, store.db.instance, hub, log.listenerLost)
+    // The store first: a stream the hub checks again must not find a revoked session in the store's cache.
+    const heard = {
+      ring: (r: Ring) => {
+        store.heard(r)
+        hub.ring(r)
+      },
+      wakeAll: () => {
+        store.missedRings()
+        hub.wakeAll()
+      },
+    }
+    const doorbell = await DoorbellListener.start(config.dbPath, store.db.instance, heard, log.listenerLost)
     const close = async () => {
       await doorbell.close()
       await store.close()

@@ -297,6 +297,28 @@ describe("key directory spend", () => {
     assert.equal((await spend(s.url, carol, ref, again.body.reservationId)).status, 200)
   })
 
+  it("tells the owner of each reservation, release and spend of its key, in order and field by field", async (t) => {
+    const { s, alice, bob, carol, ref } = await reserved(t)
+    const reservedAt = s.clock.now()
+    s.clock.advance(60_001)
+    const again = await reserve(s.url, carol, "alice") // releases bob's lapsed reservation, then takes the key again
+    assert.equal(again.body.ref, ref)
+    assert.equal((await spend(s.url, carol, ref, again.body.reservationId)).status, 200)
+    const inbox = await http(s.url, "GET", "/v1/inbox", { token: alice.token })
+    const by = (u: TestUser & { clientId: string }) => ({ by: u.name, byClientId: u.clientId })
+    assert.deepEqual(
+      inbox.body.items.map((i: { item: unknown }) => i.item),
+      [
+        { kind: "keyReserved", ref, ...by(bob), lastResort: false, remainingAvailable: 1 },
+        { kind: "poolLow", available: 1 },
+        { kind: "keyReleased", ref, ...by(bob), lastResort: false, reservedAt },
+        { kind: "keyReserved", ref, ...by(carol), lastResort: false, remainingAvailable: 1 },
+        { kind: "poolLow", available: 1 },
+        { kind: "keySpent", ref, ...by(carol), lastResort: false },
+      ],
+    )
+  })
+
   it("never hands out an expired key and garbage-collects it", async (t) => {
     const s = await startServer(t, { sessionTtlMs: 30 * day })
     const alice = await newUser(s.url, "alice")

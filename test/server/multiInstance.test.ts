@@ -142,14 +142,19 @@ describe("several instances on one PostgreSQL", () => {
     await newUser(b.url, "u4")
   })
 
-  it("closes a stream on one instance when its session is revoked on the other", async (t) => {
+  it("closes a stream on one instance when its session is revoked on the other, and refuses the token there", async (t) => {
     const [a, b] = await twoInstances(t)
     const alice = await newUser(a.url, "alice")
+    const inbox = () => http(b.url, "GET", "/v1/inbox", { token: alice.token })
+    assert.equal((await inbox()).status, 200, "B knows (and keeps) the session")
     const stream = await StreamClient.connect(b.url, alice.token)
     await stream.until(() => stream.frames.some((f) => f.type === "caughtUp"), "caught up")
     assert.equal((await http(a.url, "DELETE", "/v1/sessions", { token: alice.token })).status, 200)
     await stream.until(() => stream.closed, "the stream on B closes")
     assert.equal(stream.closeCode, 4001)
+    const after = await inbox()
+    assert.equal(after.status, 401, "B heard the revocation before closing the stream")
+    assert.equal(after.body.error.code, "unauthenticated")
   })
 
   it("lets daemons on different instances chat and invite each other", async (t) => {

@@ -72,6 +72,8 @@ interface PendingItem {
 export class Tx extends Queries {
   readonly rings: Ring[] = []
   private readonly items: PendingItem[] = []
+  /** How many of `items` are written (`writeInbox`). */
+  private written = 0
 
   /** Adds `item` to the inbox of `device`: written at the end of the transaction (`writeInbox`). */
   addInbox(device: string, item: InboxItem, now: number): void {
@@ -90,26 +92,31 @@ export class Tx extends Queries {
 
   /** Forgets the inbox items and rings added since `m` (their operation was rolled back to its savepoint). */
   undoTo(m: { items: number; rings: number }): void {
+    // Items written since were rolled back with the savepoint too.
     this.items.length = m.items
+    this.written = Math.min(this.written, m.items)
     this.rings.length = m.rings
   }
 
   /**
-   * Writes the inbox items added, last in the transaction: it locks the inbox head of each device (in one order, so
-   * two transactions never wait on each other's heads) and only then draws the items' ids, so that a device's ids
-   * grow in commit order and a stream past id N never misses a smaller one committed after it.
+   * Writes the inbox items added since the last write (migrations.ts's `inbox_write`): it locks the inbox head of
+   * each device (in one order, so two transactions never wait on each other's heads) and only then draws the items'
+   * ids, so that a device's ids grow in commit order and a stream past id N never misses a smaller one committed after
+   * it. Called last in the transaction, and before a statement that writes items itself and must come after these.
    */
   async writeInbox(): Promise<void> {
-    if (this.items.length === 0) return
-    const devices = [...new Set(this.items.map((i) => i.device))].sort()
-    await this.rows("SELECT device FROM inbox_heads WHERE device = ANY($1) ORDER BY device FOR UPDATE", [devices])
-    const col = <K extends keyof PendingItem>(k: K) => this.items.map((i) => i[k])
-    await this.run(
-      `INSERT INTO inbox (id, device, kind, group_id, item, created_at)
-       SELECT nextval('inbox_ids'), * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])`,
-      [col("device"), col("kind"), col("groupId"), col("item"), col("createdAt")],
-    )
-    this.ring({ k: "inbox", devices })
+    const items = this.items.slice(this.written)
+    if (items.length === 0) return
+    this.written = this.items.length
+    const col = <K extends keyof PendingItem>(k: K) => items.map((i) => i[k])
+    await this.run("SELECT inbox_write($1, $2, $3, $4, $5)", [
+      col("device"),
+      col("kind"),
+      col("groupId"),
+      col("item"),
+      col("createdAt"),
+    ])
+    this.ring({ k: "inbox", devices: [...new Set(col("device"))] })
   }
 }
 
@@ -167,7 +174,7 @@ export class PgDatabase extends Queries {
 
   /**
    * Runs `fn` in one transaction and answers what it answered once COMMIT returned (durable: synchronous_commit is
-   * left on). A throw rolls everything back. Rings the doorbell after COMMIT, on the same connection.
+   * left on). A throw rolls everything back. Rings the doorbell after COMMIT.
    */
   async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     const client = await this.pool.connect()
@@ -193,6 +200,22 @@ export class PgDatabase extends Queries {
       }
     } finally {
       if (!released) client.release(broken)
+    }
+  }
+
+  /**
+   * Runs one statement that is a whole change by itself (a function of migrations.ts, committed on its own), again
+   * on the same failures as a transaction; then rings what `rings` makes of its rows.
+   */
+  async change<T>(text: string, values: readonly unknown[], rings: (rows: T[]) => Ring[]): Promise<T[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const rows = await this.rows<T>(text, values)
+        await this.doorbell.send(rings(rows))
+        return rows
+      } catch (err) {
+        if (attempt >= 5 || !retryable.has(sqlState(err) ?? "")) throw err
+      }
     }
   }
 

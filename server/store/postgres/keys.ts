@@ -27,7 +27,53 @@ export async function audit(
   ])
 }
 
-/** Spends `ref` under `reservationId` for `requester`, with the owner's keySpent item; throws to refuse. */
+/** What migrations.ts's `spend_key` answers: whether it spent, and else what it found locked. */
+export interface SpendRow {
+  spent: boolean
+  owner: string | null
+  key_state: string | null
+  last_resort: boolean | null
+  key_reservation: string | null
+  r_ref: string | null
+  r_requester: string | null
+  r_expires: number | null
+  r_spent: number | null
+}
+
+/** `spend_key`'s call: the key to spend, who spends it, and whether the function writes the owner's item itself. */
+export const spendKeyCall = (ref: string, reservationId: string, requester: DeviceRef, now: number, item: boolean) =>
+  [
+    "SELECT * FROM spend_key($1, $2, $3, $4, $5, $6, $7)",
+    [ref, reservationId, requester.deviceId, requester.handle, requester.clientId, now, item],
+  ] as const
+
+/** The spend `spend_key` answered, or the refusal checkSpend names for what it found (it changed nothing then). */
+export function spendOutcome(
+  r: SpendRow,
+  ref: string,
+  reservationId: string,
+  requester: DeviceRef,
+  now: number,
+): StoredSpend {
+  if (!r.spent) {
+    checkSpend(
+      r.owner === null
+        ? undefined
+        : { state: r.key_state!, lastResort: r.last_resort!, reservationId: r.key_reservation },
+      r.r_ref === null
+        ? undefined
+        : { ref: r.r_ref, requester: r.r_requester!, expiresAt: r.r_expires!, spentAt: r.r_spent },
+      ref,
+      reservationId,
+      requester,
+      now,
+    )
+    throw new Error(`spend_key refused the spend of ${ref} that checkSpend allows`)
+  }
+  return { ref, owner: r.owner!, spentAt: now, lastResort: r.last_resort! }
+}
+
+/** Spends `ref` under `reservationId` for `requester` inside `tx`, with the owner's keySpent item; throws to refuse. */
 export async function spendKey(
   tx: Tx,
   ref: string,
@@ -36,30 +82,10 @@ export async function spendKey(
   now: number,
 ): Promise<StoredSpend> {
   // Locked: a concurrent spend of the same key or reservation waits, then sees it spent.
-  const key = await tx.row<{ owner: string; last_resort: boolean; state: string; reservation_id: string | null }>(
-    "SELECT owner, last_resort, state, reservation_id FROM keypackages WHERE ref = $1 FOR UPDATE",
-    [ref],
-  )
-  const r = await tx.row<{ ref: string; requester: string; expires_at: number; spent_at: number | null }>(
-    "SELECT ref, requester, expires_at, spent_at FROM reservations WHERE id = $1 FOR UPDATE",
-    [reservationId],
-  )
-  const lastResort = key?.last_resort === true
-  checkSpend(
-    key && { state: key.state, lastResort, reservationId: key.reservation_id },
-    r && { ref: r.ref, requester: r.requester, expiresAt: r.expires_at, spentAt: r.spent_at },
-    ref,
-    reservationId,
-    requester,
-    now,
-  )
-  const owner = key!.owner
-  // A last-resort key is never consumed (RFC 9750 practice): only its reservation is.
-  if (!lastResort) await tx.run("UPDATE keypackages SET state = 'spent', spent_at = $1 WHERE ref = $2", [now, ref])
-  await tx.run("UPDATE reservations SET spent_at = $1 WHERE id = $2", [now, reservationId])
-  await audit(tx, now, "spend", owner, ref, requester.deviceId, reservationId)
-  tx.addInbox(owner, keySpentItem(ref, requester, lastResort), now)
-  return { ref, owner, spentAt: now, lastResort }
+  const row = await tx.row<SpendRow>(...spendKeyCall(ref, reservationId, requester, now, false))
+  const spend = spendOutcome(row!, ref, reservationId, requester, now)
+  tx.addInbox(spend.owner, keySpentItem(ref, requester, spend.lastResort), now)
+  return spend
 }
 
 /** Releases the lapsed reservations of `owner`'s keys, or of everyone's. */

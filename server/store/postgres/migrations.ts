@@ -215,4 +215,115 @@ export const pgMigrations: readonly string[] = [
     RETURN waits;
   END $$;
   `,
+
+  // 2: the key directory's reserve and spend, and the inbox write, as functions: one round trip each instead of ten
+  // (pgStore.ts says when the store calls them). Each does what the TypeScript it replaces did, in the same order.
+  `
+  -- Tx.writeInbox: locks the inbox heads of the devices (sorted, so that two writers never wait on each other), then
+  -- draws the items' ids, so that a device's ids grow in commit order.
+  CREATE FUNCTION inbox_write(devices TEXT[], kinds TEXT[], group_ids TEXT[], items TEXT[], created BIGINT[])
+    RETURNS VOID LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM 1 FROM inbox_heads WHERE device = ANY(devices) ORDER BY device FOR UPDATE;
+    INSERT INTO inbox (id, device, kind, group_id, item, created_at)
+      SELECT nextval('inbox_ids'), * FROM unnest(devices, kinds, group_ids, items, created);
+  END $$;
+
+  -- PgStore.reserve when none of the owners has a lapsed reservation to release (it raises MLSLP then, changing
+  -- nothing, and the store takes the path that releases them). One key per owner: the oldest available ordinary key
+  -- not locked by another reserver, else the last-resort key; a reservation, the audit row and the owner's
+  -- keyReserved item (and poolLow below the watermark) for each. Answers the owners that got one; none: nothing changed.
+  CREATE FUNCTION reserve_keys(owners TEXT[], suite INTEGER, requester TEXT, by_handle TEXT, by_client TEXT,
+                               ids TEXT[], now_ms BIGINT, expires BIGINT, low_watermark INTEGER)
+    RETURNS TABLE (owner TEXT, ref TEXT, data BYTEA, reservation_id TEXT, last_resort BOOLEAN, remaining INTEGER)
+    LANGUAGE plpgsql AS $$
+  DECLARE
+    i INT;
+    k RECORD;
+    devs TEXT[] := '{}';
+    kinds TEXT[] := '{}';
+    items TEXT[] := '{}';
+  BEGIN
+    IF EXISTS (SELECT 1 FROM reservations r WHERE r.owner = ANY(owners) AND r.expires_at <= now_ms
+               AND r.spent_at IS NULL AND r.lapsed_at IS NULL) THEN
+      RAISE EXCEPTION 'lapsed reservations to release first' USING ERRCODE = 'MLSLP';
+    END IF;
+    FOR i IN 1 .. cardinality(owners) LOOP
+      last_resort := false;
+      UPDATE keypackages AS kp SET state = 'reserved', reservation_id = ids[i], reserved_by = requester,
+                                   reserved_until = expires
+        WHERE kp.ref = (SELECT p.ref FROM keypackages p
+                        WHERE p.owner = owners[i] AND p.cipher_suite = suite AND p.state = 'available'
+                          AND NOT p.last_resort AND p.not_after > now_ms
+                        ORDER BY p.seq LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING kp.ref, kp.data INTO k;
+      IF NOT FOUND THEN
+        SELECT p.ref, p.data INTO k FROM keypackages p
+          WHERE p.owner = owners[i] AND p.cipher_suite = suite AND p.last_resort AND p.state = 'available'
+            AND p.not_after > now_ms;
+        CONTINUE WHEN NOT FOUND;
+        last_resort := true;
+      END IF;
+      INSERT INTO reservations (id, ref, owner, requester, created_at, expires_at)
+        VALUES (ids[i], k.ref, owners[i], requester, now_ms, expires);
+      INSERT INTO audit (at, action, owner, ref, actor, reservation_id)
+        VALUES (now_ms, 'reserve', owners[i], k.ref, requester, ids[i]);
+      SELECT count(*) INTO remaining FROM keypackages p
+        WHERE p.owner = owners[i] AND p.cipher_suite = suite AND p.state = 'available' AND NOT p.last_resort
+          AND p.not_after > now_ms;
+      devs := devs || owners[i];
+      kinds := kinds || 'keyReserved'::TEXT;
+      items := items || json_build_object('kind', 'keyReserved', 'ref', k.ref, 'by', by_handle,
+                                          'byClientId', by_client, 'lastResort', last_resort,
+                                          'remainingAvailable', remaining)::TEXT;
+      IF remaining < low_watermark THEN
+        devs := devs || owners[i];
+        kinds := kinds || 'poolLow'::TEXT;
+        items := items || json_build_object('kind', 'poolLow', 'available', remaining)::TEXT;
+      END IF;
+      owner := owners[i];
+      ref := k.ref;
+      data := k.data;
+      reservation_id := ids[i];
+      RETURN NEXT;
+    END LOOP;
+    IF cardinality(devs) > 0 THEN
+      PERFORM inbox_write(devs, kinds, array_fill(NULL::TEXT, ARRAY[cardinality(devs)]), items,
+                          array_fill(now_ms, ARRAY[cardinality(devs)]));
+    END IF;
+  END $$;
+
+  -- keys.ts's spendKey: locks the key and the reservation; when checkSpend (../keySpending.ts) would let the spend
+  -- through, spends them (a last-resort key only its reservation), with the audit row, the owner's keySpent item if
+  -- write_item (a transaction that goes on writes it last, with its other items), and answers spent = true.
+  -- Otherwise changes nothing and answers what it locked, for checkSpend to name the refusal.
+  CREATE FUNCTION spend_key(key_ref TEXT, rid TEXT, requester TEXT, by_handle TEXT, by_client TEXT, now_ms BIGINT,
+                            write_item BOOLEAN)
+    RETURNS TABLE (spent BOOLEAN, owner TEXT, key_state TEXT, last_resort BOOLEAN, key_reservation TEXT,
+                   r_ref TEXT, r_requester TEXT, r_expires BIGINT, r_spent BIGINT)
+    LANGUAGE plpgsql AS $$
+  BEGIN
+    SELECT kp.owner, kp.state, kp.last_resort, kp.reservation_id INTO owner, key_state, last_resort, key_reservation
+      FROM keypackages kp WHERE kp.ref = key_ref FOR UPDATE;
+    SELECT r.ref, r.requester, r.expires_at, r.spent_at INTO r_ref, r_requester, r_expires, r_spent
+      FROM reservations r WHERE r.id = rid FOR UPDATE;
+    spent := coalesce(owner IS NOT NULL AND r_ref = key_ref AND r_requester = requester AND key_state <> 'spent'
+                      AND r_spent IS NULL AND r_expires > now_ms AND (last_resort OR key_reservation = rid), false);
+    IF spent THEN
+      IF NOT last_resort THEN
+        UPDATE keypackages SET state = 'spent', spent_at = now_ms WHERE ref = key_ref;
+      END IF;
+      UPDATE reservations SET spent_at = now_ms WHERE id = rid;
+      INSERT INTO audit (at, action, owner, ref, actor, reservation_id)
+        VALUES (now_ms, 'spend', owner, key_ref, requester, rid);
+      IF write_item THEN
+        PERFORM inbox_write(ARRAY[owner], ARRAY['keySpent'], ARRAY[NULL::TEXT],
+                            ARRAY[json_build_object('kind', 'keySpent', 'ref', key_ref, 'by', by_handle,
+                                                    'byClientId', by_client, 'lastResort', last_resort)::TEXT],
+                            ARRAY[now_ms]);
+      END IF;
+    END IF;
+    RETURN NEXT;
+  END $$;
+  `,
 ]

@@ -25,8 +25,10 @@ import type {
   ValidKeyPackage,
 } from "../types.js"
 import { deviceColumns, deviceFrom, toDevice, type DeviceRow } from "../sqliteStore.js"
-import { bytes, PgDatabase, type Tx } from "./database.js"
-import { audit, releaseLapses, spendKey } from "./keys.js"
+import { bytes, PgDatabase, sqlState, type Tx } from "./database.js"
+import type { Ring } from "./doorbell.js"
+import { SessionCache } from "./sessionCache.js"
+import { audit, releaseLapses, spendKeyCall, spendOutcome, type SpendRow } from "./keys.js"
 import type { BucketRequest } from "../../services/rateLimiter.js"
 
 interface AccountRow {
@@ -35,7 +37,24 @@ interface AccountRow {
   created_at: number
 }
 
+/** A row of migrations.ts's `reserve_keys`. */
+interface ReservedRow {
+  owner: string
+  ref: string
+  data: Buffer
+  reservation_id: string
+  last_resort: boolean
+  remaining: number
+}
+
+/** The SQLSTATE `reserve_keys` raises when an owner has lapsed reservations to release first. */
+const lapsesFirst = "MLSLP"
+
+const noKeyAvailable = () => new AppError("no_keypackage_available", "no KeyPackage available")
+
 export class PgStore implements ServerStore {
+  private readonly sessions = new SessionCache()
+
   private constructor(readonly db: PgDatabase) {}
 
   static async open(url: string): Promise<PgStore> {
@@ -82,11 +101,19 @@ export class PgStore implements ServerStore {
     return q.rows<DeviceRow>(`SELECT ${deviceColumns} ${deviceFrom} WHERE d.user_id = $1 ORDER BY d.n`, [userId])
   }
 
+  /** The account and its devices in one statement: every reservation and key lookup starts here. */
   async account(ref: string): Promise<StoredAccount | undefined> {
-    const a = await this.accountRow(this.db, ref)
+    const rows = await this.db.rows<DeviceRow & { account_id: string; account_created: number }>(
+      `WITH a AS (SELECT user_id, handle, created_at FROM accounts
+                  WHERE handle = $1 OR user_id = $1 ORDER BY handle = $1 DESC LIMIT 1)
+       SELECT a.user_id AS account_id, a.created_at AS account_created, ${deviceColumns}
+       FROM a LEFT JOIN devices d ON d.user_id = a.user_id ORDER BY d.n`,
+      [ref],
+    )
+    const a = rows[0]
     if (!a) return undefined
-    const devices = (await this.devicesOf(this.db, a.user_id)).map(toDevice)
-    return { userId: a.user_id, handle: a.handle, createdAt: a.created_at, devices }
+    const devices = rows.filter((r) => r.id !== null).map(toDevice)
+    return { userId: a.account_id, handle: a.handle, createdAt: a.account_created, devices }
   }
 
   async device(deviceId: string): Promise<StoredDevice | undefined> {
@@ -171,9 +198,9 @@ export class PgStore implements ServerStore {
     })
   }
 
-  removeDevice(by: DeviceRef, deviceId: string, now: number): Promise<DeviceRemoval> {
+  async removeDevice(by: DeviceRef, deviceId: string, now: number): Promise<DeviceRemoval> {
     const userId = by.userId
-    return this.db.transaction(async (tx): Promise<DeviceRemoval> => {
+    const removal = await this.db.transaction(async (tx): Promise<DeviceRemoval> => {
       await this.lockAccount(tx, userId)
       const d = await tx.row<DeviceRow>(`SELECT ${deviceColumns} ${deviceFrom} WHERE d.id = $1`, [deviceId])
       if (!d || d.user_id !== userId) throw new AppError("unknown_device", "no such device in your account")
@@ -194,6 +221,8 @@ export class PgStore implements ServerStore {
       tx.ring({ k: "device", device: deviceId })
       return { removedAt: now, changed: true, notified: await this.tellDevices(tx, userId, deviceId, item, now) }
     })
+    this.sessions.forgetDevice(deviceId)
+    return removal
   }
 
   async sharesGroup(userA: string, userB: string): Promise<boolean> {
@@ -249,25 +278,40 @@ export class PgStore implements ServerStore {
     ])
   }
 
-  async session(tokenHash: Uint8Array, now: number): Promise<{ device: DeviceRef; expiresAt: number } | undefined> {
-    const row = await this.db.row<DeviceRow & { expires_at: number }>(
-      `SELECT ${deviceColumns}, s.expires_at ${deviceFrom}
-       JOIN sessions s ON s.device = d.id WHERE s.token_hash = $1 AND s.expires_at > $2`,
-      [bytes(tokenHash), now],
-    )
-    if (!row) return undefined
-    const device = { deviceId: row.id, userId: row.user_id, handle: row.handle, clientId: row.client_id }
-    return { device, expiresAt: row.expires_at }
+  session(tokenHash: Uint8Array, now: number): Promise<{ device: DeviceRef; expiresAt: number } | undefined> {
+    return this.sessions.get(toBase64Url(tokenHash), now, async () => {
+      const row = await this.db.row<DeviceRow & { expires_at: number }>(
+        `SELECT ${deviceColumns}, s.expires_at ${deviceFrom}
+         JOIN sessions s ON s.device = d.id WHERE s.token_hash = $1 AND s.expires_at > $2`,
+        [bytes(tokenHash), now],
+      )
+      if (!row) return undefined
+      const device = { deviceId: row.id, userId: row.user_id, handle: row.handle, clientId: row.client_id }
+      return { device, expiresAt: row.expires_at }
+    })
   }
 
-  deleteSession(tokenHash: Uint8Array): Promise<void> {
-    return this.db.transaction(async (tx) => {
+  async deleteSession(tokenHash: Uint8Array): Promise<void> {
+    const id = toBase64Url(tokenHash)
+    await this.db.transaction(async (tx) => {
       const row = await tx.row<{ device: string }>("DELETE FROM sessions WHERE token_hash = $1 RETURNING device", [
         bytes(tokenHash),
       ])
-      // The streams opened with it, on every instance, close.
-      if (row) tx.ring({ k: "session", device: row.device, session: toBase64Url(tokenHash) })
+      // The streams opened with it, and the cached copies, on every instance, go.
+      if (row) tx.ring({ k: "session", device: row.device, session: id })
     })
+    this.sessions.forgetSession(id)
+  }
+
+  /** What another instance's ring says for this store: its cached sessions revoked or of a removed device go. */
+  heard(r: Ring): void {
+    if (r.k === "session") this.sessions.forgetSession(r.session)
+    else if (r.k === "device") this.sessions.forgetDevice(r.device)
+  }
+
+  /** Rings may have been missed (the listener reconnected): no cached session is trusted. */
+  missedRings(): void {
+    this.sessions.forgetAll()
   }
 
   /**
@@ -388,7 +432,12 @@ export class PgStore implements ServerStore {
     })
   }
 
-  reserve(
+  /**
+   * One statement in the common case (migrations.ts's `reserve_keys`). When an owner has reservations that lapsed,
+   * `reserve_keys` refuses, and one transaction releases them (the keys back, the owners' keyReleased items first)
+   * and then reserves.
+   */
+  async reserve(
     owners: readonly string[],
     cipherSuite: number,
     requester: DeviceRef,
@@ -397,71 +446,44 @@ export class PgStore implements ServerStore {
     expiresAt: number,
     lowWatermark: number,
   ): Promise<{ reserved: StoredReservation[]; missing: string[] }> {
-    return this.db.transaction(async (tx) => {
-      const reserved: StoredReservation[] = []
-      const missing: string[] = []
-      for (const owner of owners) {
-        const r = await this.reserveOne(tx, owner, cipherSuite, requester, newId(), now, expiresAt, lowWatermark)
-        if (r) reserved.push(r)
-        else missing.push(owner)
-      }
-      // Thrown inside the transaction: the lapses released on the way roll back with it, and nothing changes.
-      if (reserved.length === 0) throw new AppError("no_keypackage_available", "no KeyPackage available")
-      return { reserved, missing }
-    })
-  }
-
-  private async reserveOne(
-    tx: Tx,
-    owner: string,
-    cipherSuite: number,
-    requester: DeviceRef,
-    reservationId: string,
-    now: number,
-    expiresAt: number,
-    lowWatermark: number,
-  ): Promise<StoredReservation | undefined> {
-    await releaseLapses(tx, now, owner)
-    let lastResort = false
-    // SKIP LOCKED: a key another transaction (on any instance) is reserving is passed over, not waited for; the
-    // row lock keeps it from being handed out twice.
-    let key = await tx.row<{ ref: string; data: Buffer }>(
-      `UPDATE keypackages SET state = 'reserved', reservation_id = $1, reserved_by = $2, reserved_until = $3
-       WHERE ref = (SELECT ref FROM keypackages
-                    WHERE owner = $4 AND cipher_suite = $5 AND state = 'available' AND NOT last_resort
-                      AND not_after > $6
-                    ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
-       RETURNING ref, data`,
-      [reservationId, requester.deviceId, expiresAt, owner, cipherSuite, now],
-    )
-    if (!key) {
-      key = await tx.row<{ ref: string; data: Buffer }>(
-        `SELECT ref, data FROM keypackages
-         WHERE owner = $1 AND cipher_suite = $2 AND last_resort AND state = 'available' AND not_after > $3`,
-        [owner, cipherSuite, now],
-      )
-      lastResort = true
+    const call = "SELECT * FROM reserve_keys($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    const args = [owners, cipherSuite, requester.deviceId, requester.handle, requester.clientId]
+    const values = [...args, owners.map(newId), now, expiresAt, lowWatermark]
+    const rings = (rows: ReservedRow[]): Ring[] =>
+      rows.length > 0 ? [{ k: "inbox", devices: rows.map((r) => r.owner) }] : []
+    let rows: ReservedRow[]
+    try {
+      rows = await this.db.change<ReservedRow>(call, values, rings)
+    } catch (err) {
+      if (sqlState(err) !== lapsesFirst) throw err
+      rows = await this.db.transaction(async (tx) => {
+        for (const owner of owners) await releaseLapses(tx, now, owner)
+        await tx.writeInbox()
+        const rows = await tx.rows<ReservedRow>(call, values)
+        // Thrown inside the transaction: the lapses released roll back with it, and nothing changes.
+        if (rows.length === 0) throw noKeyAvailable()
+        for (const r of rings(rows)) tx.ring(r)
+        return rows
+      })
     }
-    if (!key) return undefined
-    await tx.run(
-      "INSERT INTO reservations (id, ref, owner, requester, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-      [reservationId, key.ref, owner, requester.deviceId, now, expiresAt],
-    )
-    await audit(tx, now, "reserve", owner, key.ref, requester.deviceId, reservationId)
-    const remainingAvailable = (await tx.row<{ n: number }>(
-      `SELECT count(*) AS n FROM keypackages
-       WHERE owner = $1 AND cipher_suite = $2 AND state = 'available' AND NOT last_resort AND not_after > $3`,
-      [owner, cipherSuite, now],
-    ))!.n
-    const by = { by: requester.handle, byClientId: requester.clientId }
-    tx.addInbox(owner, { kind: "keyReserved", ref: key.ref, ...by, lastResort, remainingAvailable }, now)
-    if (remainingAvailable < lowWatermark) tx.addInbox(owner, { kind: "poolLow", available: remainingAvailable }, now)
-    const data = new Uint8Array(key.data)
-    return { owner, ref: key.ref, data, reservationId, expiresAt, lastResort, remainingAvailable }
+    if (rows.length === 0) throw noKeyAvailable()
+    const reserved = rows.map((r) => ({
+      owner: r.owner,
+      ref: r.ref,
+      data: new Uint8Array(r.data),
+      reservationId: r.reservation_id,
+      expiresAt,
+      lastResort: r.last_resort,
+      remainingAvailable: r.remaining,
+    }))
+    return { reserved, missing: owners.filter((o) => !rows.some((r) => r.owner === o)) }
   }
 
-  spend(ref: string, reservationId: string, requester: DeviceRef, now: number): Promise<StoredSpend> {
-    return this.db.transaction((tx) => spendKey(tx, ref, reservationId, requester, now))
+  async spend(ref: string, reservationId: string, requester: DeviceRef, now: number): Promise<StoredSpend> {
+    const [row] = await this.db.change<SpendRow>(...spendKeyCall(ref, reservationId, requester, now, true), (rows) =>
+      rows[0]!.spent ? [{ k: "inbox", devices: [rows[0]!.owner!] }] : [],
+    )
+    return spendOutcome(row!, ref, reservationId, requester, now)
   }
 
   withdraw(owner: string, ref: string, now: number): Promise<void> {
