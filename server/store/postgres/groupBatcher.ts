@@ -3,12 +3,17 @@
  * the group's row lock until its COMMIT is durable, so posts to one group would go one fsync at a time. Posts to a
  * group that arrive at this instance while one of its transactions runs wait, and then run together in the next
  * one, each inside its own savepoint: an operation that throws rolls back alone (its inbox items and rings with it)
- * and fails alone; the others commit together, and every promise settles only after that COMMIT.
+ * and fails alone; the others commit together, and every promise settles only after that COMMIT. An operation that
+ * is one statement refusing without a change (a post: `append_entry`) needs no savepoint: its refusal is an AppError
+ * thrown after the statement; any other error fails the whole batch.
  */
+import { AppError } from "../../../rpc-schema/errors.js"
 import { retryable, sqlState, type PgDatabase, type Tx } from "./database.js"
 
 interface Pending {
   op: (tx: Tx) => Promise<unknown>
+  /** One statement that changes nothing when it refuses: run without a savepoint. */
+  atomic: boolean
   resolve: (value: unknown) => void
   reject: (error: unknown) => void
 }
@@ -21,12 +26,15 @@ export class GroupBatcher {
 
   constructor(private readonly db: PgDatabase) {}
 
-  /** Runs `op` in the next transaction of `groupId`'s posts; resolves once that transaction is committed. */
-  run<T>(groupId: string, op: (tx: Tx) => Promise<T>): Promise<T> {
+  /**
+   * Runs `op` in the next transaction of `groupId`'s posts; resolves once that transaction is committed. `atomic`: op
+   * makes one change in one statement, and refuses with an AppError having changed nothing.
+   */
+  run<T>(groupId: string, op: (tx: Tx) => Promise<T>, atomic = false): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let queue = this.queues.get(groupId)
       if (!queue) this.queues.set(groupId, (queue = []))
-      queue.push({ op, resolve: resolve as (v: unknown) => void, reject })
+      queue.push({ op, atomic, resolve: resolve as (v: unknown) => void, reject })
       if (!this.running.has(groupId)) void this.flush(groupId)
     })
   }
@@ -61,6 +69,15 @@ export class GroupBatcher {
 async function runEach(tx: Tx, ops: Pending[]): Promise<Outcome[]> {
   const outcomes: Outcome[] = []
   for (const p of ops) {
+    if (p.atomic) {
+      try {
+        outcomes.push({ ok: true, value: await p.op(tx) })
+      } catch (error) {
+        if (!(error instanceof AppError)) throw error
+        outcomes.push({ ok: false, error })
+      }
+      continue
+    }
     const mark = tx.mark()
     await tx.run("SAVEPOINT op")
     try {

@@ -57,6 +57,11 @@ const memberRow = (q: Pick<Tx, "row">, groupId: string, device: string) =>
     device,
   ])
 
+const groupNotFound = () => new AppError("group_not_found", "no group with that id")
+const notMember = (sender: DeviceRef) => new AppError("not_member", `${sender.clientId} is not a member of that group`)
+const epochConflict = (current: number, given: number) =>
+  new AppError("epoch_conflict", `the group is at epoch ${current}, not ${given}`, { currentEpoch: current })
+
 /** Tells the other instances of an entry, with its frame so that their hubs need not read it back. */
 const ringEntry = (tx: Tx, e: StoredEntry) =>
   tx.ring({ k: "entry", groupId: e.groupId, seq: e.seq, frame: entryFrame(e) })
@@ -155,11 +160,9 @@ export class PgDeliveryStore implements DeliveryStore {
   /** The group, locked for this transaction, with `sender` checked to be on its roster. */
   private async postable(tx: Tx, groupId: string, sender: DeviceRef): Promise<GroupRow> {
     const g = await tx.row<GroupRow>("SELECT epoch, last_seq FROM groups WHERE id = $1 FOR UPDATE", [groupId])
-    if (!g) throw new AppError("group_not_found", "no group with that id")
+    if (!g) throw groupNotFound()
     const m = await memberRow(tx, groupId, sender.deviceId)
-    if (!m || m.removed_seq !== null) {
-      throw new AppError("not_member", `${sender.clientId} is not a member of that group`)
-    }
+    if (!m || m.removed_seq !== null) throw notMember(sender)
     return g
   }
 
@@ -175,7 +178,7 @@ export class PgDeliveryStore implements DeliveryStore {
     { resync, signatureKey }: NonNullable<CommitInput["external"]>,
   ): Promise<{ g: GroupRow; onRoster: boolean }> {
     const g = await tx.row<GroupRow>("SELECT epoch, last_seq FROM groups WHERE id = $1 FOR UPDATE", [groupId])
-    if (!g) throw new AppError("group_not_found", "no group with that id")
+    if (!g) throw groupNotFound()
     const bound = await tx.row<{ mls_key: Buffer | null }>("SELECT mls_key FROM devices WHERE id = $1", [
       sender.deviceId,
     ])
@@ -228,11 +231,7 @@ export class PgDeliveryStore implements DeliveryStore {
         ? await this.joinable(tx, c.groupId, c.sender, c.external)
         : { g: await this.postable(tx, c.groupId, c.sender), onRoster: true }
       // Compare-and-set under the group's lock: only a Commit of the current epoch advances it.
-      if (c.epoch !== g.epoch) {
-        throw new AppError("epoch_conflict", `the group is at epoch ${g.epoch}, not ${c.epoch}`, {
-          currentEpoch: g.epoch,
-        })
-      }
+      if (c.epoch !== g.epoch) throw epochConflict(g.epoch, c.epoch)
       const seq = g.last_seq + 1
       // An external joiner reads from the entry after its Commit, as a device added by a Welcome does.
       const joinedExternally = onRoster ? undefined : c.sender.deviceId
@@ -310,7 +309,8 @@ export class PgDeliveryStore implements DeliveryStore {
     now: number,
     clientId?: Uint8Array,
   ): Promise<{ entry: StoredEntry; duplicate: boolean }> {
-    return this.posts.run(groupId, (tx) => this.appendOne(tx, groupId, sender, { epoch, kind, data, clientId }, now))
+    const item = { epoch, kind, data, clientId }
+    return this.posts.run(groupId, (tx) => this.appendOne(tx, groupId, sender, item, now), true)
   }
 
   appendBatch(
@@ -333,6 +333,7 @@ export class PgDeliveryStore implements DeliveryStore {
     })
   }
 
+  /** One post in one statement (migrations.ts's `append_entry`), which changes nothing when it refuses. */
   private async appendOne(
     tx: Tx,
     groupId: string,
@@ -340,28 +341,32 @@ export class PgDeliveryStore implements DeliveryStore {
     { epoch, kind, data, clientId }: AppendItem,
     now: number,
   ): Promise<{ entry: StoredEntry; duplicate: boolean }> {
-    // A retry of an accepted post (its answer lost): the original answers. It rings again, so that a wake-up lost
-    // with an instance that died between COMMIT and NOTIFY comes with the client's retry.
-    if (clientId) {
-      const first = await tx.row<EntryRow>(
-        `SELECT ${entryColumns} WHERE l.group_id = $1 AND l.sender = $2 AND l.client_id = $3`,
-        [groupId, sender.deviceId, bytes(clientId)],
-      )
-      if (first) {
-        const entry = toEntry(groupId, first)
+    const r = (await tx.row<{ outcome: string; seq: number; group_epoch: number }>(
+      "SELECT * FROM append_entry($1, $2, $3, $4, $5, $6, $7)",
+      [groupId, sender.deviceId, epoch, kind, bytes(data), now, clientId ? bytes(clientId) : null],
+    ))!
+    switch (r.outcome) {
+      case "group_not_found":
+        throw groupNotFound()
+      case "not_member":
+        throw notMember(sender)
+      case "epoch_conflict":
+        // An older epoch is allowed (a message sent just before a Commit landed); a future one cannot exist.
+        throw epochConflict(r.group_epoch, epoch)
+      case "duplicate": {
+        // A retry of an accepted post (its answer lost): the original answers. It rings again, so that a wake-up
+        // lost with an instance that died between COMMIT and NOTIFY comes with the client's retry.
+        const first = await tx.row<EntryRow>(`SELECT ${entryColumns} WHERE l.group_id = $1 AND l.seq = $2`, [
+          groupId,
+          r.seq,
+        ])
+        const entry = toEntry(groupId, first!)
         ringEntry(tx, entry)
         return { entry, duplicate: true }
       }
     }
-    const g = await this.postable(tx, groupId, sender)
-    // An older epoch is allowed (a message sent just before a Commit landed); a future one cannot exist.
-    if (epoch > g.epoch) {
-      throw new AppError("epoch_conflict", `the group is at epoch ${g.epoch}, not ${epoch}`, {
-        currentEpoch: g.epoch,
-      })
-    }
-    const entry: StoredEntry = { groupId, seq: g.last_seq + 1, epoch, kind, sender, data, receivedAt: now }
-    await this.insertEntry(tx, entry, g.epoch, clientId ?? null)
+    const entry: StoredEntry = { groupId, seq: r.seq, epoch, kind, sender, data, receivedAt: now }
+    ringEntry(tx, entry)
     return { entry, duplicate: false }
   }
 
