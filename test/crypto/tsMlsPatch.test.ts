@@ -1,7 +1,8 @@
 // The ts-mls patches (patches/ts-mls+1.6.4.patch) change no result: the label caches of expandWithLabel, the
 // duplicate-Add check of validateProposals, the encodings kept by value identity or from decoding and the secret tree
-// without parent ratchets, checked against their definitions; and the two fixes: a Commit with several invalid
-// proposals no longer leaves unhandled rejections behind, and only canonical encodings are decoded.
+// without parent ratchets, checked against their definitions; and the fixes: a Commit with several invalid
+// proposals no longer leaves unhandled rejections behind, only canonical encodings are decoded, and dropping an old
+// epoch's receiver data no longer overflows the stack in a big group.
 import assert from "node:assert/strict"
 import { describe, it } from "node:test"
 import {
@@ -510,5 +511,26 @@ describe("ts-mls patch: secret tree", () => {
     assert.equal(fresh[3]!.handshake.secret.length, 32, "the tree it came from is unchanged")
     // A second look at the same leaf derives nothing more: the same node.
     assert.equal((await expandedLeaf(tree, 4, cs.kdf))[1], leaf)
+  })
+})
+
+describe("ts-mls patch: dropping an old epoch's receiver data in a big group", () => {
+  it("makes the Commit that drops the oldest kept epoch, whose secret tree has 65,536 leaves", async () => {
+    const a = await generateKeyPackage(credential("alice"), defaultCapabilities(), defaultLifetime, [], cs)
+    let state = await createGroup(utf8("big"), a.publicPackage, a.privatePackage, [], cs)
+    const kept = defaultClientConfig.keyRetentionConfig.retainKeysForEpochs
+    for (let i = 0; i < kept; i++) state = (await createCommit({ state, cipherSuite: cs })).newState
+    // The kept epochs as a group of 65,536 would hold them. Stock spread the dropped epoch's secret tree values
+    // (~520,000 here) into the arguments of one call: RangeError, as at a group of 10,000's 5th chained Commit.
+    const big = await createSecretTree(65536, new Uint8Array(cs.kdf.size), cs.kdf)
+    state = {
+      ...state,
+      historicalReceiverData: new Map(
+        [...state.historicalReceiverData].map(([e, d]) => [e, { ...d, secretTree: big }]),
+      ),
+    }
+    const before = [...state.historicalReceiverData.keys()]
+    const next = (await createCommit({ state, cipherSuite: cs })).newState
+    assert.deepEqual([...next.historicalReceiverData.keys()], [...before.slice(1), state.groupContext.epoch])
   })
 })
