@@ -534,3 +534,61 @@ describe("ts-mls patch: dropping an old epoch's receiver data in a big group", (
     assert.deepEqual([...next.historicalReceiverData.keys()], [...before.slice(1), state.groupContext.epoch])
   })
 })
+
+describe("ts-mls patch: joining checks the whole tree (RFC 9420 §12.4.3.1) while its signatures are checked", () => {
+  it("refuses a 100-member tree with a bad leaf signature, a bad parent hash or another tree hash, and takes it whole", async () => {
+    const a = await generateKeyPackage(credential("alice"), defaultCapabilities(), defaultLifetime, [], cs)
+    const start = await createGroup(utf8("join checks"), a.publicPackage, a.privatePackage, [], cs)
+    const kps = await Promise.all(
+      Array.from({ length: 99 }, (_, i) =>
+        generateKeyPackage(credential(`m${i + 1}`), defaultCapabilities(), defaultLifetime, [], cs),
+      ),
+    )
+    const add = (k: (typeof kps)[number]) => ({ proposalType: "add" as const, add: { keyPackage: k.publicPackage } })
+    // 99 members, then an empty Commit (Alice's path gets parent nodes and parent hashes), then the 100th. No
+    // ratchet_tree extension: the joiner is given the tree, so that it can be given a changed one.
+    let state = (await createCommit({ state: start, cipherSuite: cs }, { extraProposals: kps.slice(0, 98).map(add) }))
+      .newState
+    state = (await createCommit({ state, cipherSuite: cs })).newState
+    const added = await createCommit({ state, cipherSuite: cs }, { extraProposals: [add(kps[98]!)] })
+    const tree = added.newState.ratchetTree
+    const joiner = kps[98]!
+    const join = (t: RatchetTree) =>
+      joinGroup(added.welcome!, joiner.publicPackage, joiner.privatePackage, emptyPskIndex, cs, t)
+    const flipped = (b: Uint8Array) => b.map((x, i) => (i === 0 ? x ^ 1 : x))
+
+    const badSignature = [...tree]
+    const leaf60 = tree[120]
+    assert.equal(leaf60?.nodeType, "leaf")
+    if (leaf60?.nodeType !== "leaf") return
+    badSignature[120] = { ...leaf60, leaf: { ...leaf60.leaf, signature: flipped(leaf60.leaf.signature) } }
+    // Met in the leaf loop, before the parent hashes and the tree hash (which this change breaks too) are looked at.
+    await assert.rejects(join(badSignature), (e: unknown) => {
+      assert.ok(e instanceof CryptoVerificationError)
+      assert.match(e.message, /Could not verify leaf node signature/)
+      return true
+    })
+
+    // Alice's Commit put her path in the tree: node 63 is on it, and node 31's parent hash covers it.
+    const badParentHash = [...tree]
+    const node63 = tree[63]
+    assert.equal(node63?.nodeType, "parent")
+    if (node63?.nodeType !== "parent") return
+    badParentHash[63] = { ...node63, parent: { ...node63.parent, parentHash: flipped(node63.parent.parentHash) } }
+    await assert.rejects(join(badParentHash), (e: unknown) => {
+      assert.ok(e instanceof CryptoVerificationError)
+      assert.match(e.message, /Unable to verify parent hash/)
+      return true
+    })
+
+    // A sound tree, but not the group's: the tree before the last Commit.
+    await assert.rejects(join(state.ratchetTree), (e: unknown) => {
+      assert.ok(e instanceof ValidationError)
+      assert.match(e.message, /Unable to verify tree hash/)
+      return true
+    })
+
+    const joined = await join(tree)
+    assert.equal(joined.ratchetTree.filter((n) => n?.nodeType === "leaf").length, 100)
+  })
+})
