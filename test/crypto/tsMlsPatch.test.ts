@@ -481,6 +481,55 @@ describe("ts-mls patch: tree hashes kept between epochs", () => {
     t2[4] = leaf(4)
     assert.equal(toHex(await treeHashRoot(t2, cs.hash)), toHex(await treeHashRoot(fresh(t2), cs.hash)))
   })
+
+  it("hashes what RFC 9420 §7.8 says, with TreeHashInputs as ts-mls's encoder writes them", async () => {
+    const { treeHashRoot, encodeTreeHashInput } = await import("ts-mls/treeHash.js")
+    const kps = await Promise.all(
+      ["alice", "bob", "carol"].map((name) =>
+        generateKeyPackage(credential(name), defaultCapabilities(), defaultLifetime, [], cs),
+      ),
+    )
+    const leaf = (i: number) => ({ nodeType: "leaf" as const, leaf: kps[i]!.publicPackage.leafNode })
+    // Parent nodes with and without a parent hash and unmerged leaves; a blank leaf and blank parents.
+    const parent = (key: number, parentHash: Uint8Array, unmergedLeaves: number[]) => ({
+      nodeType: "parent" as const,
+      parent: { hpkePublicKey: Uint8Array.from({ length: 32 }, () => key), parentHash, unmergedLeaves },
+    })
+    const tree: RatchetTree = [
+      leaf(0),
+      parent(
+        1,
+        Uint8Array.from({ length: 32 }, (_, i) => i),
+        [1],
+      ),
+      leaf(1),
+      parent(3, new Uint8Array(), []),
+      undefined,
+      undefined,
+      leaf(2),
+    ]
+    const reference = async (i: number): Promise<Uint8Array> => {
+      const node = tree[i]
+      if (i % 2 === 0)
+        return cs.hash.digest(
+          encodeTreeHashInput({
+            nodeType: "leaf",
+            leafIndex: i / 2,
+            leafNode: node?.nodeType === "leaf" ? node.leaf : undefined,
+          }),
+        )
+      const level = Math.log2((i ^ (i + 1)) + 1) - 1
+      return cs.hash.digest(
+        encodeTreeHashInput({
+          nodeType: "parent",
+          parentNode: node?.nodeType === "parent" ? node.parent : undefined,
+          leftHash: await reference(i - (1 << (level - 1))),
+          rightHash: await reference(i + (1 << (level - 1))),
+        }),
+      )
+    }
+    assert.equal(toHex(await treeHashRoot(tree, cs.hash)), toHex(await reference(3)))
+  })
 })
 
 describe("ts-mls patch: secret tree", () => {
