@@ -1,7 +1,8 @@
 // The ts-mls patches (patches/ts-mls+1.6.4.patch) change no result: the label caches of expandWithLabel, the
 // duplicate-Add check of validateProposals, the encodings kept by value identity or from decoding and the secret tree
-// without parent ratchets, checked against their definitions; and the two fixes: a Commit with several invalid
-// proposals no longer leaves unhandled rejections behind, and only canonical encodings are decoded.
+// without parent ratchets, checked against their definitions; and the fixes: a Commit with several invalid
+// proposals no longer leaves unhandled rejections behind, only canonical encodings are decoded, and dropping an old
+// epoch's receiver data no longer overflows the stack in a big group.
 import assert from "node:assert/strict"
 import { describe, it } from "node:test"
 import {
@@ -480,6 +481,55 @@ describe("ts-mls patch: tree hashes kept between epochs", () => {
     t2[4] = leaf(4)
     assert.equal(toHex(await treeHashRoot(t2, cs.hash)), toHex(await treeHashRoot(fresh(t2), cs.hash)))
   })
+
+  it("hashes what RFC 9420 §7.8 says, with TreeHashInputs as ts-mls's encoder writes them", async () => {
+    const { treeHashRoot, encodeTreeHashInput } = await import("ts-mls/treeHash.js")
+    const kps = await Promise.all(
+      ["alice", "bob", "carol"].map((name) =>
+        generateKeyPackage(credential(name), defaultCapabilities(), defaultLifetime, [], cs),
+      ),
+    )
+    const leaf = (i: number) => ({ nodeType: "leaf" as const, leaf: kps[i]!.publicPackage.leafNode })
+    // Parent nodes with and without a parent hash and unmerged leaves; a blank leaf and blank parents.
+    const parent = (key: number, parentHash: Uint8Array, unmergedLeaves: number[]) => ({
+      nodeType: "parent" as const,
+      parent: { hpkePublicKey: Uint8Array.from({ length: 32 }, () => key), parentHash, unmergedLeaves },
+    })
+    const tree: RatchetTree = [
+      leaf(0),
+      parent(
+        1,
+        Uint8Array.from({ length: 32 }, (_, i) => i),
+        [1],
+      ),
+      leaf(1),
+      parent(3, new Uint8Array(), []),
+      undefined,
+      undefined,
+      leaf(2),
+    ]
+    const reference = async (i: number): Promise<Uint8Array> => {
+      const node = tree[i]
+      if (i % 2 === 0)
+        return cs.hash.digest(
+          encodeTreeHashInput({
+            nodeType: "leaf",
+            leafIndex: i / 2,
+            leafNode: node?.nodeType === "leaf" ? node.leaf : undefined,
+          }),
+        )
+      const level = Math.log2((i ^ (i + 1)) + 1) - 1
+      return cs.hash.digest(
+        encodeTreeHashInput({
+          nodeType: "parent",
+          parentNode: node?.nodeType === "parent" ? node.parent : undefined,
+          leftHash: await reference(i - (1 << (level - 1))),
+          rightHash: await reference(i + (1 << (level - 1))),
+        }),
+      )
+    }
+    assert.equal(toHex(await treeHashRoot(tree, cs.hash)), toHex(await reference(3)))
+  })
 })
 
 describe("ts-mls patch: secret tree", () => {
@@ -510,5 +560,84 @@ describe("ts-mls patch: secret tree", () => {
     assert.equal(fresh[3]!.handshake.secret.length, 32, "the tree it came from is unchanged")
     // A second look at the same leaf derives nothing more: the same node.
     assert.equal((await expandedLeaf(tree, 4, cs.kdf))[1], leaf)
+  })
+})
+
+describe("ts-mls patch: dropping an old epoch's receiver data in a big group", () => {
+  it("makes the Commit that drops the oldest kept epoch, whose secret tree has 65,536 leaves", async () => {
+    const a = await generateKeyPackage(credential("alice"), defaultCapabilities(), defaultLifetime, [], cs)
+    let state = await createGroup(utf8("big"), a.publicPackage, a.privatePackage, [], cs)
+    const kept = defaultClientConfig.keyRetentionConfig.retainKeysForEpochs
+    for (let i = 0; i < kept; i++) state = (await createCommit({ state, cipherSuite: cs })).newState
+    // The kept epochs as a group of 65,536 would hold them. Stock spread the dropped epoch's secret tree values
+    // (~520,000 here) into the arguments of one call: RangeError, as at a group of 10,000's 5th chained Commit.
+    const big = await createSecretTree(65536, new Uint8Array(cs.kdf.size), cs.kdf)
+    state = {
+      ...state,
+      historicalReceiverData: new Map(
+        [...state.historicalReceiverData].map(([e, d]) => [e, { ...d, secretTree: big }]),
+      ),
+    }
+    const before = [...state.historicalReceiverData.keys()]
+    const next = (await createCommit({ state, cipherSuite: cs })).newState
+    assert.deepEqual([...next.historicalReceiverData.keys()], [...before.slice(1), state.groupContext.epoch])
+  })
+})
+
+describe("ts-mls patch: joining checks the whole tree (RFC 9420 §12.4.3.1) while its signatures are checked", () => {
+  it("refuses a 100-member tree with a bad leaf signature, a bad parent hash or another tree hash, and takes it whole", async () => {
+    const a = await generateKeyPackage(credential("alice"), defaultCapabilities(), defaultLifetime, [], cs)
+    const start = await createGroup(utf8("join checks"), a.publicPackage, a.privatePackage, [], cs)
+    const kps = await Promise.all(
+      Array.from({ length: 99 }, (_, i) =>
+        generateKeyPackage(credential(`m${i + 1}`), defaultCapabilities(), defaultLifetime, [], cs),
+      ),
+    )
+    const add = (k: (typeof kps)[number]) => ({ proposalType: "add" as const, add: { keyPackage: k.publicPackage } })
+    // 99 members, then an empty Commit (Alice's path gets parent nodes and parent hashes), then the 100th. No
+    // ratchet_tree extension: the joiner is given the tree, so that it can be given a changed one.
+    let state = (await createCommit({ state: start, cipherSuite: cs }, { extraProposals: kps.slice(0, 98).map(add) }))
+      .newState
+    state = (await createCommit({ state, cipherSuite: cs })).newState
+    const added = await createCommit({ state, cipherSuite: cs }, { extraProposals: [add(kps[98]!)] })
+    const tree = added.newState.ratchetTree
+    const joiner = kps[98]!
+    const join = (t: RatchetTree) =>
+      joinGroup(added.welcome!, joiner.publicPackage, joiner.privatePackage, emptyPskIndex, cs, t)
+    const flipped = (b: Uint8Array) => b.map((x, i) => (i === 0 ? x ^ 1 : x))
+
+    const badSignature = [...tree]
+    const leaf60 = tree[120]
+    assert.equal(leaf60?.nodeType, "leaf")
+    if (leaf60?.nodeType !== "leaf") return
+    badSignature[120] = { ...leaf60, leaf: { ...leaf60.leaf, signature: flipped(leaf60.leaf.signature) } }
+    // Met in the leaf loop, before the parent hashes and the tree hash (which this change breaks too) are looked at.
+    await assert.rejects(join(badSignature), (e: unknown) => {
+      assert.ok(e instanceof CryptoVerificationError)
+      assert.match(e.message, /Could not verify leaf node signature/)
+      return true
+    })
+
+    // Alice's Commit put her path in the tree: node 63 is on it, and node 31's parent hash covers it.
+    const badParentHash = [...tree]
+    const node63 = tree[63]
+    assert.equal(node63?.nodeType, "parent")
+    if (node63?.nodeType !== "parent") return
+    badParentHash[63] = { ...node63, parent: { ...node63.parent, parentHash: flipped(node63.parent.parentHash) } }
+    await assert.rejects(join(badParentHash), (e: unknown) => {
+      assert.ok(e instanceof CryptoVerificationError)
+      assert.match(e.message, /Unable to verify parent hash/)
+      return true
+    })
+
+    // A sound tree, but not the group's: the tree before the last Commit.
+    await assert.rejects(join(state.ratchetTree), (e: unknown) => {
+      assert.ok(e instanceof ValidationError)
+      assert.match(e.message, /Unable to verify tree hash/)
+      return true
+    })
+
+    const joined = await join(tree)
+    assert.equal(joined.ratchetTree.filter((n) => n?.nodeType === "leaf").length, 100)
   })
 })
