@@ -58,6 +58,8 @@ export class StreamConnection {
   /** The report of expired inbox items last sent; cleared when the store has none (acknowledged). */
   private reportedExpired: ExpiredReport | undefined
   private greeted = false
+  /** The hello's cursors are set: the pump may run. A change heard while they are read must not start it at 0. */
+  private started = false
   private closed = false
   private dirty = true
   private pumping = false
@@ -187,11 +189,12 @@ export class StreamConnection {
       this.ws.send(errorFrame("not_member", "not a member of that group (or no such group)", groupId))
     }
     this.inboxCursor = h.inboxAfter
+    this.started = true
     this.changed()
   }
 
   private async pump(): Promise<void> {
-    if (this.pumping || this.closed || !this.greeted) return
+    if (this.pumping || this.closed || !this.started) return
     this.pumping = true
     try {
       for (;;) {
