@@ -16,7 +16,7 @@ import {
   joinGroup,
   processPrivateMessage,
 } from "ts-mls"
-import type { CiphersuiteImpl, RatchetTree } from "ts-mls"
+import type { CiphersuiteImpl, LeafNode, RatchetTree } from "ts-mls"
 import { defaultClientConfig } from "ts-mls/clientConfig.js"
 import { decodeCommit, encodeCommit } from "ts-mls/commit.js"
 import { expandWithLabel } from "ts-mls/crypto/kdf.js"
@@ -639,5 +639,50 @@ describe("ts-mls patch: joining checks the whole tree (RFC 9420 §12.4.3.1) whil
 
     const joined = await join(tree)
     assert.equal(joined.ratchetTree.filter((n) => n?.nodeType === "leaf").length, 100)
+  })
+
+  it("checks a Welcome's ratchet_tree while decoding it, with stock's errors in stock's order", async () => {
+    const a = await generateKeyPackage(credential("alice"), defaultCapabilities(), defaultLifetime, [], cs)
+    const start = await createGroup(utf8("tree in the welcome"), a.publicPackage, a.privatePackage, [], cs)
+    const kps = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        generateKeyPackage(credential(`m${i + 1}`), defaultCapabilities(), defaultLifetime, [], cs),
+      ),
+    )
+    const add = (k: (typeof kps)[number]) => ({ proposalType: "add" as const, add: { keyPackage: k.publicPackage } })
+    const state = (await createCommit({ state: start, cipherSuite: cs }, { extraProposals: kps.slice(0, 39).map(add) }))
+      .newState
+    const joiner = kps[39]!
+    // Alice commits the joiner's Add from a tree given to her, and sends it in the Welcome (ratchet_tree extension).
+    const joinFrom = async (tree: RatchetTree) => {
+      const { welcome } = await createCommit(
+        { state: { ...state, ratchetTree: tree }, cipherSuite: cs },
+        { extraProposals: [add(joiner)], ratchetTreeExtension: true },
+      )
+      return joinGroup(welcome!, joiner.publicPackage, joiner.privatePackage, emptyPskIndex, cs)
+    }
+    const flipped = (b: Uint8Array) => b.map((x, i) => (i === 0 ? x ^ 1 : x))
+    const withLeaf = (nodeIndex: number, change: (leaf: LeafNode) => LeafNode): RatchetTree => {
+      const node = state.ratchetTree[nodeIndex]
+      assert.equal(node?.nodeType, "leaf")
+      if (node?.nodeType !== "leaf") throw new Error("not a leaf")
+      return state.ratchetTree.map((n, i) => (i === nodeIndex ? { ...node, leaf: change(node.leaf) } : n))
+    }
+
+    // Leaf 35 (in the second batch of checks) with a bad signature.
+    await assert.rejects(
+      joinFrom(withLeaf(70, (leaf) => ({ ...leaf, signature: flipped(leaf.signature) }))),
+      (e: unknown) => e instanceof CryptoVerificationError && /Could not verify leaf node signature/.test(e.message),
+    )
+    // Alice's leaf with another signature key: her GroupInfo signature fails, and so does her leaf's; the GroupInfo's
+    // is met first, as in stock ts-mls, although both are checked while the tree is decoded.
+    const otherKey = (await cs.signature.keygen()).publicKey
+    await assert.rejects(
+      joinFrom(withLeaf(0, (leaf) => ({ ...leaf, signaturePublicKey: otherKey }))),
+      (e: unknown) => e instanceof CryptoVerificationError && /Could not verify groupInfo signature/.test(e.message),
+    )
+
+    const joined = await joinFrom(state.ratchetTree)
+    assert.equal(joined.ratchetTree.filter((n) => n?.nodeType === "leaf").length, 41)
   })
 })
