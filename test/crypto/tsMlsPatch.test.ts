@@ -16,7 +16,7 @@ import {
   joinGroup,
   processPrivateMessage,
 } from "ts-mls"
-import type { CiphersuiteImpl, LeafNode, RatchetTree } from "ts-mls"
+import type { CiphersuiteImpl, KeyPackage, LeafNode, RatchetTree } from "ts-mls"
 import { defaultClientConfig } from "ts-mls/clientConfig.js"
 import { decodeCommit, encodeCommit } from "ts-mls/commit.js"
 import { expandWithLabel } from "ts-mls/crypto/kdf.js"
@@ -585,15 +585,25 @@ describe("ts-mls patch: dropping an old epoch's receiver data in a big group", (
 })
 
 describe("ts-mls patch: joining checks the whole tree (RFC 9420 §12.4.3.1) while its signatures are checked", () => {
-  it("refuses a 100-member tree with a bad leaf signature, a bad parent hash or another tree hash, and takes it whole", async () => {
+  /** Alice's new group, and KeyPackages of `others` more members. */
+  async function aliceAnd(others: number) {
     const a = await generateKeyPackage(credential("alice"), defaultCapabilities(), defaultLifetime, [], cs)
     const start = await createGroup(utf8("join checks"), a.publicPackage, a.privatePackage, [], cs)
     const kps = await Promise.all(
-      Array.from({ length: 99 }, (_, i) =>
+      Array.from({ length: others }, (_, i) =>
         generateKeyPackage(credential(`m${i + 1}`), defaultCapabilities(), defaultLifetime, [], cs),
       ),
     )
-    const add = (k: (typeof kps)[number]) => ({ proposalType: "add" as const, add: { keyPackage: k.publicPackage } })
+    return { start, kps }
+  }
+  const add = (k: { publicPackage: KeyPackage }) => ({
+    proposalType: "add" as const,
+    add: { keyPackage: k.publicPackage },
+  })
+  const flipped = (b: Uint8Array) => b.map((x, i) => (i === 0 ? x ^ 1 : x))
+
+  it("refuses a 100-member tree with a bad leaf signature, a bad parent hash or another tree hash, and takes it whole", async () => {
+    const { start, kps } = await aliceAnd(99)
     // 99 members, then an empty Commit (Alice's path gets parent nodes and parent hashes), then the 100th. No
     // ratchet_tree extension: the joiner is given the tree, so that it can be given a changed one.
     let state = (await createCommit({ state: start, cipherSuite: cs }, { extraProposals: kps.slice(0, 98).map(add) }))
@@ -604,7 +614,6 @@ describe("ts-mls patch: joining checks the whole tree (RFC 9420 §12.4.3.1) whil
     const joiner = kps[98]!
     const join = (t: RatchetTree) =>
       joinGroup(added.welcome!, joiner.publicPackage, joiner.privatePackage, emptyPskIndex, cs, t)
-    const flipped = (b: Uint8Array) => b.map((x, i) => (i === 0 ? x ^ 1 : x))
 
     const badSignature = [...tree]
     const leaf60 = tree[120]
@@ -642,14 +651,7 @@ describe("ts-mls patch: joining checks the whole tree (RFC 9420 §12.4.3.1) whil
   })
 
   it("checks a Welcome's ratchet_tree while decoding it, with stock's errors in stock's order", async () => {
-    const a = await generateKeyPackage(credential("alice"), defaultCapabilities(), defaultLifetime, [], cs)
-    const start = await createGroup(utf8("tree in the welcome"), a.publicPackage, a.privatePackage, [], cs)
-    const kps = await Promise.all(
-      Array.from({ length: 40 }, (_, i) =>
-        generateKeyPackage(credential(`m${i + 1}`), defaultCapabilities(), defaultLifetime, [], cs),
-      ),
-    )
-    const add = (k: (typeof kps)[number]) => ({ proposalType: "add" as const, add: { keyPackage: k.publicPackage } })
+    const { start, kps } = await aliceAnd(40)
     const state = (await createCommit({ state: start, cipherSuite: cs }, { extraProposals: kps.slice(0, 39).map(add) }))
       .newState
     const joiner = kps[39]!
@@ -661,7 +663,6 @@ describe("ts-mls patch: joining checks the whole tree (RFC 9420 §12.4.3.1) whil
       )
       return joinGroup(welcome!, joiner.publicPackage, joiner.privatePackage, emptyPskIndex, cs)
     }
-    const flipped = (b: Uint8Array) => b.map((x, i) => (i === 0 ? x ^ 1 : x))
     const withLeaf = (nodeIndex: number, change: (leaf: LeafNode) => LeafNode): RatchetTree => {
       const node = state.ratchetTree[nodeIndex]
       assert.equal(node?.nodeType, "leaf")
