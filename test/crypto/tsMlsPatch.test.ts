@@ -26,6 +26,10 @@ import { CodecError, CryptoVerificationError, ValidationError } from "ts-mls/mls
 import { createSecretTree, expandedLeaf } from "ts-mls/secretTree.js"
 import { getSuite } from "../../crypto/index.js"
 import { toHex } from "./vectors.js"
+import { decodeUint16 } from "ts-mls/codec/number.js"
+import { decodeVarLenType } from "ts-mls/codec/variableLength.js"
+import { decodeCiphersuite } from "ts-mls/crypto/ciphersuite.js"
+import { decodeProtocolVersion } from "ts-mls/protocolVersion.js"
 
 const cs: CiphersuiteImpl = await getSuite()
 const utf8 = (s: string) => new TextEncoder().encode(s)
@@ -386,6 +390,51 @@ describe("ts-mls patch: decoding takes canonical encodings only, and keeps them"
     // A Commit without proposals: an empty vector, then the presence octet of its optional path.
     assert.deepEqual(decodeCommit(Uint8Array.from([0, 0]), 0)?.[0], { proposals: [], path: undefined })
     for (const bad of [[0, 2], [0, 0xff], [0]]) assert.equal(decodeCommit(Uint8Array.from(bad), 0), undefined)
+  })
+
+  it("reads a vector of uint16s (capabilities) in one loop with the results, refusals and errors of the item decoder", () => {
+    // decodeVarLenType takes its one-loop path for decodeUint16 and enum decoders built on it; a wrapper takes the
+    // general path, item by item. Both are given the same bytes: well-formed vectors, odd lengths, unknown protocol
+    // versions, non-minimal and overlong lengths, and random bytes.
+    const outcome = (decode: () => unknown) => {
+      try {
+        return { value: decode() }
+      } catch (e) {
+        return { error: e instanceof CodecError ? e.message : String(e) }
+      }
+    }
+    let seed = 19
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % 256
+    const cases: number[][] = [
+      [6, 0, 1, 0, 2, 0x0a, 0x0a],
+      [4, 0, 1, 0, 9],
+      [3, 0, 1, 0],
+      [0x40, 2, 0, 1],
+      [0x80, 0, 0, 2, 0, 1],
+      [10, 0, 1],
+      [],
+      ...Array.from({ length: 2000 }, () => Array.from({ length: random() % 12 }, random)),
+    ]
+    const pairs = [
+      [decodeVarLenType(decodeUint16), decodeVarLenType((b: Uint8Array, o: number) => decodeUint16(b, o))],
+      [
+        decodeVarLenType(decodeProtocolVersion),
+        decodeVarLenType((b: Uint8Array, o: number) => decodeProtocolVersion(b, o)),
+      ],
+      [decodeVarLenType(decodeCiphersuite), decodeVarLenType((b: Uint8Array, o: number) => decodeCiphersuite(b, o))],
+    ] as const
+    for (const bytes of cases)
+      for (const [oneLoop, itemByItem] of pairs)
+        for (const offset of [0, 1]) {
+          const input = Uint8Array.from(bytes)
+          assert.deepEqual(
+            outcome(() => oneLoop(input, offset)),
+            outcome(() => itemByItem(input, offset)),
+            `bytes ${toHex(input)} at ${offset}`,
+          )
+        }
+    const version = decodeVarLenType(decodeProtocolVersion)(Uint8Array.from([2, 0, 1]), 0)
+    assert.deepEqual(version, [["mls10"], 3])
   })
 
   it("writes a decoded Commit, KeyPackage and leaf node as the bytes they came from, and freezes them", async () => {
