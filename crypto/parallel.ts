@@ -63,29 +63,13 @@ export function finishBatch(sab: SharedArrayBuffer, stallAfterMs = stallMs): Sha
   return sab
 }
 
-/** Whether every item of a started Ed25519 batch has its verdict, stored by either thread. */
-export function verdictsReady(sab: SharedArrayBuffer): boolean {
-  const v = views(sab)
-  if (Atomics.load(v.header, 1) >= v.count) return true
-  for (let i = 0; i < v.count; i++) if (Atomics.load(v.status, i) === status.pending) return false
-  return true
-}
-
 /**
- * Works on started Ed25519 batches, given in the order they were started from `from` on, while the first one's
- * verdicts are not ready: checks the items of the last batch still unclaimed (the worker takes batches first to last,
- * so the two threads meet in the middle), or once every item is claimed, checks again the first batch's items the
- * worker claimed but has not finished, rather than wait for it (see finishBatch).
+ * finishBatch for several started batches: this thread first takes every item left in any of them, so that it never
+ * waits on one batch while another still has work.
  */
-export function workOnVerifyBatches(sabs: readonly SharedArrayBuffer[], from: number): void {
-  for (let i = sabs.length - 1; i >= from; i--) {
-    const v = views(sabs[i]!)
-    if (Atomics.load(v.header, 0) < v.count) {
-      runItems(sabs[i]!)
-      return
-    }
-  }
-  finishPending(sabs[from]!)
+export function finishBatches(sabs: readonly SharedArrayBuffer[]): SharedArrayBuffer[] {
+  for (const sab of sabs) runItems(sab)
+  return sabs.map((sab) => finishBatch(sab))
 }
 
 /** startBatch and finishBatch at once. */

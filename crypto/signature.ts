@@ -10,7 +10,7 @@ import { ed25519SecretKey, ed25519Sign } from "./curve25519.js"
 import { LruCache } from "./lru.js"
 import { generateRaw, importPrivate, importPublic, keySizes } from "./okp.js"
 import { randomBytes } from "./rng.js"
-import { ed25519Batch, ed25519Verdicts, startBatch, verdictsReady, workOnVerifyBatches } from "./parallel.js"
+import { ed25519Batch, ed25519Verdicts, finishBatches, startBatch } from "./parallel.js"
 import type { VerifyJob } from "./parallel.js"
 import type { SignatureCurve } from "./suites.js"
 
@@ -83,13 +83,8 @@ interface QueuedCheck {
 
 /** Checks requested since the last chunk was cut. */
 let queued: QueuedCheck[] = []
-interface StartedChunk {
-  sab: SharedArrayBuffer
-  checks: QueuedCheck[]
-}
-
-/** Chunks handed to the worker already, finished at the end of the turn. */
-let started: StartedChunk[] = []
+/** Chunks handed to the worker already, finished together at the end of the turn. */
+let started: { sab: SharedArrayBuffer; checks: QueuedCheck[] }[] = []
 
 /**
  * Checks requested while ts-mls is still requesting more are cut into chunks of this many and handed to the worker at
@@ -127,34 +122,13 @@ function verifyQueued(): void {
   if (queued.length > 0) startChunk()
   const chunks = started
   started = []
-  handOverInOrder(
-    chunks,
-    chunks.map((c) => c.sab),
-    0,
-  )
-}
-
-/**
- * Hands the verdicts of chunk `from` over as soon as it is complete, and of each complete chunk after it, then lets
- * the callers awaiting them run (one `setImmediate`) before going on: ts-mls looks at the checks in the order it asked
- * for them, so a joiner validates the first leaves of a 10,000-leaf tree while the worker still checks the last ones.
- * Until chunk `from` is complete this thread checks signatures too (workOnVerifyBatches).
- */
-function handOverInOrder(chunks: readonly StartedChunk[], sabs: readonly SharedArrayBuffer[], from: number): void {
-  let next = from
+  let finished: SharedArrayBuffer[] | undefined
   try {
-    while (next < chunks.length) {
-      if (verdictsReady(sabs[next]!)) {
-        settle(chunks[next]!.checks, ed25519Verdicts(sabs[next]!))
-        next++
-      } else if (next > from) {
-        setImmediate(handOverInOrder, chunks, sabs, next)
-        return
-      } else workOnVerifyBatches(sabs, next)
-    }
+    finished = finishBatches(chunks.map((c) => c.sab))
   } catch {
-    for (const { checks } of chunks.slice(next)) settle(checks, []) // then OpenSSL checks every signature left
+    finished = undefined // then OpenSSL checks every signature
   }
+  chunks.forEach(({ checks }, i) => settle(checks, finished === undefined ? [] : ed25519Verdicts(finished[i]!)))
 }
 
 /** libsodium's verdicts, with OpenSSL's word on each signature libsodium refused (or never checked). */
