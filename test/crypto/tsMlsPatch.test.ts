@@ -18,18 +18,18 @@ import {
 } from "ts-mls"
 import type { CiphersuiteImpl, KeyPackage, LeafNode, RatchetTree } from "ts-mls"
 import { defaultClientConfig } from "ts-mls/clientConfig.js"
+import { decodeUint16 } from "ts-mls/codec/number.js"
+import { decodeVarLenType } from "ts-mls/codec/variableLength.js"
 import { decodeCommit, encodeCommit } from "ts-mls/commit.js"
+import { decodeCiphersuite } from "ts-mls/crypto/ciphersuite.js"
 import { expandWithLabel } from "ts-mls/crypto/kdf.js"
 import { decodeKeyPackage, encodeKeyPackage, verifyKeyPackage } from "ts-mls/keyPackage.js"
 import { encodeLeafNode, verifyLeafNodeSignatureKeyPackage } from "ts-mls/leafNode.js"
 import { CodecError, CryptoVerificationError, ValidationError } from "ts-mls/mlsError.js"
+import { decodeProtocolVersion } from "ts-mls/protocolVersion.js"
 import { createSecretTree, expandedLeaf } from "ts-mls/secretTree.js"
 import { getSuite } from "../../crypto/index.js"
 import { toHex } from "./vectors.js"
-import { decodeUint16 } from "ts-mls/codec/number.js"
-import { decodeVarLenType } from "ts-mls/codec/variableLength.js"
-import { decodeCiphersuite } from "ts-mls/crypto/ciphersuite.js"
-import { decodeProtocolVersion } from "ts-mls/protocolVersion.js"
 
 const cs: CiphersuiteImpl = await getSuite()
 const utf8 = (s: string) => new TextEncoder().encode(s)
