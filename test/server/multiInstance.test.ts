@@ -142,6 +142,34 @@ describe("several instances on one PostgreSQL", () => {
     await newUser(b.url, "u4")
   })
 
+  it("takes each request's budgets all or nothing when many requests draw on them at once", async (t) => {
+    const limits = { reserveBurst: 5, reserveTargetBurst: 8, reserveStrangerBurst: 100 }
+    const [a, b] = await twoInstances(t, {
+      ...limits,
+      reservePerMinute: 1,
+      reserveTargetPerMinute: 1,
+      reserveStrangerPerMinute: 1,
+    })
+    const owner = await newUser(a.url, "owner")
+    await uploadKeyPackages(a.url, owner, await makeEncodedKeyPackages(owner, 20))
+    const reserveMany = async (requester: TestUser) => {
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          http([a.url, b.url][i % 2]!, "POST", "/v1/keypackages/reserve", {
+            token: requester.token,
+            json: { target: "owner" },
+          }),
+        ),
+      )
+      for (const r of answers) if (r.status !== 201) assert.equal(r.body.error.code, "rate_limited")
+      return answers.filter((r) => r.status === 201).length
+    }
+    // r1's own budget for owner's keys is 5: its other 5 are refused, and take nothing of owner's budget of 8...
+    assert.equal(await reserveMany(await newUser(a.url, "r1")), 5)
+    // ...so 3 are left of it for r2.
+    assert.equal(await reserveMany(await newUser(b.url, "r2")), 3)
+  })
+
   it("closes a stream on one instance when its session is revoked on the other, and refuses the token there", async (t) => {
     const [a, b] = await twoInstances(t)
     const alice = await newUser(a.url, "alice")

@@ -205,14 +205,14 @@ export class PgDatabase extends Queries {
 
   /**
    * Runs one statement that is a whole change by itself (a function of migrations.ts, committed on its own), again
-   * on the same failures as a transaction; then rings what `rings` makes of its rows.
+   * on the same failures as a transaction; then rings what `rings` makes of its answer.
    */
-  async change<T>(text: string, values: readonly unknown[], rings: (rows: T[]) => Ring[]): Promise<T[]> {
+  async change<T>(statement: (q: Queries) => Promise<T>, rings: (answer: T) => Ring[]): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const rows = await this.rows<T>(text, values)
-        await this.doorbell.send(rings(rows))
-        return rows
+        const answer = await statement(this)
+        await this.doorbell.send(rings(answer))
+        return answer
       } catch (err) {
         if (attempt >= 5 || !retryable.has(sqlState(err) ?? "")) throw err
       }

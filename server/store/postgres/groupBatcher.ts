@@ -2,39 +2,50 @@
  * Group commit for one group's posts, the PostgreSQL counterpart of ../writeBatcher.ts. Every post to a group holds
  * the group's row lock until its COMMIT is durable, so posts to one group would go one fsync at a time. Posts to a
  * group that arrive at this instance while one of its transactions runs wait, and then run together in the next
- * one, each inside its own savepoint: an operation that throws rolls back alone (its inbox items and rings with it)
- * and fails alone; the others commit together, and every promise settles only after that COMMIT. An operation that
- * is one statement refusing without a change (a post: `append_entry`) needs no savepoint: its refusal is an AppError
- * thrown after the statement; any other error fails the whole batch.
+ * one. An operation (a Commit, a batch of one sender's posts) runs inside its own savepoint: one that throws rolls
+ * back alone (its inbox items and rings with it) and fails alone; the others commit together, and every promise
+ * settles only after that COMMIT. Posts next to each other in the queue go in one statement (`appendAll`,
+ * migrations.ts's `append_entries`): a refused post changes nothing, so it needs no savepoint; any other error fails
+ * the whole batch.
  */
-import { AppError } from "../../../rpc-schema/errors.js"
 import { retryable, sqlState, type PgDatabase, type Tx } from "./database.js"
 
-interface Pending {
-  op: (tx: Tx) => Promise<unknown>
-  /** One statement that changes nothing when it refuses: run without a savepoint. */
-  atomic: boolean
+export type Outcome<T = unknown> = { ok: true; value: T } | { ok: false; error: unknown }
+
+interface Pending<P> {
+  /** An operation run in its own savepoint, or else… */
+  op?: (tx: Tx) => Promise<unknown>
+  /** …one post, run with its neighbours. */
+  post?: P
   resolve: (value: unknown) => void
   reject: (error: unknown) => void
 }
 
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown }
-
-export class GroupBatcher {
-  private readonly queues = new Map<string, Pending[]>()
+export class GroupBatcher<P> {
+  private readonly queues = new Map<string, Pending<P>[]>()
   private readonly running = new Set<string>()
 
-  constructor(private readonly db: PgDatabase) {}
+  /** `appendAll` stores posts to one group in one statement; a refusal is its post's outcome, not a throw. */
+  constructor(
+    private readonly db: PgDatabase,
+    private readonly appendAll: (tx: Tx, groupId: string, posts: P[]) => Promise<Outcome[]>,
+  ) {}
 
-  /**
-   * Runs `op` in the next transaction of `groupId`'s posts; resolves once that transaction is committed. `atomic`: op
-   * makes one change in one statement, and refuses with an AppError having changed nothing.
-   */
-  run<T>(groupId: string, op: (tx: Tx) => Promise<T>, atomic = false): Promise<T> {
+  /** Runs `op` in the next transaction of `groupId`'s posts; resolves once that transaction is committed. */
+  run<T>(groupId: string, op: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.enqueue(groupId, { op })
+  }
+
+  /** Stores `post` in the next transaction of `groupId`'s posts; resolves once that transaction is committed. */
+  post<T>(groupId: string, post: P): Promise<T> {
+    return this.enqueue(groupId, { post })
+  }
+
+  private enqueue<T>(groupId: string, what: Pick<Pending<P>, "op" | "post">): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let queue = this.queues.get(groupId)
       if (!queue) this.queues.set(groupId, (queue = []))
-      queue.push({ op, atomic, resolve: resolve as (v: unknown) => void, reject })
+      queue.push({ ...what, resolve: resolve as (v: unknown) => void, reject })
       if (!this.running.has(groupId)) void this.flush(groupId)
     })
   }
@@ -45,7 +56,7 @@ export class GroupBatcher {
       for (let ops = this.take(groupId); ops.length > 0; ops = this.take(groupId)) {
         let outcomes: Outcome[]
         try {
-          outcomes = await this.db.transaction((tx) => runEach(tx, ops))
+          outcomes = await this.db.transaction((tx) => this.runEach(tx, groupId, ops))
         } catch (error) {
           // The transaction itself failed (COMMIT, the connection): nothing of the batch was stored.
           for (const p of ops) p.reject(error)
@@ -58,38 +69,44 @@ export class GroupBatcher {
     }
   }
 
-  private take(groupId: string): Pending[] {
+  private take(groupId: string): Pending<P>[] {
     const ops = this.queues.get(groupId) ?? []
     this.queues.delete(groupId)
     return ops
   }
-}
 
-/** Runs each operation in its own savepoint; a retryable failure fails the whole transaction (it runs again). */
-async function runEach(tx: Tx, ops: Pending[]): Promise<Outcome[]> {
-  const outcomes: Outcome[] = []
-  for (const p of ops) {
-    if (p.atomic) {
+  /** Runs the posts next to each other together, and each operation in its own savepoint; a retryable failure fails
+   * the whole transaction (it runs again). */
+  private async runEach(tx: Tx, groupId: string, ops: Pending<P>[]): Promise<Outcome[]> {
+    const outcomes: Outcome[] = []
+    for (let i = 0; i < ops.length;) {
+      let end = i
+      while (end < ops.length && ops[end]!.op === undefined) end++
+      if (end > i) {
+        outcomes.push(
+          ...(await this.appendAll(
+            tx,
+            groupId,
+            ops.slice(i, end).map((p) => p.post!),
+          )),
+        )
+        i = end
+        continue
+      }
+      const mark = tx.mark()
+      await tx.run("SAVEPOINT op")
       try {
-        outcomes.push({ ok: true, value: await p.op(tx) })
+        const value = await ops[i]!.op!(tx)
+        await tx.run("RELEASE SAVEPOINT op")
+        outcomes.push({ ok: true, value })
       } catch (error) {
-        if (!(error instanceof AppError)) throw error
+        if (retryable.has(sqlState(error) ?? "")) throw error
+        await tx.run("ROLLBACK TO SAVEPOINT op")
+        tx.undoTo(mark)
         outcomes.push({ ok: false, error })
       }
-      continue
+      i++
     }
-    const mark = tx.mark()
-    await tx.run("SAVEPOINT op")
-    try {
-      const value = await p.op(tx)
-      await tx.run("RELEASE SAVEPOINT op")
-      outcomes.push({ ok: true, value })
-    } catch (error) {
-      if (retryable.has(sqlState(error) ?? "")) throw error
-      await tx.run("ROLLBACK TO SAVEPOINT op")
-      tx.undoTo(mark)
-      outcomes.push({ ok: false, error })
-    }
+    return outcomes
   }
-  return outcomes
 }

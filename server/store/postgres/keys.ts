@@ -6,7 +6,7 @@
 import type { Lapse } from "../lapses.js"
 import { checkSpend, keySpentItem } from "../keySpending.js"
 import type { DeviceRef, StoredSpend } from "../types.js"
-import type { Tx } from "./database.js"
+import type { Queries, Tx } from "./database.js"
 
 export async function audit(
   tx: Tx,
@@ -27,8 +27,9 @@ export async function audit(
   ])
 }
 
-/** What migrations.ts's `spend_key` answers: whether it spent, and else what it found locked. */
+/** A row of migrations.ts's `spend_keys`: whether it spent element `i`, and else what it found locked. */
 export interface SpendRow {
+  i: number
   spent: boolean
   owner: string | null
   key_state: string | null
@@ -40,14 +41,35 @@ export interface SpendRow {
   r_spent: number | null
 }
 
-/** `spend_key`'s call: the key to spend, who spends it, and whether the function writes the owner's item itself. */
-export const spendKeyCall = (ref: string, reservationId: string, requester: DeviceRef, now: number, item: boolean) =>
-  [
-    "SELECT * FROM spend_key($1, $2, $3, $4, $5, $6, $7)",
-    [ref, reservationId, requester.deviceId, requester.handle, requester.clientId, now, item],
-  ] as const
+/** One spend: the key, its reservation, who spends it, when. */
+export interface SpendCall {
+  ref: string
+  reservationId: string
+  requester: DeviceRef
+  now: number
+}
 
-/** The spend `spend_key` answered, or the refusal checkSpend names for what it found (it changed nothing then). */
+/**
+ * Spends the keys of `calls` in one statement (`spend_keys`); answers one row per call, in order. `items`: the
+ * function writes the owners' keySpent items itself.
+ */
+export async function spendKeys(q: Pick<Queries, "rows">, calls: readonly SpendCall[], items: boolean) {
+  const col = <T>(f: (c: SpendCall) => T) => calls.map(f)
+  const rows = await q.rows<SpendRow>("SELECT * FROM spend_keys($1, $2, $3, $4, $5, $6, $7)", [
+    col((c) => c.ref),
+    col((c) => c.reservationId),
+    col((c) => c.requester.deviceId),
+    col((c) => c.requester.handle),
+    col((c) => c.requester.clientId),
+    col((c) => c.now),
+    items,
+  ])
+  const byCall: SpendRow[] = []
+  for (const r of rows) byCall[r.i - 1] = r
+  return byCall
+}
+
+/** The spend `spend_keys` answered, or the refusal checkSpend names for what it found (it changed nothing then). */
 export function spendOutcome(
   r: SpendRow,
   ref: string,
@@ -68,7 +90,7 @@ export function spendOutcome(
       requester,
       now,
     )
-    throw new Error(`spend_key refused the spend of ${ref} that checkSpend allows`)
+    throw new Error(`spend_keys refused the spend of ${ref} that checkSpend allows`)
   }
   return { ref, owner: r.owner!, spentAt: now, lastResort: r.last_resort! }
 }
@@ -82,7 +104,7 @@ export async function spendKey(
   now: number,
 ): Promise<StoredSpend> {
   // Locked: a concurrent spend of the same key or reservation waits, then sees it spent.
-  const row = await tx.row<SpendRow>(...spendKeyCall(ref, reservationId, requester, now, false))
+  const [row] = await spendKeys(tx, [{ ref, reservationId, requester, now }], false)
   const spend = spendOutcome(row!, ref, reservationId, requester, now)
   tx.addInbox(spend.owner, keySpentItem(ref, requester, spend.lastResort), now)
   return spend

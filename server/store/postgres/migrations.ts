@@ -363,4 +363,246 @@ export const pgMigrations: readonly string[] = [
     RETURN NEXT;
   END $$;
   `,
+
+  // 3: reserves, spends and posts many at a time: PgStore hands over the reserves and spends that reach it in one
+  // turn of the event loop together (callBatcher.ts), and a group's batch (groupBatcher.ts) its posts, one statement
+  // for all of them instead of one each. Element i of the arrays is one key, or one post; one alone is a call with
+  // its own elements only. They replace migration 2's reserve_keys, spend_key and append_entry, and do what those
+  // did, element by element.
+  `
+  DROP FUNCTION reserve_keys(TEXT[], INTEGER, TEXT, TEXT, TEXT, TEXT[], BIGINT, BIGINT, INTEGER);
+  DROP FUNCTION spend_key(TEXT, TEXT, TEXT, TEXT, TEXT, BIGINT, BOOLEAN);
+  DROP FUNCTION append_entry(TEXT, TEXT, BIGINT, TEXT, BYTEA, BIGINT, BYTEA);
+  DROP FUNCTION take_tokens(TEXT[], TEXT[], DOUBLE PRECISION[], DOUBLE PRECISION[], DOUBLE PRECISION, BIGINT);
+
+  -- rateBuckets.ts: the rate-limit takes of many requests at once. Element i is bucket (names[i], keys[i]) of request
+  -- reqs[i] (elements of one request next to each other, requests in order), which takes ns[i] tokens of it. Locks
+  -- the buckets once each (in (name, key) order, so two calls never wait on each other), refills them at now_ms,
+  -- then takes each request's tokens from all its buckets, or none when any is short (then it waits: its element's
+  -- answer is the milliseconds until the bucket will have them; 0 otherwise), and writes each bucket taken from
+  -- once.
+  CREATE FUNCTION take_tokens(reqs INTEGER[], names TEXT[], keys TEXT[], bursts DOUBLE PRECISION[],
+                              per_minutes DOUBLE PRECISION[], ns DOUBLE PRECISION[], now_ms BIGINT)
+    RETURNS DOUBLE PRECISION[] LANGUAGE plpgsql AS $$
+  DECLARE
+    i INT;
+    j INT;
+    first INT := 1;
+    b RECORD;
+    held DOUBLE PRECISION[] := '{}';
+    taken BOOLEAN[] := '{}';
+    slot INT[] := '{}';
+    waits DOUBLE PRECISION[] := '{}';
+    ok BOOLEAN;
+    per_ms DOUBLE PRECISION;
+  BEGIN
+    -- Each bucket's slot: the first element that names it, its refilled tokens in held[slot].
+    FOR i IN SELECT x FROM generate_subscripts(names, 1) AS x ORDER BY names[x] COLLATE "C", keys[x] COLLATE "C", x
+    LOOP
+      IF i <> first AND names[i] = names[first] AND keys[i] = keys[first] THEN
+        slot[i] := first;
+        CONTINUE;
+      END IF;
+      first := i;
+      slot[i] := i;
+      INSERT INTO rate_buckets AS r (name, key, tokens, at, burst, per_minute)
+        VALUES (names[i], keys[i], bursts[i], now_ms, bursts[i], per_minutes[i])
+        ON CONFLICT (name, key) DO UPDATE SET name = excluded.name
+        RETURNING r.tokens, r.at INTO b;
+      held[i] := least(bursts[i], b.tokens + greatest(0, now_ms - b.at) * per_minutes[i] / 60000);
+      taken[i] := false;
+    END LOOP;
+    i := 1;
+    WHILE i <= cardinality(reqs) LOOP
+      first := i;
+      ok := true;
+      WHILE i <= cardinality(reqs) AND reqs[i] = reqs[first] LOOP
+        per_ms := per_minutes[i] / 60000;
+        IF held[slot[i]] >= least(ns[i], bursts[i]) THEN
+          waits[i] := 0;
+        ELSE
+          ok := false;
+          waits[i] := CASE WHEN per_ms > 0 THEN ceil((least(ns[i], bursts[i]) - held[slot[i]]) / per_ms)
+                           ELSE 'Infinity' END;
+        END IF;
+        i := i + 1;
+      END LOOP;
+      IF ok THEN
+        FOR j IN first .. i - 1 LOOP
+          held[slot[j]] := held[slot[j]] - least(ns[j], bursts[j]);
+          taken[slot[j]] := true;
+        END LOOP;
+      END IF;
+    END LOOP;
+    FOR i IN 1 .. cardinality(names) LOOP
+      CONTINUE WHEN slot[i] <> i OR NOT taken[i];
+      UPDATE rate_buckets SET tokens = held[i], at = now_ms, burst = bursts[i], per_minute = per_minutes[i]
+        WHERE name = names[i] AND key = keys[i];
+    END LOOP;
+    RETURN waits;
+  END $$;
+
+  -- PgDeliveryStore: messages and proposals to group gid, under the group's row lock (taken first: a group's seqs are
+  -- drawn and committed in order). Row i answers post i: 'duplicate' (the seq of the post its sender stored with
+  -- that client id, in this call or before), 'group_not_found', 'not_member', 'epoch_conflict' (a future epoch; with
+  -- the group's), each changing nothing, or 'appended' with the entry's seq.
+  CREATE FUNCTION append_entries(gid TEXT, senders TEXT[], epochs BIGINT[], kinds TEXT[], datas BYTEA[],
+                                 nows BIGINT[], cids BYTEA[])
+    RETURNS TABLE (i INTEGER, outcome TEXT, seq BIGINT, group_epoch BIGINT) LANGUAGE plpgsql AS $$
+  DECLARE
+    last BIGINT;
+    first BIGINT;
+    exists_group BOOLEAN;
+  BEGIN
+    SELECT g.epoch, g.last_seq INTO group_epoch, last FROM groups g WHERE g.id = gid FOR UPDATE;
+    exists_group := FOUND;
+    first := last;
+    -- A query loop: it sets the OUT column i (an integer loop would declare a variable of its own).
+    FOR i IN SELECT generate_subscripts(senders, 1) LOOP
+      outcome := NULL;
+      seq := NULL;
+      IF cids[i] IS NOT NULL THEN
+        SELECT l.seq INTO seq FROM group_log l WHERE l.group_id = gid AND l.sender = senders[i]
+          AND l.client_id = cids[i];
+        IF FOUND THEN
+          outcome := 'duplicate';
+        END IF;
+      END IF;
+      IF outcome IS NOT NULL THEN
+        NULL;
+      ELSIF NOT exists_group THEN
+        outcome := 'group_not_found';
+      ELSIF NOT EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = gid AND m.device = senders[i]
+                        AND m.removed_seq IS NULL) THEN
+        outcome := 'not_member';
+      ELSIF epochs[i] > group_epoch THEN
+        outcome := 'epoch_conflict';
+      ELSE
+        last := last + 1;
+        seq := last;
+        INSERT INTO group_log (group_id, seq, epoch, kind, sender, data, received_at, client_id)
+          VALUES (gid, seq, epochs[i], kinds[i], senders[i], datas[i], nows[i], cids[i]);
+        outcome := 'appended';
+      END IF;
+      RETURN NEXT;
+    END LOOP;
+    IF last > first THEN
+      UPDATE groups SET last_seq = last WHERE id = gid;
+    END IF;
+  END $$;
+
+  -- PgStore.reserve: one key of owners[i] (cipher suite suites[i]) for requesters[i], the oldest available one
+  -- (SKIP LOCKED: never one another transaction is taking), else the owner's last-resort key, else none (no row).
+  -- Reservation ids[i] lasts until expires[i]. Audit rows, and the owner's keyReserved (and poolLow) items, written
+  -- together at the end. When an owner has lapsed reservations, raises MLSLP having changed nothing: they are
+  -- released first, in a transaction of that request's own.
+  CREATE FUNCTION reserve_keys(owners TEXT[], suites INTEGER[], requesters TEXT[], by_handles TEXT[],
+                               by_clients TEXT[], ids TEXT[], nows BIGINT[], expires BIGINT[], low_watermarks INTEGER[])
+    RETURNS TABLE (owner TEXT, ref TEXT, data BYTEA, reservation_id TEXT, last_resort BOOLEAN, remaining INTEGER)
+    LANGUAGE plpgsql AS $$
+  DECLARE
+    i INT;
+    k RECORD;
+    devs TEXT[] := '{}';
+    kinds TEXT[] := '{}';
+    items TEXT[] := '{}';
+    created BIGINT[] := '{}';
+  BEGIN
+    IF EXISTS (SELECT 1 FROM generate_subscripts(owners, 1) AS x
+               WHERE EXISTS (SELECT 1 FROM reservations r WHERE r.owner = owners[x] AND r.expires_at <= nows[x]
+                                                           AND r.spent_at IS NULL AND r.lapsed_at IS NULL)) THEN
+      RAISE EXCEPTION 'lapsed reservations to release first' USING ERRCODE = 'MLSLP';
+    END IF;
+    FOR i IN 1 .. cardinality(owners) LOOP
+      last_resort := false;
+      UPDATE keypackages AS kp SET state = 'reserved', reservation_id = ids[i], reserved_by = requesters[i],
+                                   reserved_until = expires[i]
+        WHERE kp.ref = (SELECT p.ref FROM keypackages p
+                        WHERE p.owner = owners[i] AND p.cipher_suite = suites[i] AND p.state = 'available'
+                          AND NOT p.last_resort AND p.not_after > nows[i]
+                        ORDER BY p.seq LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING kp.ref, kp.data INTO k;
+      IF NOT FOUND THEN
+        SELECT p.ref, p.data INTO k FROM keypackages p
+          WHERE p.owner = owners[i] AND p.cipher_suite = suites[i] AND p.last_resort AND p.state = 'available'
+            AND p.not_after > nows[i];
+        CONTINUE WHEN NOT FOUND;
+        last_resort := true;
+      END IF;
+      INSERT INTO reservations (id, ref, owner, requester, created_at, expires_at)
+        VALUES (ids[i], k.ref, owners[i], requesters[i], nows[i], expires[i]);
+      INSERT INTO audit (at, action, owner, ref, actor, reservation_id)
+        VALUES (nows[i], 'reserve', owners[i], k.ref, requesters[i], ids[i]);
+      SELECT count(*) INTO remaining FROM keypackages p
+        WHERE p.owner = owners[i] AND p.cipher_suite = suites[i] AND p.state = 'available' AND NOT p.last_resort
+          AND p.not_after > nows[i];
+      devs := devs || owners[i];
+      kinds := kinds || 'keyReserved'::TEXT;
+      items := items || json_build_object('kind', 'keyReserved', 'ref', k.ref, 'by', by_handles[i],
+                                          'byClientId', by_clients[i], 'lastResort', last_resort,
+                                          'remainingAvailable', remaining)::TEXT;
+      created := created || nows[i];
+      IF remaining < low_watermarks[i] THEN
+        devs := devs || owners[i];
+        kinds := kinds || 'poolLow'::TEXT;
+        items := items || json_build_object('kind', 'poolLow', 'available', remaining)::TEXT;
+        created := created || nows[i];
+      END IF;
+      owner := owners[i];
+      ref := k.ref;
+      data := k.data;
+      reservation_id := ids[i];
+      RETURN NEXT;
+    END LOOP;
+    IF cardinality(devs) > 0 THEN
+      PERFORM inbox_write(devs, kinds, array_fill(NULL::TEXT, ARRAY[cardinality(devs)]), items, created);
+    END IF;
+  END $$;
+
+  -- keys.ts: spends refs[i] under reservation rids[i] for requesters[i], as migration 2's spend_key did for one (row
+  -- i answers element i): locks the key and the reservation; when checkSpend (../keySpending.ts) would let the spend
+  -- through, spends them (a last-resort key only its reservation) with the audit row, and answers spent = true;
+  -- otherwise changes nothing and answers what it locked, for checkSpend to name the refusal. With write_items, the
+  -- owners' keySpent items are written at the end (a transaction that goes on writes them last, with its others).
+  -- Keys are locked in ref order, so two calls that spend the same keys never wait on each other.
+  CREATE FUNCTION spend_keys(refs TEXT[], rids TEXT[], requesters TEXT[], by_handles TEXT[], by_clients TEXT[],
+                             nows BIGINT[], write_items BOOLEAN)
+    RETURNS TABLE (i INTEGER, spent BOOLEAN, owner TEXT, key_state TEXT, last_resort BOOLEAN, key_reservation TEXT,
+                   r_ref TEXT, r_requester TEXT, r_expires BIGINT, r_spent BIGINT)
+    LANGUAGE plpgsql AS $$
+  DECLARE
+    devs TEXT[] := '{}';
+    items TEXT[] := '{}';
+    created BIGINT[] := '{}';
+  BEGIN
+    FOR i IN SELECT x FROM generate_subscripts(refs, 1) AS x ORDER BY refs[x] COLLATE "C", x LOOP
+      SELECT kp.owner, kp.state, kp.last_resort, kp.reservation_id INTO owner, key_state, last_resort, key_reservation
+        FROM keypackages kp WHERE kp.ref = refs[i] FOR UPDATE;
+      SELECT r.ref, r.requester, r.expires_at, r.spent_at INTO r_ref, r_requester, r_expires, r_spent
+        FROM reservations r WHERE r.id = rids[i] FOR UPDATE;
+      spent := coalesce(owner IS NOT NULL AND r_ref = refs[i] AND r_requester = requesters[i] AND key_state <> 'spent'
+                        AND r_spent IS NULL AND r_expires > nows[i] AND (last_resort OR key_reservation = rids[i]),
+                        false);
+      IF spent THEN
+        IF NOT last_resort THEN
+          UPDATE keypackages SET state = 'spent', spent_at = nows[i] WHERE ref = refs[i];
+        END IF;
+        UPDATE reservations SET spent_at = nows[i] WHERE id = rids[i];
+        INSERT INTO audit (at, action, owner, ref, actor, reservation_id)
+          VALUES (nows[i], 'spend', owner, refs[i], requesters[i], rids[i]);
+        IF write_items THEN
+          devs := devs || owner;
+          items := items || json_build_object('kind', 'keySpent', 'ref', refs[i], 'by', by_handles[i],
+                                              'byClientId', by_clients[i], 'lastResort', last_resort)::TEXT;
+          created := created || nows[i];
+        END IF;
+      END IF;
+      RETURN NEXT;
+    END LOOP;
+    IF cardinality(devs) > 0 THEN
+      PERFORM inbox_write(devs, array_fill('keySpent'::TEXT, ARRAY[cardinality(devs)]),
+                          array_fill(NULL::TEXT, ARRAY[cardinality(devs)]), items, created);
+    END IF;
+  END $$;
+  `,
 ]

@@ -38,7 +38,7 @@ import type {
   StoredMembership,
 } from "../types.js"
 import { bytes, type PgDatabase, type Tx } from "./database.js"
-import { GroupBatcher } from "./groupBatcher.js"
+import { GroupBatcher, type Outcome } from "./groupBatcher.js"
 import { spendKey } from "./keys.js"
 import type { BucketRequest } from "../../services/rateLimiter.js"
 
@@ -62,16 +62,24 @@ const notMember = (sender: DeviceRef) => new AppError("not_member", `${sender.cl
 const epochConflict = (current: number, given: number) =>
   new AppError("epoch_conflict", `the group is at epoch ${current}, not ${given}`, { currentEpoch: current })
 
+/** One message or proposal to a group, and what storing it answers. */
+interface Post {
+  sender: DeviceRef
+  item: AppendItem
+  now: number
+}
+type Appended = { entry: StoredEntry; duplicate: boolean }
+
 /** Tells the other instances of an entry, with its frame so that their hubs need not read it back. */
 const ringEntry = (tx: Tx, e: StoredEntry) =>
   tx.ring({ k: "entry", groupId: e.groupId, seq: e.seq, frame: entryFrame(e) })
 
 export class PgDeliveryStore implements DeliveryStore {
   /** Posts and Commits of one group arriving together share a transaction (groupBatcher.ts). */
-  private readonly posts: GroupBatcher
+  private readonly posts: GroupBatcher<Post>
 
   constructor(private readonly db: PgDatabase) {
-    this.posts = new GroupBatcher(db)
+    this.posts = new GroupBatcher(db, (tx, groupId, posts) => this.appendAll(tx, groupId, posts))
   }
 
   takeTokens(buckets: readonly BucketRequest[], n: number, now: number): Promise<number[]> {
@@ -309,8 +317,7 @@ export class PgDeliveryStore implements DeliveryStore {
     now: number,
     clientId?: Uint8Array,
   ): Promise<{ entry: StoredEntry; duplicate: boolean }> {
-    const item = { epoch, kind, data, clientId }
-    return this.posts.run(groupId, (tx) => this.appendOne(tx, groupId, sender, item, now), true)
+    return this.posts.post(groupId, { sender, item: { epoch, kind, data, clientId }, now })
   }
 
   appendBatch(
@@ -319,55 +326,72 @@ export class PgDeliveryStore implements DeliveryStore {
     items: readonly AppendItem[],
     now: number,
   ): Promise<{ entry: StoredEntry; duplicate: boolean }[]> {
-    // One operation of the batcher, hence one savepoint: an item that throws rolls the whole batch back.
+    // One operation of the batcher, hence one savepoint: an item refused rolls the whole batch back.
     return this.posts.run(groupId, async (tx) => {
-      const outcomes = []
-      for (const [index, item] of items.entries()) {
-        try {
-          outcomes.push(await this.appendOne(tx, groupId, sender, item, now))
-        } catch (err) {
-          throw atIndex(err, index)
-        }
-      }
-      return outcomes
+      const outcomes = await this.appendAll(
+        tx,
+        groupId,
+        items.map((item) => ({ sender, item, now })),
+      )
+      return outcomes.map((o, index) => {
+        if (!o.ok) throw atIndex(o.error, index)
+        return o.value
+      })
     })
   }
 
-  /** One post in one statement (migrations.ts's `append_entry`), which changes nothing when it refuses. */
-  private async appendOne(
-    tx: Tx,
-    groupId: string,
-    sender: DeviceRef,
-    { epoch, kind, data, clientId }: AppendItem,
-    now: number,
-  ): Promise<{ entry: StoredEntry; duplicate: boolean }> {
-    const r = (await tx.row<{ outcome: string; seq: number; group_epoch: number }>(
-      "SELECT * FROM append_entry($1, $2, $3, $4, $5, $6, $7)",
-      [groupId, sender.deviceId, epoch, kind, bytes(data), now, clientId ? bytes(clientId) : null],
-    ))!
-    switch (r.outcome) {
-      case "group_not_found":
-        throw groupNotFound()
-      case "not_member":
-        throw notMember(sender)
-      case "epoch_conflict":
-        // An older epoch is allowed (a message sent just before a Commit landed); a future one cannot exist.
-        throw epochConflict(r.group_epoch, epoch)
-      case "duplicate": {
-        // A retry of an accepted post (its answer lost): the original answers. It rings again, so that a wake-up
-        // lost with an instance that died between COMMIT and NOTIFY comes with the client's retry.
-        const first = await tx.row<EntryRow>(`SELECT ${entryColumns} WHERE l.group_id = $1 AND l.seq = $2`, [
-          groupId,
-          r.seq,
-        ])
-        const entry = toEntry(groupId, first!)
-        ringEntry(tx, entry)
-        return { entry, duplicate: true }
+  /**
+   * Posts to `groupId` in one statement (migrations.ts's `append_entries`): each post's outcome, a refusal (which
+   * changed nothing) as an error.
+   */
+  private async appendAll(tx: Tx, groupId: string, posts: readonly Post[]): Promise<Outcome<Appended>[]> {
+    const col = <T>(f: (p: Post) => T) => posts.map(f)
+    const rows = await tx.rows<{ i: number; outcome: string; seq: number; group_epoch: number }>(
+      "SELECT * FROM append_entries($1, $2, $3, $4, $5, $6, $7)",
+      [
+        groupId,
+        col((p) => p.sender.deviceId),
+        col((p) => p.item.epoch),
+        col((p) => p.item.kind),
+        col((p) => bytes(p.item.data)),
+        col((p) => p.now),
+        col((p) => (p.item.clientId ? bytes(p.item.clientId) : null)),
+      ],
+    )
+    const outcomes: Outcome<Appended>[] = []
+    for (const r of rows) {
+      const { sender, item, now } = posts[r.i - 1]!
+      const refuse = (error: AppError) => outcomes.push({ ok: false, error })
+      switch (r.outcome) {
+        case "group_not_found":
+          refuse(groupNotFound())
+          continue
+        case "not_member":
+          refuse(notMember(sender))
+          continue
+        case "epoch_conflict":
+          // An older epoch is allowed (a message sent just before a Commit landed); a future one cannot exist.
+          refuse(epochConflict(r.group_epoch, item.epoch))
+          continue
+        case "duplicate": {
+          // A retry of an accepted post (its answer lost): the original answers. It rings again, so that a wake-up
+          // lost with an instance that died between COMMIT and NOTIFY comes with the client's retry.
+          const first = await tx.row<EntryRow>(`SELECT ${entryColumns} WHERE l.group_id = $1 AND l.seq = $2`, [
+            groupId,
+            r.seq,
+          ])
+          const entry = toEntry(groupId, first!)
+          ringEntry(tx, entry)
+          outcomes.push({ ok: true, value: { entry, duplicate: true } })
+          continue
+        }
       }
+      const { epoch, kind, data } = item
+      const entry: StoredEntry = { groupId, seq: r.seq, epoch, kind, sender, data, receivedAt: now }
+      ringEntry(tx, entry)
+      outcomes.push({ ok: true, value: { entry, duplicate: false } })
     }
-    const entry: StoredEntry = { groupId, seq: r.seq, epoch, kind, sender, data, receivedAt: now }
-    ringEntry(tx, entry)
-    return { entry, duplicate: false }
+    return outcomes
   }
 
   async readLog(groupId: string, device: string, after: number, limit: number): Promise<LogPage> {

@@ -25,10 +25,11 @@ import type {
   ValidKeyPackage,
 } from "../types.js"
 import { deviceColumns, deviceFrom, toDevice, type DeviceRow } from "../sqliteStore.js"
-import { bytes, PgDatabase, sqlState, type Tx } from "./database.js"
+import { bytes, PgDatabase, sqlState, type Queries, type Tx } from "./database.js"
 import type { Ring } from "./doorbell.js"
 import { SessionCache } from "./sessionCache.js"
-import { audit, releaseLapses, spendKeyCall, spendOutcome, type SpendRow } from "./keys.js"
+import { audit, releaseLapses, spendKeys, spendOutcome, type SpendCall, type SpendRow } from "./keys.js"
+import { CallBatcher } from "./callBatcher.js"
 import type { BucketRequest } from "../../services/rateLimiter.js"
 
 interface AccountRow {
@@ -47,8 +48,41 @@ interface ReservedRow {
   remaining: number
 }
 
+/** One request's reservation: one key of each owner, reservation `ids[i]` for `owners[i]`. */
+interface ReserveCall {
+  owners: readonly string[]
+  ids: string[]
+  cipherSuite: number
+  requester: DeviceRef
+  now: number
+  expiresAt: number
+  lowWatermark: number
+}
+
 /** The SQLSTATE `reserve_keys` raises when an owner has lapsed reservations to release first. */
 const lapsesFirst = "MLSLP"
+
+/** Reserves the keys of `calls` in one statement (`reserve_keys`); answers each call's rows, in order. */
+async function reserveKeys(q: Pick<Queries, "rows">, calls: readonly ReserveCall[]): Promise<ReservedRow[][]> {
+  const each = <T>(f: (c: ReserveCall) => T) => calls.flatMap((c) => c.owners.map(() => f(c)))
+  const rows = await q.rows<ReservedRow>("SELECT * FROM reserve_keys($1, $2, $3, $4, $5, $6, $7, $8, $9)", [
+    calls.flatMap((c) => c.owners),
+    each((c) => c.cipherSuite),
+    each((c) => c.requester.deviceId),
+    each((c) => c.requester.handle),
+    each((c) => c.requester.clientId),
+    calls.flatMap((c) => c.ids),
+    each((c) => c.now),
+    each((c) => c.expiresAt),
+    each((c) => c.lowWatermark),
+  ])
+  const byId = new Map(rows.map((r) => [r.reservation_id, r]))
+  return calls.map((c) => c.ids.flatMap((id) => byId.get(id) ?? []))
+}
+
+/** The ring that wakes the streams of the owners of `rows`, if any. */
+const inboxRing = (rows: readonly { owner: string }[]): Ring[] =>
+  rows.length > 0 ? [{ k: "inbox", devices: [...new Set(rows.map((r) => r.owner))] }] : []
 
 const noKeyAvailable = () => new AppError("no_keypackage_available", "no KeyPackage available")
 
@@ -433,9 +467,9 @@ export class PgStore implements ServerStore {
   }
 
   /**
-   * One statement in the common case (migrations.ts's `reserve_keys`). When an owner has reservations that lapsed,
-   * `reserve_keys` refuses, and one transaction releases them (the keys back, the owners' keyReleased items first)
-   * and then reserves.
+   * One statement in the common case (migrations.ts's `reserve_keys`), shared with the other reserves of this turn of
+   * the event loop. When an owner has reservations that lapsed, `reserve_keys` refuses, and one transaction releases
+   * them (the keys back, the owners' keyReleased items first) and then reserves.
    */
   async reserve(
     owners: readonly string[],
@@ -446,24 +480,20 @@ export class PgStore implements ServerStore {
     expiresAt: number,
     lowWatermark: number,
   ): Promise<{ reserved: StoredReservation[]; missing: string[] }> {
-    const call = "SELECT * FROM reserve_keys($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-    const args = [owners, cipherSuite, requester.deviceId, requester.handle, requester.clientId]
-    const values = [...args, owners.map(newId), now, expiresAt, lowWatermark]
-    const rings = (rows: ReservedRow[]): Ring[] =>
-      rows.length > 0 ? [{ k: "inbox", devices: rows.map((r) => r.owner) }] : []
+    const call: ReserveCall = { owners, ids: owners.map(newId), cipherSuite, requester, now, expiresAt, lowWatermark }
     let rows: ReservedRow[]
     try {
-      rows = await this.db.change<ReservedRow>(call, values, rings)
+      rows = await this.reserves.run(call)
     } catch (err) {
       if (sqlState(err) !== lapsesFirst) throw err
       rows = await this.db.transaction(async (tx) => {
         for (const owner of owners) await releaseLapses(tx, now, owner)
         await tx.writeInbox()
-        const rows = await tx.rows<ReservedRow>(call, values)
+        const [rows] = await reserveKeys(tx, [call])
         // Thrown inside the transaction: the lapses released roll back with it, and nothing changes.
-        if (rows.length === 0) throw noKeyAvailable()
-        for (const r of rings(rows)) tx.ring(r)
-        return rows
+        if (rows!.length === 0) throw noKeyAvailable()
+        for (const r of inboxRing(rows!)) tx.ring(r)
+        return rows!
       })
     }
     if (rows.length === 0) throw noKeyAvailable()
@@ -479,12 +509,24 @@ export class PgStore implements ServerStore {
     return { reserved, missing: owners.filter((o) => !rows.some((r) => r.owner === o)) }
   }
 
+  private readonly reserves = new CallBatcher<ReserveCall, ReservedRow[]>((calls) =>
+    this.db.change(
+      (q) => reserveKeys(q, calls),
+      (byCall) => inboxRing(byCall.flat()),
+    ),
+  )
+
   async spend(ref: string, reservationId: string, requester: DeviceRef, now: number): Promise<StoredSpend> {
-    const [row] = await this.db.change<SpendRow>(...spendKeyCall(ref, reservationId, requester, now, true), (rows) =>
-      rows[0]!.spent ? [{ k: "inbox", devices: [rows[0]!.owner!] }] : [],
-    )
-    return spendOutcome(row!, ref, reservationId, requester, now)
+    const row = await this.spends.run({ ref, reservationId, requester, now })
+    return spendOutcome(row, ref, reservationId, requester, now)
   }
+
+  private readonly spends = new CallBatcher<SpendCall, SpendRow>((calls) =>
+    this.db.change(
+      (q) => spendKeys(q, calls, true),
+      (rows) => inboxRing(rows.filter((r) => r.spent) as { owner: string }[]),
+    ),
+  )
 
   withdraw(owner: string, ref: string, now: number): Promise<void> {
     return this.db.transaction(async (tx) => {

@@ -1,10 +1,18 @@
 /**
  * Rate-limit buckets in PostgreSQL (services/rateLimiter.ts), so that a limit holds across every instance on the
  * database: a client that spreads its requests over the instances draws on one budget. One call of the SQL function
- * `take_tokens` (migrations.ts) refills and takes the buckets of a request together, in one statement.
+ * `take_tokens` (migrations.ts) refills and takes the buckets of the requests of one turn of the event loop together.
  */
 import pg from "pg"
 import type { BucketRequest, TokenBuckets } from "../../services/rateLimiter.js"
+import { CallBatcher } from "./callBatcher.js"
+
+/** One request's take: `n` tokens of each of its buckets, all or none. */
+interface Take {
+  requests: readonly BucketRequest[]
+  n: number
+  now: number
+}
 
 export class PgBuckets implements TokenBuckets {
   /**
@@ -19,21 +27,35 @@ export class PgBuckets implements TokenBuckets {
     this.pool.on("error", () => {})
   }
 
-  async takeTokens(requests: readonly BucketRequest[], n: number, now: number): Promise<number[]> {
+  takeTokens(requests: readonly BucketRequest[], n: number, now: number): Promise<number[]> {
+    return this.takes.run({ requests, n, now })
+  }
+
+  /**
+   * The takes of one turn of the event loop in one statement: a bucket every request draws on (one client's, one
+   * address's) is then locked and written once for all of them instead of once each, in turn. They are refilled at
+   * the latest of their times: a request gains at most what refills while it waited for the others.
+   */
+  private readonly takes = new CallBatcher<Take, number[]>(async (takes) => {
+    const each = <T>(f: (t: Take, r: BucketRequest, i: number) => T) =>
+      takes.flatMap((t, i) => t.requests.map((r) => f(t, r, i)))
     const { rows } = await this.pool.query<{ waits: number[] }>({
       name: "take_tokens",
-      text: "SELECT take_tokens($1, $2, $3, $4, $5, $6) AS waits",
+      text: "SELECT take_tokens($1, $2, $3, $4, $5, $6, $7) AS waits",
       values: [
-        requests.map((r) => r.name),
-        requests.map((r) => r.key),
-        requests.map((r) => r.limit.burst),
-        requests.map((r) => r.limit.perMinute),
-        n,
-        now,
+        each((_, _r, i) => i),
+        each((_, r) => r.name),
+        each((_, r) => r.key),
+        each((_, r) => r.limit.burst),
+        each((_, r) => r.limit.perMinute),
+        each((t) => t.n),
+        Math.max(...takes.map((t) => t.now)),
       ],
     })
-    return rows[0]!.waits.map(Number)
-  }
+    const waits = rows[0]!.waits.map(Number)
+    let next = 0
+    return takes.map((t) => waits.slice(next, (next += t.requests.length)))
+  })
 
   async pruneBuckets(now: number): Promise<void> {
     await this.pool.query(
