@@ -135,20 +135,30 @@ export class PgStore implements ServerStore {
     return q.rows<DeviceRow>(`SELECT ${deviceColumns} ${deviceFrom} WHERE d.user_id = $1 ORDER BY d.n`, [userId])
   }
 
-  /** The account and its devices in one statement: every reservation and key lookup starts here. */
-  async account(ref: string): Promise<StoredAccount | undefined> {
-    const rows = await this.db.rows<DeviceRow & { account_id: string; account_created: number }>(
-      `WITH a AS (SELECT user_id, handle, created_at FROM accounts
-                  WHERE handle = $1 OR user_id = $1 ORDER BY handle = $1 DESC LIMIT 1)
-       SELECT a.user_id AS account_id, a.created_at AS account_created, ${deviceColumns}
-       FROM a LEFT JOIN devices d ON d.user_id = a.user_id ORDER BY d.n`,
-      [ref],
-    )
-    const a = rows[0]
-    if (!a) return undefined
-    const devices = rows.filter((r) => r.id !== null).map(toDevice)
-    return { userId: a.account_id, handle: a.handle, createdAt: a.account_created, devices }
+  /** The account and its devices: every reservation and key lookup starts here. */
+  account(ref: string): Promise<StoredAccount | undefined> {
+    return this.accounts.run(ref)
   }
+
+  /** The accounts (with their devices) that the lookups of one turn of the event loop name, in one statement. */
+  private readonly accounts = new CallBatcher<string, StoredAccount | undefined>(async (refs) => {
+    const rows = await this.db.rows<DeviceRow & { n: number; account_id: string; account_created: number }>(
+      `SELECT q.n, a.user_id AS account_id, a.created_at AS account_created, ${deviceColumns}
+       FROM unnest($1::TEXT[]) WITH ORDINALITY AS q(ref, n)
+       JOIN LATERAL (SELECT user_id, handle, created_at FROM accounts
+                     WHERE handle = q.ref OR user_id = q.ref ORDER BY handle = q.ref DESC LIMIT 1) a ON true
+       LEFT JOIN devices d ON d.user_id = a.user_id ORDER BY q.n, d.n`,
+      [refs],
+    )
+    const byRef = refs.map(() => [] as typeof rows)
+    for (const r of rows) byRef[r.n - 1]!.push(r)
+    return byRef.map((mine) => {
+      const a = mine[0]
+      if (!a) return undefined
+      const devices = mine.filter((r) => r.id !== null).map(toDevice)
+      return { userId: a.account_id, handle: a.handle, createdAt: a.account_created, devices }
+    })
+  })
 
   async device(deviceId: string): Promise<StoredDevice | undefined> {
     const row = await this.db.row<DeviceRow>(`SELECT ${deviceColumns} ${deviceFrom} WHERE d.id = $1`, [deviceId])
@@ -259,15 +269,22 @@ export class PgStore implements ServerStore {
     return removal
   }
 
-  async sharesGroup(userA: string, userB: string): Promise<boolean> {
-    const row = await this.db.row(
-      `SELECT 1 FROM devices da JOIN group_members a ON a.device = da.id
-       JOIN group_members b ON b.group_id = a.group_id JOIN devices db ON db.id = b.device
-       WHERE da.user_id = $1 AND a.removed_seq IS NULL AND db.user_id = $2 AND b.removed_seq IS NULL LIMIT 1`,
-      [userA, userB],
-    )
-    return row !== undefined
+  sharesGroup(userA: string, userB: string): Promise<boolean> {
+    return this.groupMates.run([userA, userB])
   }
+
+  /** The group-mate checks of one turn of the event loop, in one statement. */
+  private readonly groupMates = new CallBatcher<[string, string], boolean>(async (pairs) => {
+    const rows = await this.db.rows<{ n: number }>(
+      `SELECT q.n FROM unnest($1::TEXT[], $2::TEXT[]) WITH ORDINALITY AS q(a, b, n)
+       WHERE EXISTS (SELECT 1 FROM devices da JOIN group_members a ON a.device = da.id
+                     JOIN group_members b ON b.group_id = a.group_id JOIN devices db ON db.id = b.device
+                     WHERE da.user_id = q.a AND a.removed_seq IS NULL AND db.user_id = q.b AND b.removed_seq IS NULL)`,
+      [pairs.map((p) => p[0]), pairs.map((p) => p[1])],
+    )
+    const mates = new Set(rows.map((r) => r.n))
+    return pairs.map((_, i) => mates.has(i + 1))
+  })
 
   createChallenge(
     id: string,
