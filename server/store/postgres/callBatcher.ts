@@ -1,8 +1,8 @@
 /**
  * Hands the calls made in one turn of the event loop to PostgreSQL together. Under load many requests reach the same
- * statement at once (the reserves and spends of the key directory), and one statement for all of them costs far less
- * than one each: each statement is a round trip, an executor start-up, a commit and its WAL flush, which on a small
- * machine weigh more than the rows it changes. Calls queue until the event loop has handled the I/O at hand
+ * statement at once (account lookups, rate-limit takes, reserves, spends), and one statement for all of them costs
+ * far less than one each: each statement is a round trip and an executor start-up, and a change a commit too, which
+ * on a small machine weigh more than the rows they read or change. Calls queue until the event loop has handled the I/O at hand
  * (`setImmediate`), then run as one batch; batches do not wait for each other (the pool bounds them).
  *
  * A batch that fails fails no one by itself: each of its calls runs again alone, so that a call that cannot succeed
