@@ -14,6 +14,7 @@
  * A connection also ends by itself: without a valid hello in time, and when the session it was
  * opened with expires (or, through the hub, is revoked).
  */
+import type { Duplex } from "node:stream"
 import type { FastifyBaseLogger } from "fastify"
 import { TypeCompiler } from "@sinclair/typebox/compiler"
 import { WebSocket, type RawData } from "ws"
@@ -67,11 +68,15 @@ export class StreamConnection {
   private generation = 0
   private caughtUp = false
   private drainTimer: NodeJS.Timeout | undefined
+  /** The socket holds this tick's live frames, to write them all at once when the tick ends. */
+  private corked = false
   private readonly helloTimer: NodeJS.Timeout
   private readonly cancelExpiry: () => void
 
   constructor(
     private readonly ws: WebSocket,
+    /** The TCP socket under `ws`. */
+    private readonly socket: Duplex,
     readonly session: Session,
     private readonly store: DeliveryStore,
     private readonly index: SubscriptionIndex,
@@ -115,8 +120,23 @@ export class StreamConnection {
     if (this.closed || !sub || seq <= sub.cursor || seq > sub.upper) return
     if (this.dirty || this.pumping || seq !== sub.cursor + 1) return this.changed()
     sub.cursor = seq
+    this.corkUntilTickEnds()
     this.ws.send(frame, { binary: false })
     if (this.ws.bufferedAmount > this.limits.maxBufferedBytes) this.tooSlow()
+  }
+
+  /**
+   * The live entries of one group batch reach the hub in one tick: written together they cost one system call
+   * (and one trip through the loopback or network stack) instead of one each, the largest cost of a fanout.
+   */
+  private corkUntilTickEnds(): void {
+    if (this.corked) return
+    this.corked = true
+    this.socket.cork()
+    process.nextTick(() => {
+      this.corked = false
+      this.socket.uncork()
+    })
   }
 
   /** The user was removed by the Commit at `seq`: nothing of the group after it is sent. */

@@ -77,7 +77,7 @@ export function attachStream(
     auth.authenticate(req.headers.authorization).then(
       (session) =>
         wss.handleUpgrade(req, socket, head, (ws) => {
-          const conn = new StreamConnection(ws, session, store, hub, clock, settings, app.log)
+          const conn = new StreamConnection(ws, socket, session, store, hub, clock, settings, app.log)
           hub.add(conn, ws)
           ws.on("close", () => hub.remove(conn))
           ws.on("error", (err) => app.log.debug({ err, device: session.device.deviceId }, "stream socket error"))
