@@ -10,10 +10,31 @@ import type { CommitOutcome, StoredEntry } from "../store/types.js"
 import type { StreamConnection, SubscriptionIndex } from "./connection.js"
 import { entryFrame } from "./frames.js"
 
+/**
+ * How long a group's live entries wait for an earlier seq that has not arrived. With several instances, an entry
+ * stored here reaches the hub at once and one stored just before it on another instance only with that instance's
+ * ring; sent out of order, every subscriber would see a gap and read the store. When the wait ends (a lost ring, an
+ * entry no one rang), the held entries go out as they are and each connection that sees the gap reads the store.
+ */
+const gapWaitMs = 100
+/** More held entries than this go out at once, gap or not. */
+const maxHeld = 256
+
+/** The live entries of one group, put back in log order. */
+interface GroupOrder {
+  /** The seq the hub sends next: one past the last it sent. */
+  next: number
+  /** Entries past a gap, by seq; a frame undefined when the entry was too large to ring. */
+  held: Map<number, string | undefined>
+  gapTimer: NodeJS.Timeout | undefined
+}
+
 export class StreamHub implements SubscriptionIndex, SessionListener, RingHandler {
   /** Connections by device id. */
   private readonly byDevice = new Map<string, Set<StreamConnection>>()
   private readonly byGroup = new Map<string, Set<StreamConnection>>()
+  /** For each group with subscribers here, the live entries' order. */
+  private readonly order = new Map<string, GroupOrder>()
   private readonly sockets = new Map<StreamConnection, { ping(): void; terminate(): void }>()
   private readonly pinger: NodeJS.Timeout | undefined
 
@@ -45,7 +66,10 @@ export class StreamHub implements SubscriptionIndex, SessionListener, RingHandle
   unsubscribe(conn: StreamConnection, groupId: string): void {
     const set = this.byGroup.get(groupId)
     set?.delete(conn)
-    if (set?.size === 0) this.byGroup.delete(groupId)
+    if (set?.size !== 0) return
+    this.byGroup.delete(groupId)
+    clearTimeout(this.order.get(groupId)?.gapTimer)
+    this.order.delete(groupId)
   }
 
   /** A stored application or proposal message (or a Commit, through `commit`). */
@@ -54,7 +78,42 @@ export class StreamHub implements SubscriptionIndex, SessionListener, RingHandle
     this.entryFrame(e.groupId, e.seq, entryFrame(e))
   }
 
+  /** Sends a group's live entries in seq order, holding those that arrive past a gap (see `gapWaitMs`). */
   private entryFrame(groupId: string, seq: number, frame: string | undefined): void {
+    if (!this.byGroup.has(groupId)) return
+    let o = this.order.get(groupId)
+    if (!o) this.order.set(groupId, (o = { next: seq, held: new Map(), gapTimer: undefined }))
+    if (seq > o.next) {
+      o.held.set(seq, frame)
+      if (o.held.size > maxHeld) return this.releaseHeld(groupId, o)
+      o.gapTimer ??= setTimeout(() => this.releaseHeld(groupId, o), gapWaitMs).unref()
+      return
+    }
+    // An entry from before the hub's order began, or late after its gap was given up on: the cursors decide.
+    if (seq < o.next) return this.send(groupId, seq, frame)
+    this.send(groupId, seq, frame)
+    o.next++
+    while (o.held.has(o.next)) {
+      this.send(groupId, o.next, o.held.get(o.next))
+      o.held.delete(o.next++)
+    }
+    if (o.held.size === 0 && o.gapTimer) {
+      clearTimeout(o.gapTimer)
+      o.gapTimer = undefined
+    }
+  }
+
+  /** Gives up waiting for a group's gap: its held entries go out in seq order. */
+  private releaseHeld(groupId: string, o: GroupOrder): void {
+    clearTimeout(o.gapTimer)
+    o.gapTimer = undefined
+    const seqs = [...o.held.keys()].sort((a, b) => a - b)
+    for (const seq of seqs) this.send(groupId, seq, o.held.get(seq))
+    o.held.clear()
+    o.next = Math.max(o.next, seqs.at(-1)! + 1)
+  }
+
+  private send(groupId: string, seq: number, frame: string | undefined): void {
     const subs = this.byGroup.get(groupId)
     if (!subs) return
     if (frame === undefined) {
@@ -111,6 +170,9 @@ export class StreamHub implements SubscriptionIndex, SessionListener, RingHandle
 
   /** Rings may have been missed: every connection reads the store from its cursors. */
   wakeAll(): void {
+    // The entries of the missed rings will not arrive: what is held goes out, and each group's order starts again.
+    for (const [groupId, o] of this.order) this.releaseHeld(groupId, o)
+    this.order.clear()
     for (const conn of this.sockets.keys()) conn.changed()
   }
 
@@ -148,5 +210,6 @@ export class StreamHub implements SubscriptionIndex, SessionListener, RingHandle
 
   close(): void {
     clearInterval(this.pinger)
+    for (const o of this.order.values()) clearTimeout(o.gapTimer)
   }
 }
