@@ -204,19 +204,31 @@ export class PgDatabase extends Queries {
   }
 
   /**
-   * Runs one statement that is a whole change by itself (a function of migrations.ts, committed on its own), again
-   * on the same failures as a transaction; then rings what `rings` makes of its answer.
+   * Runs `fn`, whose change is one statement committed on its own (a function of migrations.ts): no BEGIN and COMMIT
+   * round trips around it. Its other statements, if any, only read. Runs again on the same failures as a transaction;
+   * then rings what `fn` rang. It must add no inbox items: those are written in a transaction's last statement.
    */
-  async change<T>(statement: (q: Queries) => Promise<T>, rings: (answer: T) => Ring[]): Promise<T> {
+  async autocommit<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
+      const tx = new Tx(this.pool)
       try {
-        const answer = await statement(this)
-        await this.doorbell.send(rings(answer))
-        return answer
+        const value = await fn(tx)
+        if (tx.mark().items > 0) throw new Error("autocommit: inbox items need a transaction")
+        await this.doorbell.send(tx.rings)
+        return value
       } catch (err) {
         if (attempt >= 5 || !retryable.has(sqlState(err) ?? "")) throw err
       }
     }
+  }
+
+  /** Runs `statement`, one statement that is a whole change by itself (`autocommit`), and rings what `rings` makes of its answer. */
+  change<T>(statement: (q: Queries) => Promise<T>, rings: (answer: T) => Ring[]): Promise<T> {
+    return this.autocommit(async (tx) => {
+      const answer = await statement(tx)
+      for (const r of rings(answer)) tx.ring(r)
+      return answer
+    })
   }
 
   async close(): Promise<void> {

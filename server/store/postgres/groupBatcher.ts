@@ -6,7 +6,7 @@
  * back alone (its inbox items and rings with it) and fails alone; the others commit together, and every promise
  * settles only after that COMMIT. Posts next to each other in the queue go in one statement (`appendAll`,
  * migrations.ts's `append_entries`): a refused post changes nothing, so it needs no savepoint; any other error fails
- * the whole batch.
+ * the whole batch. A batch of posts alone is that one statement, committed on its own (no BEGIN and COMMIT).
  */
 import { retryable, sqlState, type PgDatabase, type Tx } from "./database.js"
 
@@ -56,7 +56,16 @@ export class GroupBatcher<P> {
       for (let ops = this.take(groupId); ops.length > 0; ops = this.take(groupId)) {
         let outcomes: Outcome[]
         try {
-          outcomes = await this.db.transaction((tx) => this.runEach(tx, groupId, ops))
+          // Posts alone are one statement, which needs no transaction around it.
+          outcomes = ops.every((p) => p.op === undefined)
+            ? await this.db.autocommit((tx) =>
+                this.appendAll(
+                  tx,
+                  groupId,
+                  ops.map((p) => p.post!),
+                ),
+              )
+            : await this.db.transaction((tx) => this.runEach(tx, groupId, ops))
         } catch (error) {
           // The transaction itself failed (COMMIT, the connection): nothing of the batch was stored.
           for (const p of ops) p.reject(error)
