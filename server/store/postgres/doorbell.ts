@@ -75,12 +75,15 @@ export function encodeRings(instance: string, rings: readonly Ring[]): string[] 
  * transaction of its own after the COMMIT it reports, and PostgreSQL serialises notifying transactions through their
  * commit: waiting for a flush there would queue every write of every instance behind the disk, one flush per ring.
  * A ring is a wake-up, not data (see the module comment), so its durability is not needed. Rings handed in while one
- * NOTIFY is in flight go together in the next one.
+ * NOTIFY is in flight go together in the next one, sent when it returns.
  */
 export class DoorbellSender {
   private readonly client: pg.Pool
   private queued: Ring[] = []
+  /** The NOTIFY that will carry the rings queued now. */
   private next: Promise<void> | undefined
+  /** The NOTIFY being sent. */
+  private inFlight: Promise<void> = Promise.resolve()
   /** Told of a ring that could not be sent (the connection failed): the change is stored, one wake-up lost. */
   onError: (err: unknown) => void = () => {}
 
@@ -96,16 +99,22 @@ export class DoorbellSender {
   send(rings: readonly Ring[]): Promise<void> {
     if (rings.length === 0) return Promise.resolve()
     this.queued.push(...rings)
-    this.next ??= this.flushSoon()
-    return this.next
+    return (this.next ??= this.sendNext())
   }
 
-  private async flushSoon(): Promise<void> {
-    // Let the transactions that commit in this turn of the event loop join the batch.
+  private async sendNext(): Promise<void> {
+    // The rings of the transactions that commit while a NOTIFY is in flight, or in this turn of the event loop, go
+    // together in the next one.
+    await this.inFlight
     await new Promise<void>((resolve) => setImmediate(resolve))
     const rings = this.queued
     this.queued = []
     this.next = undefined
+    this.inFlight = this.notify(rings)
+    await this.inFlight
+  }
+
+  private async notify(rings: readonly Ring[]): Promise<void> {
     try {
       for (const payload of encodeRings(this.instance, rings)) {
         await this.client.query({ name: "ring", text: "SELECT pg_notify($1, $2)", values: [doorbellChannel, payload] })
