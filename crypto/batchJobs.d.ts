@@ -14,3 +14,5 @@ export declare function views(sab: SharedArrayBuffer): {
 export declare function allocate(kind: number, count: number, dataSize: number): SharedArrayBuffer
 export declare function runItems(sab: SharedArrayBuffer): number
 export declare function finishPending(sab: SharedArrayBuffer): void
+export declare const spareHeaderInts: number
+export declare const spareSlotSize: number

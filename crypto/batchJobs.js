@@ -9,6 +9,7 @@
 //   output            dh only: the ephemeral public key (32) | the shared secret (32) per item
 // Both threads claim items with one atomic counter, so whichever is free takes the next one and neither waits.
 import { Buffer } from "node:buffer"
+import { setImmediate } from "node:timers"
 import sodium from "sodium-native"
 import { isMainThread, parentPort, workerData } from "node:worker_threads"
 
@@ -103,4 +104,39 @@ function runItem(kind, v, i) {
   return ok
 }
 
-if (!isMainThread && workerData === workerTag) parentPort.on("message", runItems)
+// Spare X25519 key pairs, drawn by the worker ahead of need for the calling thread (parallel.ts, takeSpareX25519).
+// One SharedArrayBuffer, one producer (the worker) and one consumer (the calling thread):
+//   Int32 header[4]   pairs produced, pairs taken, capacity, unused (monotonic counters; slot = counter % capacity)
+//   slots             capacity × (private key (32) | public key (32)); a taken slot is zeroed by the taker
+export const spareHeaderInts = 4
+export const spareSlotSize = 64
+
+/**
+ * The worker's side: fills every free slot, then sleeps until the calling thread has taken some (Atomics.waitAsync,
+ * so that batches posted meanwhile still run) and fills again. A slot is written before the produced count that
+ * publishes it.
+ */
+function fillSpares(sab) {
+  const header = new Int32Array(sab, 0, spareHeaderInts)
+  const capacity = header[2]
+  const slots = new Uint8Array(sab, spareHeaderInts * 4)
+  const fill = () => {
+    const taken = Atomics.load(header, 1)
+    for (let produced = header[0]; produced - taken < capacity; produced++) {
+      sodium.randombytes_buf(ephemeralSecret)
+      sodium.crypto_scalarmult_base(ephemeralPublic, ephemeralSecret)
+      const at = (produced % capacity) * spareSlotSize
+      slots.set(ephemeralSecret, at)
+      slots.set(ephemeralPublic, at + 32)
+      sodium.sodium_memzero(ephemeralSecret)
+      Atomics.store(header, 0, produced + 1)
+    }
+    const wait = Atomics.waitAsync(header, 1, taken)
+    if (wait.async) void wait.value.then(fill)
+    else setImmediate(fill) // some were taken while this call filled
+  }
+  fill()
+}
+
+if (!isMainThread && workerData === workerTag)
+  parentPort.on("message", (m) => (m instanceof SharedArrayBuffer ? runItems(m) : fillSpares(m.spares)))

@@ -1,9 +1,11 @@
-// X25519 and Ed25519 on libsodium (sodium-native), on the calling thread. libsodium's Curve25519 code is faster than
-// OpenSSL 3.0's here (Ed25519 verify ~44 vs ~77 µs, sign ~15 vs ~26 µs, X25519 public key ~13 vs ~30 µs) and takes
-// raw key bytes, so no KeyObject is imported per key. The results are the same bytes: Ed25519 signatures are
-// deterministic (RFC 8032) and X25519 is a function (RFC 7748); the RFC 9420 vectors and mixed groups check both.
+// X25519 and Ed25519 on libsodium (sodium-native), on the calling thread (a fresh X25519 key pair may be one the
+// worker drew ahead: parallel.ts). libsodium's Curve25519 code is faster than OpenSSL 3.0's here (Ed25519 verify ~44
+// vs ~77 µs, sign ~15 vs ~26 µs, X25519 public key ~13 vs ~30 µs) and takes raw key bytes, so no KeyObject is
+// imported per key. The results are the same bytes: Ed25519 signatures are deterministic (RFC 8032) and X25519 is a
+// function (RFC 7748); the RFC 9420 vectors and mixed groups check both.
 import sodium from "sodium-native"
 import { CryptoError } from "ts-mls/mlsError.js"
+import { takeSpareX25519 } from "./parallel.js"
 import { randomBytes } from "./rng.js"
 
 /** A view of the caller's bytes as the Buffer type sodium-native's typings ask for (no copy). */
@@ -17,7 +19,10 @@ export function x25519PublicKey(privateKey: Uint8Array): Uint8Array {
   return new Uint8Array(out.buffer, out.byteOffset, 32)
 }
 
+/** A fresh key pair: one the worker drew ahead if it has one ready (parallel.ts), else drawn here. */
 export function x25519Generate(): { privateKey: Uint8Array; publicKey: Uint8Array } {
+  const spare = takeSpareX25519()
+  if (spare !== undefined) return spare
   const privateKey = randomBytes(32)
   return { privateKey, publicKey: x25519PublicKey(privateKey) }
 }

@@ -1,8 +1,20 @@
 // Batches of Curve25519 jobs (Ed25519 checks, X25519 ephemeral DHs) run by this thread and one worker thread
 // together, both claiming items through one atomic counter (batchJobs.js). A Commit adding 99 members asks for 198 signature
-// checks at once and its Welcome for 99 seals; on a 2-core machine two threads halve that wall time.
+// checks at once and its Welcome for 99 seals; on a 2-core machine two threads halve that wall time. The worker also
+// keeps spare X25519 key pairs drawn ahead (takeSpareX25519).
 import { Worker } from "node:worker_threads"
-import { allocate, dhOutputSize, finishPending, kinds, runItems, status, views, workerTag } from "./batchJobs.js"
+import {
+  allocate,
+  dhOutputSize,
+  finishPending,
+  kinds,
+  runItems,
+  spareHeaderInts,
+  spareSlotSize,
+  status,
+  views,
+  workerTag,
+} from "./batchJobs.js"
 
 /** Smaller batches run on this thread alone: waking the worker (~0.1 ms) would cost about what it saves. */
 export const parallelBatch = 16
@@ -29,7 +41,10 @@ function worker(): Worker {
     workerFailed = true
     forget()
   })
-  w.on("exit", forget)
+  w.on("exit", () => {
+    forget()
+    dropSpares(w)
+  })
   w.unref()
   return (helper = w)
 }
@@ -152,4 +167,54 @@ export function x25519EphemeralAll(
   })
   result.output.fill(0) // the shared secrets leave shared memory as soon as they are copied out
   return out
+}
+
+/**
+ * Spare X25519 key pairs: the worker keeps `spareCapacity` of them drawn ahead (batchJobs.js, fillSpares), so that a
+ * KeyPackage, which needs two fresh key pairs (its init key and its leaf's encryption key, ~19 µs each), leaves that
+ * work to the other core. Started by the first take; bound to the worker that fills them.
+ */
+const spareCapacity = 16
+let spares: { worker: Worker; header: Int32Array; slots: Uint8Array } | undefined
+
+/**
+ * A fresh X25519 key pair the worker drew (libsodium's CSPRNG, as on this thread), or undefined when none is ready
+ * (the caller draws its own). Each pair is handed out once: its slot is zeroed as it is copied out, before the worker
+ * may reuse it.
+ */
+export function takeSpareX25519(): { privateKey: Uint8Array; publicKey: Uint8Array } | undefined {
+  if (workerFailed) return undefined
+  const w = worker()
+  if (spares?.worker !== w) {
+    const sab = new SharedArrayBuffer(spareHeaderInts * 4 + spareCapacity * spareSlotSize)
+    const header = new Int32Array(sab, 0, spareHeaderInts)
+    header[2] = spareCapacity
+    spares = { worker: w, header, slots: new Uint8Array(sab, spareHeaderInts * 4) }
+    w.postMessage({ spares: sab })
+    return undefined
+  }
+  const { header, slots } = spares
+  const taken = header[1]!
+  const produced = Atomics.load(header, 0)
+  if (produced === taken) return undefined
+  const at = (taken % spareCapacity) * spareSlotSize
+  const privateKey = slots.slice(at, at + 32)
+  const publicKey = slots.slice(at + 32, at + spareSlotSize)
+  slots.fill(0, at, at + spareSlotSize)
+  Atomics.store(header, 1, taken + 1)
+  // The worker sleeps while the slots are full; it is woken once half are taken, not for every one.
+  if (produced - taken - 1 <= spareCapacity / 2) Atomics.notify(header, 1)
+  return { privateKey, publicKey }
+}
+
+/** How many spare key pairs are ready now (for tests). */
+export function spareX25519Ready(): number {
+  return spares === undefined ? 0 : Atomics.load(spares.header, 0) - spares.header[1]!
+}
+
+/** A worker that exited left its spare key pairs: they are wiped (it can no longer write them) and never handed out. */
+function dropSpares(w: Worker): void {
+  if (spares?.worker !== w) return
+  spares.slots.fill(0)
+  spares = undefined
 }

@@ -1,10 +1,19 @@
 // Curve25519 batches shared between the calling thread and the worker (crypto/parallel.ts), checked against
-// OpenSSL through node:crypto: verdicts, DH results, and the recovery when a claimed item is never finished.
+// OpenSSL through node:crypto: verdicts, DH results, the recovery when a claimed item is never finished, and the
+// spare key pairs the worker draws ahead.
 import assert from "node:assert/strict"
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, sign } from "node:crypto"
 import { describe, it } from "node:test"
 import { allocate, dhOutputSize, kinds, status, views } from "../../crypto/batchJobs.js"
-import { ed25519Batch, ed25519Verdicts, parallelBatch, runBatch, x25519EphemeralAll } from "../../crypto/parallel.js"
+import {
+  ed25519Batch,
+  ed25519Verdicts,
+  parallelBatch,
+  runBatch,
+  spareX25519Ready,
+  takeSpareX25519,
+  x25519EphemeralAll,
+} from "../../crypto/parallel.js"
 import type { VerifyJob } from "../../crypto/parallel.js"
 
 const raw = (key: ReturnType<typeof createPublicKey>) =>
@@ -96,5 +105,37 @@ describe("parallel X25519 ephemeral DH", () => {
       const theirs = diffieHellman({ privateKey: r.privateKey, publicKey: enc })
       assert.equal(Buffer.from(out.subarray(32)).toString("hex"), theirs.toString("hex"), `recipient ${i}`)
     }
+  })
+})
+
+/** Event-loop turns until the worker has a spare key pair ready (it starts up through this thread's loop). */
+async function untilSpareReady(): Promise<void> {
+  const deadline = performance.now() + 10_000
+  while (spareX25519Ready() === 0) {
+    assert.ok(performance.now() < deadline, "the worker drew no spare key pair within 10 s")
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
+
+describe("spare X25519 key pairs", () => {
+  it("hands out key pairs the worker drew ahead, each one valid and each one once", async () => {
+    takeSpareX25519() // the first take starts the worker filling the slots
+    const seen = new Set<string>()
+    let spares = 0
+    for (let round = 0; round < 3; round++) {
+      await untilSpareReady()
+      for (let pair = takeSpareX25519(); pair !== undefined; pair = takeSpareX25519()) {
+        spares++
+        const d = Buffer.from(pair.privateKey).toString("base64url")
+        assert.ok(!seen.has(d), "a private key handed out twice")
+        seen.add(d)
+        // OpenSSL derives the public key from the private one: it must be the one handed out with it.
+        const opensslPublic = createPublicKey(
+          createPrivateKey({ key: { kty: "OKP", crv: "X25519", d, x: "" }, format: "jwk" }),
+        )
+        assert.deepEqual(raw(opensslPublic), Buffer.from(pair.publicKey))
+      }
+    }
+    assert.ok(spares >= 3, `took ${spares} spare key pairs over three fills`)
   })
 })
