@@ -41,10 +41,7 @@ function worker(): Worker {
     workerFailed = true
     forget()
   })
-  w.on("exit", () => {
-    forget()
-    dropSpares(w)
-  })
+  w.on("exit", forget)
   w.unref()
   return (helper = w)
 }
@@ -189,7 +186,13 @@ export function takeSpareX25519(): { privateKey: Uint8Array; publicKey: Uint8Arr
     const sab = new SharedArrayBuffer(spareHeaderInts * 4 + spareCapacity * spareSlotSize)
     const header = new Int32Array(sab, 0, spareHeaderInts)
     header[2] = spareCapacity
-    spares = { worker: w, header, slots: new Uint8Array(sab, spareHeaderInts * 4) }
+    const slots = new Uint8Array(sab, spareHeaderInts * 4)
+    spares = { worker: w, header, slots }
+    // A worker that exits (or is replaced after a stall) leaves its spares: wiped once it can no longer write them.
+    w.once("exit", () => {
+      slots.fill(0)
+      if (spares?.worker === w) spares = undefined
+    })
     w.postMessage({ spares: sab })
     return undefined
   }
@@ -210,11 +213,4 @@ export function takeSpareX25519(): { privateKey: Uint8Array; publicKey: Uint8Arr
 /** How many spare key pairs are ready now (for tests). */
 export function spareX25519Ready(): number {
   return spares === undefined ? 0 : Atomics.load(spares.header, 0) - spares.header[1]!
-}
-
-/** A worker that exited left its spare key pairs: they are wiped (it can no longer write them) and never handed out. */
-function dropSpares(w: Worker): void {
-  if (spares?.worker !== w) return
-  spares.slots.fill(0)
-  spares = undefined
 }
