@@ -178,14 +178,21 @@ describe("nodeCryptoProvider hpke", () => {
 })
 
 describe("nodeCryptoProvider signature", () => {
-  it("signs exactly as the stock provider with keys from either keygen", async () => {
-    for (const keys of [await stock.signature.keygen(), await native.signature.keygen()]) {
-      // Ed25519 is deterministic, so the two must agree byte for byte.
-      const signature = await native.signature.sign(keys.signKey, message)
-      assert.equal(toHex(signature), toHex(await stock.signature.sign(keys.signKey, message)))
-      assert.equal(await stock.signature.verify(keys.publicKey, message, signature), true)
-      assert.equal(await native.signature.verify(keys.publicKey, message, signature), true)
-      assert.equal(await native.signature.verify(keys.publicKey, bytes(100, 6), signature), false)
+  it("signs exactly as the stock provider with keys from either keygen, short messages and long", async () => {
+    // 100 bytes: libsodium signs and checks; 16 kB: OpenSSL signs, libsodium checks; 100 kB: OpenSSL does both.
+    for (const length of [100, 16 * 1024, 100 * 1024]) {
+      const signed = bytes(length, 5)
+      const other = bytes(length, 6)
+      for (const keys of [await stock.signature.keygen(), await native.signature.keygen()]) {
+        // Ed25519 is deterministic, so the two must agree byte for byte.
+        const signature = await native.signature.sign(keys.signKey, signed)
+        assert.equal(toHex(signature), toHex(await stock.signature.sign(keys.signKey, signed)), `${length} bytes`)
+        assert.equal(await stock.signature.verify(keys.publicKey, signed, signature), true)
+        assert.equal(await native.signature.verify(keys.publicKey, signed, signature), true)
+        assert.equal(await native.signature.verify(keys.publicKey, other, signature), false)
+        assert.equal(await native.signature.verify(keys.publicKey.subarray(1), signed, signature), false)
+        assert.equal(await native.signature.verify(keys.publicKey, signed, signature.subarray(1)), false)
+      }
     }
   })
 
