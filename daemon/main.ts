@@ -10,6 +10,7 @@ import { LinkCode } from "../rpc-schema/common.js"
 import { servedMethods } from "../rpc-schema/daemon/index.js"
 import { SettableClock } from "./clock.js"
 import { Daemon } from "./daemon.js"
+import { missingNodeFlags } from "./nodeFlags.js"
 import { SchemaTooNew } from "../shared/migrate.js"
 import { acquireLock, clearStaleSocket, ProfileLocked } from "./lock.js"
 import { profilePaths, type ProfilePaths } from "./paths.js"
@@ -249,3 +250,6 @@ process.on("SIGTERM", () => void stop("SIGTERM"))
 // Ready is said only once the signal handlers are in place: whoever reads the line may stop us at once.
 process.stdout.write(`mlsd: profile ${paths.profile} listening on ${paths.socketPath}\n`)
 log.info({ socket: paths.socketPath, dataDir: paths.dataDir, testClock: testClock !== undefined }, "started")
+const missing = missingNodeFlags()
+if (missing.length > 0)
+  log.warn({ missing }, "started without the Node flags bin/mlsd passes (daemon/nodeFlags.ts): big groups run slower")

@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { DaemonClient, DaemonError } from "../daemon-client/index.js"
 import { profilePaths } from "../daemon/paths.js"
+import { daemonNodeFlags } from "../daemon/nodeFlags.js"
 
 // The checkout: one folder up from the source (scripts/start.ts), two from the build (dist/scripts/start.js).
 const here = dirname(fileURLToPath(import.meta.url))
@@ -159,6 +160,8 @@ function tail(file: string, from: number): string {
 
 /** The entry point of each background process, from the sources (`npm start` runs through tsx). */
 const sourceEntry = { "mls-server": "server/main.ts", mlsd: "daemon/main.ts" } as const
+/** Their Node flags when run from the sources (the bins pass their own). */
+const nodeFlags = { "mls-server": [], mlsd: daemonNodeFlags } as const
 
 /**
  * Starts NAME in the background (its own process group, stdout and stderr appended to `log`). From the sources (`npm
@@ -170,7 +173,7 @@ function launch(bin: keyof typeof sourceEntry, args: string[], log: string) {
   const offset = existsSync(log) ? statSync(log).size : 0
   const fd = openSync(log, "a", 0o600)
   const [command, argv] = import.meta.url.endsWith(".ts")
-    ? [process.execPath, ["--import", "tsx", join(root, sourceEntry[bin]), ...args]]
+    ? [process.execPath, [...nodeFlags[bin], "--import", "tsx", join(root, sourceEntry[bin]), ...args]]
     : [join(root, "bin", bin), args]
   const child = spawn(command, argv, { cwd: root, env, detached: true, stdio: ["ignore", fd, fd] })
   closeSync(fd)

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict"
-import { existsSync, statSync } from "node:fs"
+import { existsSync, readFileSync, statSync } from "node:fs"
+import { join } from "node:path"
 import { describe, it } from "node:test"
-import { rpcClient, runDaemon, startDaemon } from "../helpers/daemon.js"
+import { daemonNodeFlags } from "../../daemon/nodeFlags.js"
+import { rpcClient, runDaemon, startDaemon, type TestDaemon } from "../helpers/daemon.js"
+
+/** The daemon's log once its start-up line is in (it is written after the socket listens). */
+async function startupLog(d: TestDaemon): Promise<string> {
+  for (let i = 0; i < 200 && !d.stderr().includes('"msg":"started"'); i++) await new Promise((r) => setTimeout(r, 25))
+  return d.stderr()
+}
 
 describe("daemon process", () => {
   it("keeps one daemon per profile, with a 0600 socket in a 0700 data dir, and stops cleanly", async (t) => {
@@ -23,6 +31,21 @@ describe("daemon process", () => {
     assert.equal(await d.stop("SIGTERM"), 0)
     assert.equal(existsSync(d.socketPath), false, "socket removed")
     assert.equal(existsSync(`${d.dataDir}/mlsd.pid`), false, "pid file removed")
+  })
+
+  it("warns when started without its Node flags, which every launcher passes", async (t) => {
+    const info = ["--log-level", "info"]
+    const bare = await startDaemon(t, { nodeFlags: [], args: info })
+    const warning = JSON.parse((await startupLog(bare)).split("\n").find((l) => l.includes("Node flags")) ?? "null")
+    assert.deepEqual(warning?.missing, daemonNodeFlags)
+    const flagged = await startDaemon(t, { args: info })
+    assert.doesNotMatch(await startupLog(flagged), /Node flags/)
+
+    // The launchers outside TypeScript pass the same flags: bin/mlsd, and npm run daemon / npm run bench.
+    const root = join(import.meta.dirname, "..", "..")
+    const scripts = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).scripts
+    for (const launcher of [readFileSync(join(root, "bin", "mlsd"), "utf8"), scripts.daemon, scripts.bench])
+      for (const flag of daemonNodeFlags) assert.ok(launcher.includes(flag), `${flag} in ${launcher}`)
   })
 
   it("cleans up the stale socket and lock of a killed daemon", async (t) => {

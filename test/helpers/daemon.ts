@@ -11,6 +11,7 @@ import { dirname, join } from "node:path"
 import type { TestContext } from "node:test"
 import { fileURLToPath } from "node:url"
 import { DaemonClient } from "../../daemon-client/index.js"
+import { daemonNodeFlags } from "../../daemon/nodeFlags.js"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..")
 
@@ -27,6 +28,8 @@ export interface DaemonOptions {
   testClock?: boolean
   /** The client checks results and notifications against their descriptors (default true; benchmarks turn it off). */
   validate?: boolean
+  /** Node flags (default: the daemon's own, daemon/nodeFlags.ts). */
+  nodeFlags?: readonly string[]
 }
 
 export interface TestDaemon {
@@ -52,11 +55,15 @@ export function rpcClient(socketPath: string): Promise<DaemonClient> {
 /** Spawns the daemon without waiting: for tests of refusals. Resolves with its exit code and output. */
 export function runDaemon(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const proc = spawn(process.execPath, ["--import", "tsx", join(root, "daemon", "main.ts"), ...args], {
-      cwd: root,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    })
+    const proc = spawn(
+      process.execPath,
+      [...daemonNodeFlags, "--import", "tsx", join(root, "daemon", "main.ts"), ...args],
+      {
+        cwd: root,
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    )
     let stdout = ""
     let stderr = ""
     proc.stdout.on("data", (d: Buffer) => (stdout += d.toString()))
@@ -93,11 +100,15 @@ export async function spawnDaemon(opts: DaemonOptions = {}): Promise<TestDaemon 
   const env = { ...process.env, ...(opts.testClock === false ? {} : { MLSD_TEST_CLOCK: "1" }), ...opts.env }
   // BENCH_DAEMON_NODE_ARGS (e.g. "--cpu-prof") profiles the daemons under load.
   const nodeArgs = process.env.BENCH_DAEMON_NODE_ARGS?.split(" ").filter(Boolean) ?? []
-  const proc = spawn(process.execPath, [...nodeArgs, "--import", "tsx", join(root, "daemon", "main.ts"), ...args], {
-    cwd: root,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  })
+  const proc = spawn(
+    process.execPath,
+    [...(opts.nodeFlags ?? daemonNodeFlags), ...nodeArgs, "--import", "tsx", join(root, "daemon", "main.ts"), ...args],
+    {
+      cwd: root,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  )
   let stderr = ""
   let stdout = ""
   proc.stderr!.on("data", (d: Buffer) => (stderr += d.toString()))
