@@ -1,13 +1,15 @@
 import assert from "node:assert/strict"
+import { once } from "node:events"
 import { existsSync, readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { describe, it } from "node:test"
 import { daemonNodeFlags } from "../../daemon/nodeFlags.js"
 import { rpcClient, runDaemon, startDaemon, type TestDaemon } from "../helpers/daemon.js"
 
-/** The daemon's log once its start-up line is in (it is written after the socket listens). */
+/** The daemon's log once its start-up line is in (written just after the socket listens; 10 s at most). */
 async function startupLog(d: TestDaemon): Promise<string> {
-  for (let i = 0; i < 200 && !d.stderr().includes('"msg":"started"'); i++) await new Promise((r) => setTimeout(r, 25))
+  const signal = AbortSignal.timeout(10_000)
+  while (!d.stderr().includes('"msg":"started"')) await once(d.proc.stderr!, "data", { signal })
   return d.stderr()
 }
 
