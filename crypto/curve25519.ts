@@ -51,3 +51,8 @@ export function ed25519Sign(secretKey: Buffer, message: Uint8Array): Uint8Array 
   sodium.crypto_sign_detached(signature, buf(message), secretKey)
   return new Uint8Array(signature.buffer, signature.byteOffset, 64)
 }
+
+/** libsodium's verdict on one Ed25519 signature (signature.ts asks OpenSSL again about a rejection). */
+export function ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  return sodium.crypto_sign_verify_detached(buf(signature), buf(message), buf(publicKey))
+}

@@ -7,7 +7,7 @@ import type { Signature } from "ts-mls"
 import { CryptoError } from "ts-mls/mlsError.js"
 import { fromBase64Url, toBase64Url } from "../rpc-schema/common.js"
 import { concat, startsWith, toBytes } from "./bytes.js"
-import { ed25519SecretKey, ed25519Sign } from "./curve25519.js"
+import { ed25519SecretKey, ed25519Sign, ed25519Verify } from "./curve25519.js"
 import { LruCache } from "./lru.js"
 import { generateRaw, importPrivate, importPublic, keySizes } from "./okp.js"
 import { randomBytes } from "./rng.js"
@@ -111,13 +111,23 @@ let started: { sab: SharedArrayBuffer; checks: QueuedCheck[] }[] = []
  */
 const chunkSize = 32
 
+/** Whether a check already ran on this thread in this turn of the event loop (cleared by a `setImmediate`). */
+let turnHasCheck = false
+
 /**
  * ts-mls starts the checks of a Commit's KeyPackages concurrently (with the ts-mls patch, both signatures of each at
- * once: 198 for a Commit adding 99 members). Checks requested in one turn of the event loop are collected: each full
- * chunk goes to the worker as soon as it is cut (parallel.ts), and at the end of the turn this thread cuts the rest
- * and finishes every chunk together with the worker. A lone check runs here, one `setImmediate` later.
+ * once: 198 for a Commit adding 99 members). The first check of a turn of the event loop runs at once on this thread:
+ * alone (a message's signature, say) it answers without a trip through the shared buffer and the next turn (decrypts
+ * per second: +6 to +15 % in alternating runs). The others requested in that turn are collected: each full chunk goes to the
+ * worker as soon as it is cut (parallel.ts), and at the end of the turn this thread cuts the rest and finishes every
+ * chunk together with the worker.
  */
 function verifySoon(job: VerifyJob): Promise<boolean> {
+  if (!turnHasCheck) {
+    turnHasCheck = true
+    setImmediate(() => (turnHasCheck = false))
+    return Promise.resolve(ed25519Verify(job.publicKey, job.message, job.signature) || openSslVerifies("Ed25519", job))
+  }
   return new Promise((resolve) => {
     if (queued.push({ job, resolve }) === 1 && started.length === 0) setImmediate(verifyQueued)
     if (queued.length === chunkSize) startChunk()
