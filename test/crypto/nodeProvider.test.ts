@@ -65,6 +65,20 @@ describe("nodeCryptoProvider hash and kdf", () => {
   })
 })
 
+describe("nodeCryptoProvider rng", () => {
+  it("never hands out the same bytes twice, across refills of its pool, nor wiped ones", () => {
+    // 32-byte draws cross the 4 kB pool's refills 40 times; sizes 1..300 mix pooled and direct draws.
+    const draws = [
+      ...Array.from({ length: 5000 }, () => native.rng.randomBytes(32)),
+      ...Array.from({ length: 300 }, (_, i) => native.rng.randomBytes(i + 1)),
+    ]
+    const seen = new Set(draws.filter((d) => d.length >= 16).map((d) => Buffer.from(d).toString("hex")))
+    assert.equal(seen.size, draws.filter((d) => d.length >= 16).length)
+    for (const d of draws.filter((d) => d.length >= 8)) assert.ok(d.some((b) => b !== 0), "an all-zero draw")
+    for (const [i, d] of draws.entries()) assert.equal(d.buffer.byteLength, d.length, `draw ${i} shares its buffer`)
+  })
+})
+
 describe("nodeCryptoProvider hpke", () => {
   it("opens what the stock provider seals and the stock provider opens what it seals", async () => {
     for (const [from, to] of [
