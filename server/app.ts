@@ -57,7 +57,7 @@ async function openStores(
       close: () => store.close(),
     }
   }
-  const store = await PgStore.open(config.dbPath)
+  const store = await PgStore.open(config.dbPath, config.dbConnections)
   store.db.doorbell.onError = log.ringLost
   try {
     // The store first: a stream the hub checks again must not find a revoked session in the store's cache.

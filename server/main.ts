@@ -17,6 +17,8 @@ const usage = `usage: mls-server [options]
   --port PORT               port to listen on; 0 picks a free one (default 4000)
   --db PATH|URL             SQLite database file (default ./data/server.db), or a PostgreSQL database
                             postgres://USER:PASSWORD@HOST:PORT/DB: any number of instances may share one
+  --db-connections N        PostgreSQL only: pooled connections of this instance, for its transactions and queries;
+                            the instances' total is best kept at 2-3 per core of PostgreSQL (default ${defaultConfig.dbConnections})
   --domain NAME             the domain of new devices' client ids <user-id>:<device-id>@NAME, a lower-case DNS
                             name or IPv4 address; keep it once clients exist (default: --host)
   --reservation-ttl SECS    how long a reserved KeyPackage is held (default ${defaultConfig.reservationTtlMs / 1000})
@@ -99,6 +101,7 @@ try {
       host: { type: "string", default: "127.0.0.1" },
       port: { type: "string", default: "4000" },
       db: { type: "string", default: "data/server.db" },
+      "db-connections": { type: "string" },
       domain: { type: "string" },
       "reservation-ttl": { type: "string" },
       "reserve-burst": { type: "string" },
@@ -180,6 +183,7 @@ if (!isClientIdDomain(domain)) {
 const config: ServerConfig = {
   ...defaultConfig,
   dbPath: flags.db!,
+  dbConnections: positiveInteger("db-connections", flags["db-connections"], defaultConfig.dbConnections),
   domain,
   reservationTtlMs:
     positiveNumber("reservation-ttl", flags["reservation-ttl"], defaultConfig.reservationTtlMs / 1000) * 1000,

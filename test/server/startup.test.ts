@@ -66,6 +66,14 @@ describe("mls-server start-up", () => {
     }
   })
 
+  it("refuses a --db-connections that is not a positive integer", async () => {
+    for (const n of ["0", "-2", "1.5", "many"]) {
+      const { code, stderr } = await runServer(["--port", "0", `--db-connections=${n}`])
+      assert.equal(code, 2, stderr)
+      assert.match(stderr, /^mls-server: --db-connections must be a positive/)
+    }
+  })
+
   it("logs human-readable lines to stderr with --log-format pretty", async (t) => {
     const dir = tempDir(t)
     const server = await spawnServer(["--db", join(dir, "s.db"), "--log-format", "pretty"])

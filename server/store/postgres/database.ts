@@ -138,8 +138,8 @@ export class PgDatabase extends Queries {
     super(pool)
   }
 
-  /** Connects (a pool of `max` connections) and applies the pending migrations. */
-  static async open(url: string, max = 16): Promise<PgDatabase> {
+  /** Connects (a pool of `max` connections: `--db-connections`) and applies the pending migrations. */
+  static async open(url: string, max: number): Promise<PgDatabase> {
     const pool = new pg.Pool({ connectionString: url, max, types })
     // An idle connection the server dropped (restart, admin): the pool discards it; the next query opens another.
     pool.on("error", () => {})

@@ -91,8 +91,8 @@ export class PgStore implements ServerStore {
 
   private constructor(readonly db: PgDatabase) {}
 
-  static async open(url: string): Promise<PgStore> {
-    return new PgStore(await PgDatabase.open(url))
+  static async open(url: string, connections: number): Promise<PgStore> {
+    return new PgStore(await PgDatabase.open(url, connections))
   }
 
   takeTokens(buckets: readonly BucketRequest[], n: number, now: number): Promise<number[]> {
