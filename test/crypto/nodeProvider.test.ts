@@ -74,7 +74,11 @@ describe("nodeCryptoProvider rng", () => {
     ]
     const seen = new Set(draws.filter((d) => d.length >= 16).map((d) => Buffer.from(d).toString("hex")))
     assert.equal(seen.size, draws.filter((d) => d.length >= 16).length)
-    for (const d of draws.filter((d) => d.length >= 8)) assert.ok(d.some((b) => b !== 0), "an all-zero draw")
+    for (const d of draws.filter((d) => d.length >= 8))
+      assert.ok(
+        d.some((b) => b !== 0),
+        "an all-zero draw",
+      )
     for (const [i, d] of draws.entries()) assert.equal(d.buffer.byteLength, d.length, `draw ${i} shares its buffer`)
   })
 })
