@@ -75,8 +75,9 @@ function positiveNumber(name: string, text: string | undefined, fallback: number
 }
 
 function positiveInteger(name: string, text: string | undefined, fallback: number): number {
-  const n = positiveNumber(name, text, fallback)
-  if (!Number.isInteger(n)) fail(`--${name} must be a positive integer`)
+  if (text === undefined) return fallback
+  const n = Number(text)
+  if (!Number.isInteger(n) || n <= 0) fail(`--${name} must be a positive integer`)
   return n
 }
 

@@ -70,7 +70,7 @@ describe("mls-server start-up", () => {
     for (const n of ["0", "-2", "1.5", "many"]) {
       const { code, stderr } = await runServer(["--port", "0", `--db-connections=${n}`])
       assert.equal(code, 2, stderr)
-      assert.match(stderr, /^mls-server: --db-connections must be a positive/)
+      assert.match(stderr, /^mls-server: --db-connections must be a positive integer/)
     }
   })
 
