@@ -31,6 +31,7 @@ export default async function fanout(flags: string[]): Promise<void> {
     const add = await postCommit(server.url, owner!, g, { keyPackages, welcome: fakeWelcome() })
     if (add.status !== 201) throw new Error(`adding the members failed: ${JSON.stringify(add.body)}`)
 
+    await servers.loadStarts()
     const load = await runChild<{
       sentAt: Record<string, number>
       received: [number, number][][]

@@ -35,6 +35,7 @@ export default async function keydir(flags: string[]): Promise<void> {
     }
     console.log(`setup: ${users} users, ${keys} keys in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
 
+    await servers.loadStarts()
     const load = await runChild<{
       latencies: number[]
       elapsedMs: number

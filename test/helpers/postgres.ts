@@ -42,7 +42,7 @@ function postgresUser(): { uid: number; gid: number } {
   }
 }
 
-async function startCluster(): Promise<string> {
+async function startCluster(settings: readonly string[]): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), "mls-pg-"))
   chmodSync(dir, 0o755)
   const dataDir = join(dir, "data")
@@ -72,7 +72,9 @@ async function startCluster(): Promise<string> {
     stdio: "ignore",
   })
   const port = await freePort()
-  const flags = ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=400"]
+  const flags = ["listen_addresses=127.0.0.1", "unix_socket_directories=", "max_connections=400", ...settings].flatMap(
+    (setting) => ["-c", setting],
+  )
   const server = spawn(join(bin, "postgres"), ["-D", dataDir, "-p", String(port), ...flags], {
     ...asUser,
     cwd: dir,
@@ -96,19 +98,24 @@ async function startCluster(): Promise<string> {
   }
 }
 
-let cluster: Promise<string> | undefined
+let cluster: { settings: string; url: Promise<string> } | undefined
 
-/** The admin URL of this run's cluster, started on first use. */
-export function testCluster(): Promise<string> {
+/**
+ * The admin URL of this run's cluster, started on first use with the server settings given (`name=value`, as for
+ * `postgres -c`: the benchmarks' --pg-setting). A later call must ask for the same settings: they are fixed at start.
+ */
+export function testCluster(settings: readonly string[] = []): Promise<string> {
   const given = process.env.MLS_TEST_PG_URL
   if (given) return Promise.resolve(given)
-  cluster ??= startCluster()
-  return cluster
+  const asked = settings.join(" ")
+  cluster ??= { settings: asked, url: startCluster(settings) }
+  if (cluster.settings !== asked) throw new Error(`the test PostgreSQL runs with "${cluster.settings}", not "${asked}"`)
+  return cluster.url
 }
 
-/** A new, empty database on the test cluster; answers its URL. */
-export async function freshDatabase(): Promise<string> {
-  const admin = await testCluster()
+/** A new, empty database on the test cluster (started with `settings`: testCluster); answers its URL. */
+export async function freshDatabase(settings: readonly string[] = []): Promise<string> {
+  const admin = await testCluster(settings)
   const name = `mls_${randomBytes(6).toString("hex")}`
   const client = new pg.Client({ connectionString: admin })
   await client.connect()
