@@ -165,6 +165,7 @@ describe("ts-mls patch: encodings kept by value identity", () => {
     const alice = await generateKeyPackage(credential("alice"), defaultCapabilities(), defaultLifetime, [], cs)
     const bob = await generateKeyPackage(credential("bob"), defaultCapabilities(), defaultLifetime, [], cs)
     const kp = alice.publicPackage
+    // Made here, so its leaf node kept its encoding when it was signed (signLeafNodeKeyPackage).
     const first = encodeKeyPackage(kp)
     // Kept: the same bytes again, and inside a Commit that carries the same object.
     assert.equal(toHex(encodeKeyPackage(kp)), toHex(first))
