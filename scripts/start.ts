@@ -15,6 +15,7 @@ import { parseArgs } from "node:util"
 import { DaemonClient, DaemonError } from "../daemon-client/index.js"
 import { profilePaths } from "../daemon/paths.js"
 import { daemonNodeFlags } from "../daemon/nodeFlags.js"
+import type { PoolStatusResult } from "../rpc-schema/daemon/pool.js"
 
 // The checkout: one folder up from the source (scripts/start.ts), two from the build (dist/scripts/start.js).
 const here = dirname(fileURLToPath(import.meta.url))
@@ -320,6 +321,11 @@ async function stop(): Promise<never> {
   process.exit(0)
 }
 
+function poolLine(pool: PoolStatusResult): string {
+  const { available, policy, lastResort, health } = pool
+  return `pool    ${available}/${policy.target} available, last resort ${lastResort ? "yes" : "no"}, health ${health}`
+}
+
 async function main(): Promise<never> {
   if (flags.stop) return stop()
   const tty = process.stdin.isTTY === true && process.stdout.isTTY === true
@@ -343,7 +349,7 @@ async function main(): Promise<never> {
   process.stdout.write(`server  ${server.url}  (${server.note})
 daemon  profile ${paths.profile}, pid ${status.pid} (${daemon.note}), socket ${paths.socketPath}, log ${daemonLog}
 user    ${me.username} (signature key ${me.signatureKey})
-pool    ${pool.available}/${pool.policy.target} available, last resort ${pool.lastResort ? "yes" : "no"}, health ${pool.health}
+${poolLine(pool)}
 `)
   let pid: number | undefined = status.pid
   if (tty) {
@@ -353,9 +359,11 @@ pool    ${pool.available}/${pool.policy.target} available, last resort ${pool.la
     delete process.env.CONTINUOUS_INTEGRATION
     const { runTui } = await import("../tui/main.js")
     await runTui(paths.socketPath)
-    // The daemon may have been restarted while the TUI ran: say which one runs now.
+    // The daemon may have been restarted while the TUI ran: say which one runs now, and its pool now (the lines above,
+    // back on the screen, tell how things stood before the chat opened: a first run's pool still empty).
     const now = await connect()
     pid = now ? (await now.call("daemon.status")).pid : undefined
+    if (now) process.stdout.write(`${poolLine(await now.call("pool.status"))}\n`)
     now?.close()
   }
   const stopHint = `npm start -- --stop${flags.profile ? ` --profile ${paths.profile}` : ""}`
