@@ -321,9 +321,10 @@ async function stop(): Promise<never> {
   process.exit(0)
 }
 
-function poolLine(pool: PoolStatusResult): string {
+/** The summary's pool line; `when` ("now ") tells it from the one printed before the chat. */
+function poolLine(pool: PoolStatusResult, when = ""): string {
   const { available, policy, lastResort, health } = pool
-  return `pool    ${available}/${policy.target} available, last resort ${lastResort ? "yes" : "no"}, health ${health}`
+  return `pool    ${when}${available}/${policy.target} available, last resort ${lastResort ? "yes" : "no"}, health ${health}`
 }
 
 async function main(): Promise<never> {
@@ -363,7 +364,7 @@ ${poolLine(pool)}
     // back on the screen, tell how things stood before the chat opened: a first run's pool still empty).
     const now = await connect()
     pid = now ? (await now.call("daemon.status")).pid : undefined
-    if (now) process.stdout.write(`${poolLine(await now.call("pool.status"))}\n`)
+    if (now) process.stdout.write(`${poolLine(await now.call("pool.status"), "now ")}\n`)
     now?.close()
   }
   const stopHint = `npm start -- --stop${flags.profile ? ` --profile ${paths.profile}` : ""}`

@@ -79,8 +79,7 @@ describe("TUI in a terminal", () => {
     const newPid = Number(/keeps running \(pid (\d+)\)/.exec(last)?.[1])
     assert.ok(alive(newPid), "the daemon keeps running after /quit")
     // The pool as it is after the chat, below the summary printed before it opened (a first run's pool still empty).
-    const poolLines = last.match(/^pool {4}.*$/gm) ?? []
-    assert.match(poolLines.at(-1) ?? "", /^pool {4}32\/32 available, last resort yes, health good$/, last)
+    assert.match(last, /^pool {4}now 32\/32 available, last resort yes, health good$/m, last)
     const after = await DaemonClient.connect(w.socket("alice"))
     assert.equal((await after.call("daemon.status")).pid, newPid)
     after.close()
