@@ -249,7 +249,8 @@ process.on("SIGINT", () => void stop("SIGINT"))
 process.on("SIGTERM", () => void stop("SIGTERM"))
 // Ready is said only once the signal handlers are in place: whoever reads the line may stop us at once.
 process.stdout.write(`mlsd: profile ${paths.profile} listening on ${paths.socketPath}\n`)
-log.info({ socket: paths.socketPath, dataDir: paths.dataDir, testClock: testClock !== undefined }, "started")
+// Start-up's own warnings go before "started", so that whoever reads the log up to that line has them all.
 const missing = missingNodeFlags()
 if (missing.length > 0)
   log.warn({ missing }, "started without the Node flags bin/mlsd passes (daemon/nodeFlags.ts): big groups run slower")
+log.info({ socket: paths.socketPath, dataDir: paths.dataDir, testClock: testClock !== undefined }, "started")
